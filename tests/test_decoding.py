@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from training.data import pad
+from training.decoding import DecodeSettings, beam_search, greedy, length_penalty
+from training.export import load_run
+from training.model import Transformer
+from training.text import EOS_ID
+
+
+@pytest.fixture(scope="module")
+def toy(toy_run):
+    cfg, _ = toy_run
+    translator, _, _ = load_run(cfg.run_dir, "last")
+    return translator
+
+
+def toy_sources(translator, texts):
+    return pad([translator.prepare(t).ids for t in texts])
+
+
+def sequence_score(model, src_row: torch.Tensor, ids: list[int]) -> float:
+    """Independent re-scoring: teacher-forced sum of log-probabilities of ids + </s>."""
+    tgt = torch.tensor([[2] + ids + [EOS_ID]])
+    logits, _ = model(src_row[None], tgt[:, :-1])
+    logp = logits.log_softmax(-1)[0]
+    return logp.gather(1, tgt[0, 1:, None]).sum().item()
+
+
+def random_model(tiny_config, seed):
+    torch.manual_seed(seed)
+    m = Transformer(tiny_config).eval()
+    with torch.no_grad():  # sharpen the untrained distributions so hypotheses differ
+        m.output_bias.normal_(0, 2.0)
+    return m
+
+
+def test_toy_model_reverses_digits(toy):
+    out = toy.translate(["1 2 3 4", "9 0 7", "5 5 6 1 2"], beam=1)
+    assert out == ["4321", "709", "21655"]
+
+
+def test_beam_one_equals_greedy(toy, tiny_config):
+    src = toy_sources(toy, ["1 2 3", "4 4 0 9 8 1", "7 7"])
+    for model in (toy.model, random_model(tiny_config, 0)):
+        settings = DecodeSettings(beam=1, length_penalty=0.0)
+        if model is not toy.model:
+            src = torch.randint(4, tiny_config.src_vocab_size, (4, 6))
+        g = greedy(model, src, settings)
+        b = beam_search(model, src, settings)
+        assert [h.ids for h in g] == [h.ids for h in b]
+        assert [h.score for h in g] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
+def test_reported_scores_are_the_model_log_probabilities(toy):
+    src = toy_sources(toy, ["3 1 4 1 5", "2 7"])
+    for hyp, row in zip(beam_search(toy.model, src, DecodeSettings(beam=3, length_penalty=0.0)), src):
+        assert hyp.score == pytest.approx(sequence_score(toy.model, row, hyp.ids), abs=1e-4)
+
+
+@pytest.mark.parametrize("seed,beam", [(s, 4) for s in range(5)] + [(135, 2)])  # 135: plain beam search loses to greedy
+def test_beam_search_never_scores_below_greedy(tiny_config, seed, beam):
+    model = random_model(tiny_config, seed)
+    src = torch.randint(4, tiny_config.src_vocab_size, (5, 6), generator=torch.Generator().manual_seed(seed))
+    settings = DecodeSettings(beam=beam, length_penalty=0.0, max_len_a=1.0, max_len_b=4)
+    g = greedy(model, src, settings)
+    b = beam_search(model, src, settings)
+    for hg, hb in zip(g, b):
+        assert hb.score >= hg.score - 1e-5
+
+
+def test_batched_decoding_equals_one_sentence_at_a_time(toy):
+    texts = ["1 2 3 4 5 6", "8", "0 0 1"]
+    settings = DecodeSettings(beam=3)
+    together = beam_search(toy.model, toy_sources(toy, texts), settings)
+    alone = [beam_search(toy.model, toy_sources(toy, [t]), settings)[0] for t in texts]
+    assert [h.ids for h in together] == [h.ids for h in alone]
+    assert [h.score for h in together] == pytest.approx([h.score for h in alone], abs=1e-4)
+
+
+def test_output_length_is_capped_relative_to_the_source(tiny_config):
+    model = random_model(tiny_config, 1)
+    with torch.no_grad():
+        model.output_bias[EOS_ID] = -1e4  # the model never wants to stop
+    src = torch.randint(4, tiny_config.src_vocab_size, (2, 3))
+    settings = DecodeSettings(beam=2, max_len_a=1.0, max_len_b=2)  # 3 * 1 + 2 = 5 tokens incl. </s>
+    for decode in (greedy, beam_search):
+        for hyp in decode(model, src, settings):
+            assert len(hyp.ids) == 4
+
+
+def test_length_penalty_is_gnmt():
+    assert length_penalty(1, 0.0) == 1.0
+    assert length_penalty(7, 1.0) == pytest.approx(2.0)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="beam"):
+        DecodeSettings(beam=0)
+    with pytest.raises(ValueError, match="length_penalty"):
+        DecodeSettings(length_penalty=-1)

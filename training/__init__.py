@@ -1,0 +1,1 @@
+"""Train, evaluate and export the from-scratch English→Chinese Transformer."""

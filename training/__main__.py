@@ -1,0 +1,225 @@
+"""Command line: python -m training {train,evaluate,export} --help"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+
+from .config import TrainConfig
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+# Options that may change when resuming; everything else must match the run.
+RESUMABLE = {"epochs", "max_steps", "threads", "device", "progress", "checkpoint_every", "eval_max_sentences", "bf16"}
+
+
+def positive_int(s: str) -> int:
+    v = int(s)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    return v
+
+
+def non_negative_float(s: str) -> float:
+    v = float(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
+def fraction(s: str) -> float:
+    v = float(s)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {s}")
+    return v
+
+
+def _opt(p: argparse.ArgumentParser, flag: str, field: str, type_, help_: str, **kw) -> None:
+    default = DEFAULTS.get(field)
+    kw.setdefault("metavar", "N" if type_ in (int, positive_int) else "X" if type_ is not str else "NAME")
+    p.add_argument(flag, dest=field, type=type_, help=f"{help_} (default: {default})", **kw)
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", dest="train_path", required=True, metavar="TSV",
+                   help="training pairs, one 'English<TAB>Chinese' per line (malformed lines are skipped and counted)")
+    p.add_argument("--dev", dest="dev_path", metavar="TSV",
+                   help="dev pairs for per-epoch BLEU/chrF and best-checkpoint selection (default: none)")
+    p.add_argument("--run-dir", dest="run_dir", required=True, metavar="DIR",
+                   help="where checkpoints, vocabularies and log.jsonl are written")
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue from DIR/last.safetensors with its model, optimizer, RNG and data position "
+                        "(shape and recipe come from DIR/train_config.json; --epochs, --max-steps, --threads, "
+                        "--device and --checkpoint-every may change)")
+    g = p.add_argument_group("model")
+    _opt(g, "--d-model", "d_model", positive_int, "width of the residual stream")
+    _opt(g, "--heads", "n_heads", positive_int, "attention heads per layer (must divide --d-model)")
+    _opt(g, "--d-ff", "d_ff", positive_int, "feed-forward hidden width")
+    _opt(g, "--encoder-layers", "n_encoder_layers", positive_int, "encoder blocks")
+    _opt(g, "--decoder-layers", "n_decoder_layers", positive_int, "decoder blocks")
+    _opt(g, "--dropout", "dropout", fraction, "dropout on embeddings, attention and sub-layer outputs")
+    g.add_argument("--post-norm", dest="pre_norm", action="store_false",
+                   help="LayerNorm after each residual add, as in the 2017 paper (default: pre-norm)")
+    _opt(g, "--max-len", "max_len", positive_int, "longest sequence (tokens) the model accepts")
+    g = p.add_argument_group("data and vocabulary")
+    _opt(g, "--min-freq-src", "min_freq_src", positive_int, "English words rarer than this become <unk>")
+    _opt(g, "--min-freq-tgt", "min_freq_tgt", positive_int, "Chinese characters rarer than this become <unk>")
+    g.add_argument("--keep-case", dest="lowercase", action="store_false",
+                   help="keep English casing (default: lower-case, which suits a corpus this small)")
+    _opt(g, "--max-sentence-tokens", "max_tokens_per_sentence", positive_int,
+         "training pairs longer than this on either side are skipped")
+    g = p.add_argument_group("optimisation")
+    _opt(g, "--epochs", "epochs", positive_int, "passes over the training data")
+    _opt(g, "--max-tokens", "max_tokens", positive_int, "token budget of one batch (padded length × sentences)")
+    _opt(g, "--accum-steps", "accum_steps", positive_int, "batches accumulated per optimizer step")
+    _opt(g, "--lr", "lr", non_negative_float, "peak learning rate (AdamW)")
+    _opt(g, "--warmup-steps", "warmup_steps", int, "linear warmup steps")
+    g.add_argument("--schedule", dest="schedule", choices=["inverse_sqrt", "cosine"],
+                   help=f"decay after warmup (default: {DEFAULTS['schedule']})")
+    _opt(g, "--min-lr-ratio", "min_lr_ratio", fraction, "cosine floor as a fraction of the peak lr")
+    _opt(g, "--weight-decay", "weight_decay", non_negative_float, "AdamW weight decay")
+    _opt(g, "--label-smoothing", "label_smoothing", fraction, "label smoothing of the cross-entropy")
+    _opt(g, "--clip-norm", "clip_norm", non_negative_float, "gradient-norm clipping threshold (0 disables)")
+    _opt(g, "--max-steps", "max_steps", positive_int, "stop after this many optimizer steps (the schedule still spans --epochs)")
+    g = p.add_argument_group("evaluation and checkpoints")
+    _opt(g, "--eval-beam", "eval_beam", positive_int, "beam size of the per-epoch dev evaluation")
+    _opt(g, "--eval-max-sentences", "eval_max_sentences", positive_int, "evaluate on the first N dev pairs only")
+    _opt(g, "--checkpoint-every", "checkpoint_every", positive_int, "also write last.safetensors every N steps")
+    _opt(g, "--keep-checkpoints", "keep_checkpoints", positive_int, "epoch checkpoints kept for --average at export")
+    g = p.add_argument_group("runtime")
+    _opt(g, "--seed", "seed", int, "seed for initialization, data order and dropout")
+    _opt(g, "--device", "device", str, "auto (CUDA if present), cpu, cuda, cuda:N")
+    _opt(g, "--threads", "threads", positive_int, "torch CPU threads; 1 is often fastest on a busy 2-core machine")
+    g.add_argument("--no-bf16", dest="bf16", action="store_false", help="disable bf16 autocast on CUDA")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import load_run_config, train
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
+    given.setdefault("dev_path", None)
+    run_dir = Path(args.run_dir)
+    if args.resume and (run_dir / "train_config.json").is_file():
+        saved = load_run_config(run_dir).to_dict()
+        changed = sorted(k for k, v in given.items()
+                         if k not in RESUMABLE and k in saved and v != saved[k] and k not in ("train_path", "dev_path"))
+        if changed:
+            raise ValueError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
+                             "start a new --run-dir to change them")
+        cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE | {"train_path", "dev_path"}})
+    else:
+        cfg = TrainConfig.from_dict(given)
+        if cfg.d_model % cfg.n_heads:
+            raise ValueError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        (run_dir / "command.txt").write_text("python -m training " + shlex.join(sys.argv[1:]) + "\n", encoding="utf-8")
+    summary = train(cfg, resume=args.resume)
+    print(f"done: {summary['steps']} steps, {summary['seconds'] / 60:.1f} min, best dev BLEU "
+          f"{summary['best_bleu']:.2f}" if summary["best_bleu"] >= 0 else
+          f"done: {summary['steps']} steps, {summary['seconds'] / 60:.1f} min")
+    return 0
+
+
+def add_decoding_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam", type=positive_int, help="beam size; 1 = greedy (default: the weights' config.json)")
+    p.add_argument("--length-penalty", type=non_negative_float,
+                   help="GNMT length penalty alpha; 0 ranks by raw log-probability (default: the weights' config.json)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import read_tsv
+    from .evaluate import evaluate
+    from .translator import load_weights_dir
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    corpus = read_tsv(args.data)
+    if not corpus.pairs:
+        raise ValueError(f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+    translator = load_weights_dir(args.weights_dir)
+    settings = translator.settings(beam=args.beam, length_penalty=args.length_penalty)
+    scores, hyps = evaluate(translator, corpus.pairs, beam=settings.beam, length_penalty=settings.length_penalty)
+    out = Path(args.output or Path(args.data).with_suffix(".hyp.txt").name)
+    out.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    skipped = f", {corpus.skipped} malformed lines skipped" if corpus.skipped else ""
+    print(f"{args.data}: {len(corpus.pairs)} pairs{skipped} · beam {settings.beam}, length penalty {settings.length_penalty}")
+    print(f"BLEU {scores.bleu:.2f}   {scores.bleu_signature}")
+    print(f"chrF {scores.chrf:.2f}   {scores.chrf_signature}")
+    print(f"{scores.seconds:.1f}s ({len(corpus.pairs) / scores.seconds:.1f} sentences/s) · hypotheses written to {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .decoding import DecodeSettings
+    from .export import export
+
+    command_file = Path(args.run_dir) / "command.txt"
+    command = command_file.read_text(encoding="utf-8").strip() if command_file.is_file() else None
+    settings = DecodeSettings(beam=args.beam or 4, length_penalty=0.6 if args.length_penalty is None else args.length_penalty)
+    out, scores = export(args.run_dir, args.out_dir, args.checkpoint, args.average, args.dtype, args.dev, settings,
+                         command, args.threads)
+    print(f"exported to {out}" + (f" · dev {scores.line()}" if scores else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train, evaluate and export the English→Chinese Transformer.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  python -m training train --train ../shared/data/tatoeba-cmn-eng/train.tsv "
+               "--dev ../shared/data/tatoeba-cmn-eng/dev.tsv --run-dir runs/base --epochs 2 --threads 2",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,export}")
+
+    p = sub.add_parser("train", help="train a model (or --resume one)", argument_default=argparse.SUPPRESS,
+                       description="Train the Transformer on TSV pairs; see README.md for a worked example. "
+                                   "Distributed: torchrun --nproc_per_node N -m training train ...")
+    add_train_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="BLEU/chrF of a weights folder on a TSV file",
+                       description="Translate the English side of a TSV file and score it against the Chinese side "
+                                   "(sacrebleu, tokenize=zh, both sides converted to simplified).")
+    p.add_argument("weights_dir", metavar="WEIGHTS_DIR", help="an exported weights folder (e.g. weights/)")
+    p.add_argument("--data", required=True, metavar="TSV", help="English<TAB>Chinese pairs to score")
+    add_decoding_args(p)
+    p.add_argument("--output", metavar="FILE", help="where to write the hypotheses, one per line (default: DATA.hyp.txt here)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write a weights folder (safetensors + config + vocab + model card)",
+                       description="Turn a run directory into a weights folder the app and the Hub can use.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the weights folder to write (replaced if it exists)")
+    p.add_argument("--checkpoint", default="best", help="best, last or a checkpoint path (default: best)")
+    p.add_argument("--average", type=positive_int, default=1,
+                   help="average the last K epoch checkpoints instead (default: 1, no averaging)")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
+                   help="storage dtype of model.safetensors (default: float16, upcast at load)")
+    p.add_argument("--dev", metavar="TSV", help="re-score on this dev file and put the figures in the model card")
+    add_decoding_args(p)
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted" + (" · continue with --resume" if args.command == "train" else ""), file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

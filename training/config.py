@@ -1,0 +1,141 @@
+"""Configuration dataclasses: the model's shape and the training recipe.
+
+`ModelConfig` travels with the weights (it is the `model` section of
+`config.json` beside `model.safetensors`); `TrainConfig` is saved in each
+run directory so that a run can be resumed and reproduced.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    src_vocab_size: int  # English vocabulary size, specials included
+    tgt_vocab_size: int  # Chinese vocabulary size, specials included
+    d_model: int = 256  # width of every residual stream vector
+    n_heads: int = 4  # attention heads per attention layer; d_model % n_heads == 0
+    d_ff: int = 1024  # hidden width of the position-wise feed-forward layer
+    n_encoder_layers: int = 3
+    n_decoder_layers: int = 3
+    dropout: float = 0.2  # on embeddings, attention weights, sub-layer outputs
+    max_len: int = 256  # longest sequence the positional encoding table covers
+    pre_norm: bool = True  # LayerNorm before each sub-layer (stabler) vs after (2017 paper)
+    pad_id: int = 0  # must match the vocabularies' <pad> id
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads", "d_ff", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainConfig:
+    train_path: str  # TSV of English<TAB>Chinese pairs
+    dev_path: str | None  # TSV used for per-epoch BLEU/chrF and best-checkpoint selection
+    run_dir: str  # where checkpoints, vocabularies and the log go
+    # model shape (the vocabulary sizes come from the data)
+    d_model: int = 256
+    n_heads: int = 4
+    d_ff: int = 1024
+    n_encoder_layers: int = 3
+    n_decoder_layers: int = 3
+    dropout: float = 0.25
+    pre_norm: bool = True
+    max_len: int = 256
+    # vocabulary
+    min_freq_src: int = 2  # English words seen fewer times become <unk>
+    min_freq_tgt: int = 1  # Chinese characters seen fewer times become <unk>
+    lowercase: bool = True  # lower-case English before tokenizing
+    max_tokens_per_sentence: int = 100  # longer training pairs are skipped, not truncated
+    # optimisation
+    epochs: int = 30
+    max_tokens: int = 2500  # token budget per batch (padded source or target, the larger)
+    accum_steps: int = 1  # micro-batches per optimizer step (per process)
+    lr: float = 7e-4  # peak learning rate
+    warmup_steps: int = 400
+    schedule: str = "inverse_sqrt"  # "inverse_sqrt" or "cosine" decay after warmup
+    min_lr_ratio: float = 0.0  # cosine only: floor as a fraction of the peak
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    max_steps: int | None = None  # stop after this many optimizer steps; the lr schedule still spans all epochs
+    # evaluation and checkpoints
+    eval_beam: int = 1  # beam size for the per-epoch dev evaluation
+    eval_max_sentences: int | None = None  # evaluate on the first N dev pairs only
+    checkpoint_every: int | None = None  # also checkpoint every N steps (None: only per epoch)
+    keep_checkpoints: int = 5  # epoch checkpoints kept for averaging at export
+    # runtime
+    seed: int = 1234
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    progress: bool = True  # tqdm progress bar
+
+    def model_config(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> ModelConfig:
+        return ModelConfig(
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_ff=self.d_ff,
+            n_encoder_layers=self.n_encoder_layers,
+            n_decoder_layers=self.n_decoder_layers,
+            dropout=self.dropout,
+            max_len=self.max_len,
+            pre_norm=self.pre_norm,
+            pad_id=pad_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None

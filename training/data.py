@@ -1,0 +1,131 @@
+"""Corpus reading, encoding and length-bucketed, token-budget batching."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .text import BOS_ID, EOS_ID, PAD_ID, Vocab, tokenize_en, tokenize_zh
+
+
+@dataclass
+class Corpus:
+    pairs: list[tuple[str, str]]  # (English, Chinese) as read
+    skipped: int  # malformed lines (no tab, empty side, undecodable bytes)
+    path: str
+
+
+def read_tsv(path: str | Path) -> Corpus:
+    """Read `English<TAB>Chinese` lines. Malformed lines are counted and skipped, never fatal."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    pairs, skipped = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                skipped += 1
+                continue
+            if not line.strip():
+                continue  # blank lines are not pairs, nor errors
+            parts = line.split("\t")
+            # Some TSV exports carry extra columns (attribution); the first two are the pair.
+            if len(parts) < 2 or not parts[0].strip() or not parts[1].strip():
+                skipped += 1
+                continue
+            pairs.append((parts[0].strip(), parts[1].strip()))
+    return Corpus(pairs, skipped, str(path))
+
+
+@dataclass
+class Example:
+    src: list[int]  # English ids, ending with </s>
+    tgt: list[int]  # Chinese ids, <s> … </s>
+
+
+def tokenize_pairs(pairs: list[tuple[str, str]], lowercase: bool) -> list[tuple[list[str], list[str]]]:
+    return [(tokenize_en(en, lowercase), tokenize_zh(zh)) for en, zh in pairs]
+
+
+def encode_source(tokens: list[str], vocab: Vocab) -> list[int]:
+    # The encoder sees the words and a closing </s> (no <s>: it would carry no information).
+    return vocab.encode(tokens) + [EOS_ID]
+
+
+def encode_pairs(
+    tokenized: list[tuple[list[str], list[str]]], src_vocab: Vocab, tgt_vocab: Vocab, max_tokens: int
+) -> tuple[list[Example], int]:
+    """Encode pairs; pairs longer than `max_tokens` on either side are dropped (count returned)."""
+    out, dropped = [], 0
+    for en, zh in tokenized:
+        if not en or not zh or len(en) > max_tokens or len(zh) > max_tokens:
+            dropped += 1
+            continue
+        out.append(Example(encode_source(en, src_vocab), [BOS_ID] + tgt_vocab.encode(zh) + [EOS_ID]))
+    return out, dropped
+
+
+def pad(seqs: list[list[int]], pad_id: int = PAD_ID) -> torch.Tensor:
+    t = max(len(s) for s in seqs)
+    return torch.tensor([s + [pad_id] * (t - len(s)) for s in seqs], dtype=torch.long)
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (B, S) English ids
+    tgt_in: torch.Tensor  # (B, T) decoder input: <s> y1 … yn
+    tgt_out: torch.Tensor  # (B, T) what each position predicts: y1 … yn </s>
+
+    @property
+    def n_target_tokens(self) -> int:
+        return int((self.tgt_out != PAD_ID).sum())
+
+    def to(self, device) -> "Batch":
+        return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
+
+
+def collate(examples: list[Example]) -> Batch:
+    src = pad([e.src for e in examples])
+    tgt = pad([e.tgt for e in examples])
+    return Batch(src, tgt[:, :-1], tgt[:, 1:])
+
+
+def make_batches(
+    examples: list[Example], max_tokens: int, seed: int, shuffle: bool = True, pool_factor: int = 50
+) -> list[list[int]]:
+    """Group example indices into batches of at most `max_tokens` padded tokens.
+
+    Indices are shuffled, then sorted by length inside large pools, so each
+    batch holds sentences of similar length (little padding) while the batch
+    order still varies from epoch to epoch. A batch's cost is counted as
+    n_sentences × the longer of its padded source and target lengths.
+    The result depends only on (examples, max_tokens, seed): resuming a run
+    regenerates exactly the same batches.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    if shuffle:
+        rng.shuffle(order)
+    length = lambda i: max(len(examples[i].src), len(examples[i].tgt))  # noqa: E731
+    pool_size = max(1, pool_factor * max(1, max_tokens // 20))
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool_size):
+        pool = sorted(order[start : start + pool_size], key=length)
+        batch: list[int] = []
+        longest = 0
+        for i in pool:
+            new_longest = max(longest, length(i))
+            if batch and new_longest * (len(batch) + 1) > max_tokens:
+                batches.append(batch)
+                batch, new_longest = [], length(i)
+            batch.append(i)
+            longest = new_longest
+        if batch:
+            batches.append(batch)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches

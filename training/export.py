@@ -1,0 +1,210 @@
+"""Export a training run as a self-contained weights folder with a Hugging Face model card."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_model
+
+from .checkpoint import average_model_states, model_state, read_checkpoint
+from .config import write_json
+from .data import read_tsv
+from .decoding import DecodeSettings
+from .evaluate import Scores, evaluate
+from .model import Transformer
+from .text import Vocab
+from .train import BEST, LAST, load_run_config, model_config_of_run
+from .translator import CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE, Translator
+
+FORMAT = "attention-explorer-weights/1"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def pick_checkpoints(run_dir: Path, checkpoint: str, average: int) -> list[Path]:
+    if average > 1:
+        epochs = sorted(run_dir.glob("epoch-*.safetensors"))
+        if len(epochs) < average:
+            raise ValueError(f"{run_dir}: --average {average} needs {average} epoch checkpoints, found {len(epochs)}")
+        return epochs[-average:]
+    named = {"best": run_dir / BEST, "last": run_dir / LAST}
+    path = named.get(checkpoint, Path(checkpoint))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found (did training finish an epoch?)")
+    return [path]
+
+
+def load_run(
+    run_dir: str | Path, checkpoint: str = "last", average: int = 1, decoding: DecodeSettings | None = None
+) -> tuple[Translator, dict, list[Path]]:
+    """A Translator over a run's checkpoint (or the average of its last K epochs), in fp32."""
+    run_dir = Path(run_dir)
+    tcfg = load_run_config(run_dir)
+    paths = pick_checkpoints(run_dir, checkpoint, average)
+    state = average_model_states(paths) if len(paths) > 1 else model_state(read_checkpoint(paths[0])[0])
+    _, blob = read_checkpoint(paths[-1])
+    model = Transformer(model_config_of_run(run_dir))
+    model.load_state_dict(state)
+    model.eval()
+    src_vocab = Vocab.load(run_dir / "vocab_src.json")
+    tgt_vocab = Vocab.load(run_dir / "vocab_tgt.json")
+    return Translator(model, src_vocab, tgt_vocab, tcfg.lowercase, decoding or DecodeSettings()), blob, paths
+
+
+def export(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    checkpoint: str = "best",
+    average: int = 1,
+    dtype: str = "float16",
+    dev_path: str | None = None,
+    decoding: DecodeSettings | None = None,
+    command: str | None = None,
+    threads: int | None = None,
+) -> tuple[Path, Scores | None]:
+    """Write model.safetensors, config.json, vocabularies and README.md to out_dir (atomically)."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if threads:
+        torch.set_num_threads(threads)
+    translator, blob, paths = load_run(run_dir, checkpoint, average, decoding)
+    model = translator.model
+    # Round-trip through the storage dtype so the scores below are those of the shipped file.
+    model.to(DTYPES[dtype]).float().eval()
+    tcfg, mcfg = load_run_config(run_dir), model.cfg
+    src_vocab, tgt_vocab, decoding = translator.src_vocab, translator.tgt_vocab, translator.decoding
+
+    scores = None
+    if dev_path:
+        scores, _ = evaluate(translator, read_tsv(dev_path).pairs)
+    history = blob["meta"].get("history", [])
+    config = {
+        "format": FORMAT,
+        "model": mcfg.to_dict(),
+        "tokenizer": {"source": "nltk-treebank-words", "lowercase": tcfg.lowercase, "target": "opencc-t2s-characters"},
+        "decoding": asdict(decoding),
+        "dtype": dtype,
+        "checkpoints": [p.name for p in paths],
+        "metrics": _metrics(scores, dev_path, history),
+        "training": {"command": command, "epochs": blob["meta"]["epoch"], "steps": blob["meta"]["step"],
+                     "train_seconds": sum(h.get("epoch_seconds", 0) for h in history)},
+    }
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_model(model.to(DTYPES[dtype]), str(tmp / WEIGHTS_FILE))
+        write_json(tmp / CONFIG_FILE, config)
+        src_vocab.save(tmp / SRC_VOCAB_FILE)
+        tgt_vocab.save(tmp / TGT_VOCAB_FILE)
+        (tmp / "README.md").write_text(model_card(config, model.num_parameters(), tcfg.train_path), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir, scores
+
+
+def _metrics(scores: Scores | None, dev_path: str | None, history: list[dict]) -> dict:
+    if scores:
+        return {"dev_bleu": round(scores.bleu, 2), "dev_chrf": round(scores.chrf, 2), "dev_file": Path(dev_path).name,
+                "bleu_signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
+                "measured": "at export, with the decoding settings in this config"}
+    best = max((h for h in history if "dev_bleu" in h), key=lambda h: h["dev_bleu"], default=None)
+    if best is None:
+        return {}
+    return {"dev_bleu": round(best["dev_bleu"], 2), "dev_chrf": round(best["dev_chrf"], 2),
+            "measured": f"during training (epoch {best['epoch']}, eval settings of the run)"}
+
+
+def model_card(config: dict, n_params: int, train_path: str) -> str:
+    m, mc, tr = config["metrics"], config["model"], config["training"]
+    metric_yaml = ""
+    if m:
+        metric_yaml = f"""model-index:
+- name: attention-explorer-en-zh
+  results:
+  - task:
+      type: translation
+      name: English to Chinese translation
+    dataset:
+      type: tatoeba
+      name: Tatoeba cmn-eng (dev split)
+    metrics:
+    - type: bleu
+      value: {m['dev_bleu']}
+      name: BLEU (sacrebleu, tokenize=zh)
+    - type: chrf
+      value: {m['dev_chrf']}
+      name: chrF
+"""
+    dec = config["decoding"]
+    hours = tr["train_seconds"] / 3600
+    return f"""---
+language:
+- en
+- zh
+license: cc-by-2.0
+library_name: pytorch
+pipeline_tag: translation
+tags:
+- translation
+- transformer
+- attention-visualization
+datasets:
+- tatoeba
+{metric_yaml}---
+
+# English → Chinese Transformer (attention explorer)
+
+A small encoder–decoder Transformer ("Attention Is All You Need"), written from
+scratch in PyTorch and trained on the Tatoeba English–Mandarin pairs. It is the
+model behind the attention explorer app: every attention map it computes can be
+inspected, per layer and per head.
+
+| | |
+|---|---|
+| parameters | {n_params:,} |
+| layers | {mc['n_encoder_layers']} encoder + {mc['n_decoder_layers']} decoder, {'pre' if mc['pre_norm'] else 'post'}-norm |
+| width | d_model {mc['d_model']}, {mc['n_heads']} heads, FFN {mc['d_ff']} |
+| vocabularies | English {mc['src_vocab_size']} words (NLTK tokens{', lower-cased' if config['tokenizer']['lowercase'] else ''}), Chinese {mc['tgt_vocab_size']} characters (simplified) |
+| storage | {config['dtype']} safetensors (upcast to float32 at load) |
+| default decoding | beam {dec['beam']}, length penalty {dec['length_penalty']} |
+| training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time |
+
+## Evaluation
+{_metrics_text(m)}
+
+## Training
+Data: `{Path(train_path).name}` (Tatoeba cmn-eng training split); vocabularies from the training split only.
+
+```
+{tr['command'] or '(command not recorded)'}
+```
+
+## Files
+`model.safetensors` (weights), `config.json` (`ModelConfig`, tokenizer and decoding settings),
+`vocab_src.json`, `vocab_tgt.json`.
+
+## Limits
+Trained on short everyday sentences: expect good output for those and weak output
+for long, technical or rare-word input. Words outside the English vocabulary become
+`<unk>`. Output is simplified Chinese.
+
+## Attribution
+Training data: sentences from the Tatoeba project (https://tatoeba.org), by the
+Tatoeba contributors, licensed CC-BY 2.0 FR, via the cmn-eng pair file of
+manythings.org/anki.
+"""
+
+
+def _metrics_text(m: dict) -> str:
+    if not m:
+        return "No dev evaluation was recorded."
+    text = f"On the dev split: **BLEU {m['dev_bleu']}**, **chrF {m['dev_chrf']}** ({m['measured']})."
+    if "bleu_signature" in m:
+        text += f"\n\nsacrebleu signatures: `{m['bleu_signature']}`, `{m['chrf_signature']}`"
+    return text

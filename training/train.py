@@ -1,0 +1,279 @@
+"""The training loop: bucketed batches, AdamW with warmup + decay, label smoothing,
+per-epoch dev BLEU/chrF, atomic checkpoints, exact resume, optional DDP.
+
+Run directory layout:
+    train_config.json          the TrainConfig (resume reads it back)
+    vocab_src.json, vocab_tgt.json
+    last.safetensors           newest checkpoint (what --resume continues from)
+    best.safetensors           best dev BLEU so far
+    epoch-NNN.safetensors      the last `keep_checkpoints` epochs (for averaging at export)
+    log.jsonl                  one JSON line of metrics per epoch
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .checkpoint import read_checkpoint, restore, save_checkpoint
+from .config import ModelConfig, TrainConfig, read_json, write_json
+from .data import Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
+from .decoding import DecodeSettings
+from .evaluate import evaluate
+from .model import Transformer
+from .text import PAD_ID, Vocab
+from .translator import Translator
+
+LAST, BEST = "last.safetensors", "best.safetensors"
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Linear warmup to cfg.lr, then inverse-square-root or cosine decay. `step` counts from 1."""
+    warm = max(1, cfg.warmup_steps)
+    if step <= warm:
+        return cfg.lr * step / warm
+    if cfg.schedule == "inverse_sqrt":
+        return cfg.lr * math.sqrt(warm / step)
+    if cfg.schedule == "cosine":
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        floor = cfg.min_lr_ratio
+        return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    raise ValueError(f"unknown schedule {cfg.schedule!r} (use inverse_sqrt or cosine)")
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_nccl = device_name != "cpu" and torch.cuda.is_available()
+    if use_nccl:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if use_nccl else "gloo")
+    return Dist(rank, world, local)
+
+
+@dataclass
+class Data:
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    train: list[Example]
+    dev: list[tuple[str, str]]
+    report: str
+
+
+def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
+    corpus = read_tsv(cfg.train_path)
+    if not corpus.pairs:
+        raise ValueError(f"{cfg.train_path}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+    tokenized = tokenize_pairs(corpus.pairs, cfg.lowercase)
+    if reuse_vocab:
+        src_vocab, tgt_vocab = Vocab.load(run_dir / "vocab_src.json"), Vocab.load(run_dir / "vocab_tgt.json")
+    else:
+        src_vocab = Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
+        tgt_vocab = Vocab.build((zh for _, zh in tokenized), cfg.min_freq_tgt)
+    limit = min(cfg.max_tokens_per_sentence, cfg.max_len - 2)
+    train, too_long = encode_pairs(tokenized, src_vocab, tgt_vocab, limit)
+    if not train:
+        raise ValueError(f"{cfg.train_path}: every pair is empty or longer than {limit} tokens")
+    dev: Corpus | None = read_tsv(cfg.dev_path) if cfg.dev_path else None
+    dev_pairs = dev.pairs[: cfg.eval_max_sentences] if dev else []
+    report = (
+        f"train: {len(train)} pairs ({corpus.skipped} malformed lines skipped, {too_long} too long)"
+        f" · vocab en {len(src_vocab)} / zh {len(tgt_vocab)}"
+        + (f" · dev: {len(dev_pairs)} pairs ({dev.skipped} malformed)" if dev else " · no dev set")
+    )
+    return Data(src_vocab, tgt_vocab, train, dev_pairs, report)
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Mean token cross-entropy (label-smoothed), padding ignored. logits (B, T, V), target (B, T)."""
+    return F.cross_entropy(
+        logits.float().flatten(0, 1), target.flatten(), ignore_index=PAD_ID, label_smoothing=smoothing
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) a run; returns a summary dict (best BLEU, steps, timing)."""
+    run_dir = Path(cfg.run_dir)
+    dd = setup_distributed(cfg.device)
+    try:
+        return _train(cfg, run_dir, resume, dd)
+    finally:
+        if dd.world > 1:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
+    device = pick_device(cfg.device, dd.local_rank)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    resuming = resume and (run_dir / LAST).is_file()
+    if resume and not resuming and dd.main:
+        print(f"note: --resume but {run_dir / LAST} does not exist yet; starting from scratch", flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = load_data(cfg, run_dir, reuse_vocab=resuming)
+    mcfg = cfg.model_config(len(data.src_vocab), len(data.tgt_vocab), PAD_ID)
+    if dd.main:
+        print(data.report, flush=True)
+        if not resuming:
+            write_json(run_dir / "train_config.json", cfg.to_dict())
+            data.src_vocab.save(run_dir / "vocab_src.json")
+            data.tgt_vocab.save(run_dir / "vocab_tgt.json")
+
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    model = Transformer(mcfg).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-9, weight_decay=cfg.weight_decay
+    )
+    torch.manual_seed(cfg.seed + 1 + dd.rank)  # dropout streams differ per rank
+    meta = {"step": 0, "epoch": 0, "batch": 0, "best_bleu": -1.0, "history": []}
+    if resuming:
+        tensors, blob = read_checkpoint(run_dir / LAST)
+        meta = restore(tensors, blob, model, optimizer)
+        if dd.rank:  # RNG in the file is rank 0's; keep other ranks' streams distinct
+            torch.manual_seed(cfg.seed + 1 + dd.rank + 7919 * meta["step"])
+        if dd.main:
+            print(f"resumed from {run_dir / LAST}: step {meta['step']}, epoch {meta['epoch'] + 1}, batch {meta['batch']}", flush=True)
+    if dd.main:
+        print(f"model: {model.num_parameters():,} parameters · device {device}"
+              f"{f' × {dd.world} processes' if dd.world > 1 else ''}", flush=True)
+
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if dd.world > 1 else None
+    net = ddp or model
+    group = dd.world * cfg.accum_steps  # batches consumed per optimizer step
+    steps_per_epoch = len(make_batches(data.train, cfg.max_tokens, seed=cfg.seed)) // group
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"the training set makes fewer than {group} batches of {cfg.max_tokens} tokens; "
+            "lower --max-tokens, --accum-steps or the number of processes"
+        )
+    # The schedule is planned for all epochs; --max-steps only stops early (as a kill would).
+    total_steps = steps_per_epoch * cfg.epochs
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.bf16 else contextlib.nullcontext()
+    )
+    translator = Translator(model, data.src_vocab, data.tgt_vocab, cfg.lowercase,
+                            DecodeSettings(beam=cfg.eval_beam))
+    start_time = time.perf_counter()
+    step, stop = meta["step"], False
+
+    for epoch in range(meta["epoch"], cfg.epochs):
+        batches = make_batches(data.train, cfg.max_tokens, seed=cfg.seed * 1000 + epoch)
+        n_steps = len(batches) // group
+        first = meta["batch"] if epoch == meta["epoch"] else 0
+        bar = tqdm(range(first, n_steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                   disable=not (cfg.progress and dd.main), dynamic_ncols=True, leave=True)
+        model.train()
+        tokens_seen, t0, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
+        s = first - 1
+        for s in bar:
+            lr = lr_at(step + 1, cfg, total_steps)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            for a in range(cfg.accum_steps):
+                batch = collate([data.train[i] for i in batches[s * group + a * dd.world + dd.rank]]).to(device)
+                sync = ddp is None or a == cfg.accum_steps - 1
+                with (contextlib.nullcontext() if sync else ddp.no_sync()), autocast:
+                    logits, _ = net(batch.src, batch.tgt_in)
+                    loss = loss_fn(logits, batch.tgt_out, cfg.label_smoothing)
+                    (loss / cfg.accum_steps).backward()
+                tokens_seen += batch.n_target_tokens * dd.world
+                loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            if cfg.clip_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if dd.main and (s % 10 == 0 or s == n_steps - 1):
+                bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", lr=f"{lr:.2e}",
+                                tok_s=f"{tokens_seen / (time.perf_counter() - t0):,.0f}")
+            if cfg.max_steps and step >= cfg.max_steps:
+                stop = True
+            periodic = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+            if (stop or periodic) and s + 1 < n_steps:
+                meta.update(step=step, epoch=epoch, batch=s + 1)
+                _save(run_dir / LAST, model, optimizer, meta, dd)
+            if stop:
+                break
+        bar.close()
+        if stop and s + 1 < n_steps:
+            break
+        # End of epoch: evaluate, then record the position as "start of the next epoch".
+        elapsed = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(1, loss_n),
+                  "tokens_per_s": tokens_seen / max(elapsed, 1e-9), "epoch_seconds": elapsed}
+        if dd.main and data.dev:
+            scores, _ = evaluate(translator, data.dev)
+            model.train()
+            record.update(dev_bleu=scores.bleu, dev_chrf=scores.chrf, eval_seconds=scores.seconds)
+            print(f"epoch {epoch + 1}: loss {record['train_loss']:.3f} · dev {scores.line()} · "
+                  f"{record['tokens_per_s']:,.0f} target tok/s", flush=True)
+        elif dd.main:
+            print(f"epoch {epoch + 1}: loss {record['train_loss']:.3f} · {record['tokens_per_s']:,.0f} target tok/s", flush=True)
+        meta["history"].append(record)
+        meta.update(step=step, epoch=epoch + 1, batch=0)
+        if dd.main:
+            with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            _save(run_dir / f"epoch-{epoch + 1:03d}.safetensors", model, optimizer, meta, dd, barrier=False)
+            for old in sorted(run_dir.glob("epoch-*.safetensors"))[: -cfg.keep_checkpoints or None]:
+                old.unlink()
+            if record.get("dev_bleu", -1.0) > meta["best_bleu"]:
+                meta["best_bleu"] = record["dev_bleu"]
+                _save(run_dir / BEST, model, optimizer, meta, dd, barrier=False)
+        _save(run_dir / LAST, model, optimizer, meta, dd)
+        if stop:
+            break
+
+    summary = {"steps": step, "epochs_done": meta["epoch"], "best_bleu": meta["best_bleu"],
+               "seconds": time.perf_counter() - start_time, "parameters": model.num_parameters(),
+               "history": meta["history"]}
+    return summary
+
+
+def _save(path: Path, model, optimizer, meta: dict, dd: Dist, barrier: bool = True) -> None:
+    if dd.main:
+        save_checkpoint(path, model, optimizer, meta)
+    if barrier and dd.world > 1:
+        dist.barrier()
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    return TrainConfig.from_dict(read_json(Path(run_dir) / "train_config.json"))
+
+
+def model_config_of_run(run_dir: str | Path) -> ModelConfig:
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    src, tgt = Vocab.load(run_dir / "vocab_src.json"), Vocab.load(run_dir / "vocab_tgt.json")
+    return cfg.model_config(len(src), len(tgt), PAD_ID)
