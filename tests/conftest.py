@@ -30,12 +30,13 @@ def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
 
 def toy_train_config(tmp: Path, **overrides) -> TrainConfig:
     """A recipe that learns the reversal task in seconds on one CPU thread."""
+    tmp.mkdir(parents=True, exist_ok=True)
     train = write_tsv(tmp / "train.tsv", reverse_digits_pairs(3000, seed=0))
     dev = write_tsv(tmp / "dev.tsv", reverse_digits_pairs(100, seed=1))
     base = dict(
         train_path=str(train), dev_path=str(dev), run_dir=str(tmp / "run"),
         d_model=64, n_heads=4, d_ff=128, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0,
-        max_len=32, min_freq_src=1, epochs=8, max_tokens=512, lr=3e-3, warmup_steps=60,
+        max_len=32, min_freq_src=1, epochs=10, max_tokens=512, lr=3e-3, warmup_steps=60, schedule="cosine",
         label_smoothing=0.0, seed=0, device="cpu", threads=1, progress=False,
     )
     base.update(overrides)

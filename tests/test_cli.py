@@ -1,0 +1,95 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import reverse_digits_pairs, write_tsv
+from training.__main__ import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_module_help_lists_the_verbs():
+    proc = subprocess.run([sys.executable, "-m", "training", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert all(v in proc.stdout for v in ("train", "evaluate", "export"))
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "export"])
+def test_every_option_has_a_help_text(verb):
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[verb]
+    for action in sub._actions:
+        if action.dest != "help":
+            assert action.help and len(action.help) > 10, f"{verb} {action.option_strings or action.dest}"
+
+
+def test_train_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--label-smoothing" in out and "(default: 0.1)" in out and "--resume" in out
+
+
+def test_missing_training_file_is_a_one_line_error(capsys, tmp_path):
+    code, _, err = run_main(capsys, "train", "--train", str(tmp_path / "nope.tsv"), "--run-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert err.strip() == f"error: {tmp_path / 'nope.tsv'}: no such file"
+
+
+def test_empty_corpus_is_a_one_line_error(capsys, tmp_path):
+    (tmp_path / "empty.tsv").write_text("no tab\n\n")
+    code, _, err = run_main(capsys, "train", "--train", str(tmp_path / "empty.tsv"), "--run-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert "no usable English<TAB>Chinese pairs (1 malformed lines)" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--dropout", "1.5", "must be in [0, 1)"),
+    ("--epochs", "0", "must be a positive integer"),
+    ("--heads", "x", "invalid positive_int value"),
+])
+def test_bad_option_values_are_rejected(capsys, tmp_path, option, value, message):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--train", "t.tsv", "--run-dir", str(tmp_path), option, value])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_heads_must_divide_width(capsys, tmp_path):
+    write_tsv(tmp_path / "t.tsv", reverse_digits_pairs(10, 0))
+    code, _, err = run_main(capsys, "train", "--train", str(tmp_path / "t.tsv"), "--run-dir", str(tmp_path / "r"),
+                            "--d-model", "30", "--heads", "4")
+    assert code == 2 and "not divisible" in err
+
+
+def test_evaluate_and_export_cli(capsys, toy_run, tmp_path):
+    cfg, _ = toy_run
+    weights = tmp_path / "w"
+    code, out, _ = run_main(capsys, "export", cfg.run_dir, str(weights), "--checkpoint", "last",
+                            "--dev", cfg.dev_path, "--beam", "2")
+    assert code == 0 and f"exported to {weights}" in out
+    hyps = tmp_path / "hyps.txt"
+    code, out, _ = run_main(capsys, "evaluate", str(weights), "--data", cfg.dev_path, "--beam", "3",
+                            "--output", str(hyps))
+    assert code == 0
+    assert "beam 3" in out and "tok:zh" in out and "chrF" in out
+    lines = hyps.read_text().splitlines()
+    assert len(lines) == 100 and all(line.isdigit() for line in lines)
+    code, _, err = run_main(capsys, "evaluate", str(tmp_path / "nowhere"), "--data", cfg.dev_path)
+    assert code == 2 and "weights folder not found" in err
+
+
+def test_resume_refuses_a_changed_model_shape(capsys, toy_run):
+    cfg, _ = toy_run
+    code, _, err = run_main(capsys, "train", "--train", cfg.train_path, "--run-dir", cfg.run_dir,
+                            "--resume", "--d-model", "128")
+    assert code == 2 and "d_model differ" in err

@@ -1,0 +1,119 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import reverse_digits_pairs, toy_train_config
+from training.checkpoint import model_state, read_checkpoint, save_checkpoint
+from training.config import TrainConfig
+from training.export import load_run
+from training.train import LAST, lr_at, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def params(run_dir, name=LAST) -> dict[str, torch.Tensor]:
+    return model_state(read_checkpoint(Path(run_dir) / name)[0])
+
+
+def test_toy_task_is_learned_through_the_real_training_loop(toy_run):
+    cfg, summary = toy_run
+    translator, _, _ = load_run(cfg.run_dir, "last")
+    pairs = reverse_digits_pairs(300, seed=99)
+    out = translator.translate([en for en, _ in pairs], beam=1)
+    exact = sum(o == zh for o, (_, zh) in zip(out, pairs)) / len(pairs)
+    assert exact >= 0.95, f"exact match {exact:.1%}"
+    assert summary["seconds"] < 30
+    losses = [h["train_loss"] for h in summary["history"]]
+    assert losses[-1] < losses[0] / 10
+
+
+def test_run_directory_holds_config_vocab_checkpoints_and_log(toy_run):
+    cfg, summary = toy_run
+    run = Path(cfg.run_dir)
+    for name in ("train_config.json", "vocab_src.json", "vocab_tgt.json", "last.safetensors", "best.safetensors", "log.jsonl"):
+        assert (run / name).is_file(), name
+    assert len(list(run.glob("epoch-*.safetensors"))) == min(cfg.keep_checkpoints, cfg.epochs)
+    assert not list(run.glob("*.tmp"))
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, cfg.epochs + 1))
+    assert all({"dev_bleu", "dev_chrf", "tokens_per_s", "train_loss"} <= set(r) for r in log)
+    assert TrainConfig.from_dict(json.loads((run / "train_config.json").read_text())) == cfg
+
+
+def test_resume_mid_epoch_ends_with_the_same_parameters(tmp_path):
+    # dropout on, so the restored RNG state matters too
+    common = dict(epochs=2, dropout=0.1, eval_max_sentences=10)
+    full = toy_train_config(tmp_path / "a", **common)
+    train(full)
+
+    part = toy_train_config(tmp_path / "b", **common, max_steps=17)  # stops mid epoch 1
+    first = train(part)
+    assert first["steps"] == 17
+    meta = read_checkpoint(Path(part.run_dir) / LAST)[1]["meta"]
+    assert (meta["epoch"], meta["batch"]) == (0, 17)
+    resumed = train(toy_train_config(tmp_path / "b", **common), resume=True)
+    assert resumed["steps"] == read_checkpoint(Path(full.run_dir) / LAST)[1]["meta"]["step"]
+
+    a, b = params(full.run_dir), params(part.run_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(train_path="x", dev_path=None, run_dir="x", lr=1e-3, warmup_steps=100)
+    assert lr_at(50, cfg, 1000) == pytest.approx(5e-4)
+    assert lr_at(100, cfg, 1000) == pytest.approx(1e-3)
+    assert lr_at(400, cfg, 1000) == pytest.approx(5e-4)  # inverse sqrt: halves at 4x warmup
+    cos = TrainConfig(**{**cfg.__dict__, "schedule": "cosine", "min_lr_ratio": 0.1})
+    assert lr_at(1000, cos, 1000) == pytest.approx(1e-4)
+    assert lr_at(550, cos, 1000) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+
+
+def test_checkpoint_write_failure_keeps_the_previous_file(tmp_path, monkeypatch):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    path = tmp_path / "last.safetensors"
+    save_checkpoint(path, model, opt, {"step": 1})
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("training.checkpoint.save_file", disk_full)
+    with pytest.raises(OSError, match="previous checkpoint is intact"):
+        save_checkpoint(path, model, opt, {"step": 2})
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_two_process_ddp_agrees_with_single_process_accumulation(tmp_path):
+    """2 gloo processes × 1 batch per step == 1 process × 2 accumulated batches (same batches, dropout off)."""
+    common = dict(epochs=1, max_steps=12, eval_max_sentences=5, keep_checkpoints=1)
+    single = toy_train_config(tmp_path / "single", **common, accum_steps=2)
+    train(single)
+
+    ddp = toy_train_config(tmp_path / "ddp", **common)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "training", "train", "--train", ddp.train_path, "--dev", ddp.dev_path, "--run-dir", ddp.run_dir,
+           "--epochs", "1", "--max-steps", "12", "--eval-max-sentences", "5", "--d-model", "64", "--heads", "4",
+           "--d-ff", "128", "--encoder-layers", "2", "--decoder-layers", "2", "--dropout", "0", "--max-len", "32",
+           "--min-freq-src", "1", "--max-tokens", "512", "--lr", "3e-3", "--warmup-steps", "60", "--schedule", "cosine",
+           "--label-smoothing", "0", "--seed", "0", "--device", "cpu", "--threads", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "× 2 processes" in proc.stdout
+
+    a, b = params(single.run_dir), params(ddp.run_dir)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-4, rtol=1e-3), k
+    moved = params(single.run_dir)["tgt_embed.weight"]
+    assert not torch.allclose(moved, torch.zeros_like(moved))
