@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from training.data import pad
-from training.decoding import DecodeSettings, beam_search, greedy, length_penalty
+from training.decoding import DecodeSettings, beam_search, decode, greedy, length_penalty
 from training.export import load_run
 from training.model import Transformer
 from training.text import EOS_ID
@@ -99,3 +99,26 @@ def test_bad_settings_are_rejected():
         DecodeSettings(beam=0)
     with pytest.raises(ValueError, match="length_penalty"):
         DecodeSettings(length_penalty=-1)
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_cached_and_uncached_decoding_agree(toy, tiny_config, beam):
+    settings = DecodeSettings(beam=beam, length_penalty=0.6)
+    cases = [(toy.model, toy_sources(toy, ["1 2 3 4 5 6", "8", "0 0 1", "3 3 3 3"]))]
+    cases.append((random_model(tiny_config, 3), torch.randint(4, tiny_config.src_vocab_size, (4, 6))))
+    for model, src in cases:
+        cached = decode(model, src, settings, use_cache=True)
+        uncached = decode(model, src, settings, use_cache=False)
+        assert [h.ids for h in cached] == [h.ids for h in uncached]
+        assert [h.score for h in cached] == pytest.approx([h.score for h in uncached], abs=1e-4)
+
+
+def test_decode_step_matches_the_full_decoder(toy):
+    model = toy.model
+    src = toy_sources(toy, ["5 6 7", "1 2 3 4"])
+    tgt = torch.tensor([[2, 7, 6, 5], [2, 4, 3, 2]])
+    memory, src_mask, _ = model.encode(src)
+    full, _, _ = model.decode(tgt, memory, src_mask)
+    cache = model.init_cache(memory, src_mask)
+    steps = torch.cat([model.decode_step(tgt[:, t : t + 1], cache) for t in range(tgt.size(1))], dim=1)
+    assert torch.allclose(full, steps, atol=1e-5)

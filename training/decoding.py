@@ -46,25 +46,47 @@ def max_target_lengths(src: torch.Tensor, settings: DecodeSettings, model_max: i
     return [max(1, min(int(settings.max_len_a * n + settings.max_len_b), model_max - 1)) for n in src_lens]
 
 
-def _next_log_probs(model: Transformer, ys: torch.Tensor, memory, src_mask) -> torch.Tensor:
-    hidden, _, _ = model.decode(ys, memory, src_mask)
-    logp = model.logits(hidden[:, -1]).float().log_softmax(-1)  # (N, V)
-    logp[:, PAD_ID] = float("-inf")  # never generated
-    logp[:, BOS_ID] = float("-inf")
-    return logp
+class _Stepper:
+    """Next-token log-probabilities for a batch of prefixes, with or without the KV cache.
+
+    Uncached, each step re-runs the decoder over the whole prefix (O(T²) work);
+    cached, it feeds only the newest token and reuses past keys/values.
+    """
+
+    def __init__(self, model: Transformer, memory: torch.Tensor, src_mask: torch.Tensor, use_cache: bool):
+        self.model, self.memory, self.src_mask = model, memory, src_mask
+        self.cache = model.init_cache(memory, src_mask) if use_cache else None
+
+    def __call__(self, ys: torch.Tensor) -> torch.Tensor:
+        if self.cache is not None:
+            hidden = self.model.decode_step(ys[:, -1:], self.cache)
+        else:
+            hidden, _, _ = self.model.decode(ys, self.memory, self.src_mask)
+        logp = self.model.logits(hidden[:, -1]).float().log_softmax(-1)  # (N, V)
+        logp[:, PAD_ID] = float("-inf")  # never generated
+        logp[:, BOS_ID] = float("-inf")
+        return logp
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        # Rows only move among one sentence's beams, which share their memory: only the cache moves.
+        if self.cache is not None:
+            self.cache.reorder(rows)
 
 
 @torch.no_grad()
-def greedy(model: Transformer, src: torch.Tensor, settings: DecodeSettings | None = None) -> list[Hypothesis]:
+def greedy(
+    model: Transformer, src: torch.Tensor, settings: DecodeSettings | None = None, use_cache: bool = True
+) -> list[Hypothesis]:
     settings = settings or DecodeSettings(beam=1)
     b = src.size(0)
     limits = torch.tensor(max_target_lengths(src, settings, model.cfg.max_len), device=src.device)
     memory, src_mask, _ = model.encode(src)
+    step_fn = _Stepper(model, memory, src_mask, use_cache)
     ys = torch.full((b, 1), BOS_ID, dtype=torch.long, device=src.device)
     scores = torch.zeros(b, device=src.device)
     done = torch.zeros(b, dtype=torch.bool, device=src.device)
     for step in range(int(limits.max())):
-        logp = _next_log_probs(model, ys, memory, src_mask)
+        logp = step_fn(ys)
         at_limit = limits == step + 1  # the last allowed token must be </s>
         logp[at_limit] = torch.where(
             torch.arange(logp.size(1), device=src.device) == EOS_ID, logp[at_limit], float("-inf")
@@ -84,7 +106,9 @@ def greedy(model: Transformer, src: torch.Tensor, settings: DecodeSettings | Non
 
 
 @torch.no_grad()
-def beam_search(model: Transformer, src: torch.Tensor, settings: DecodeSettings) -> list[Hypothesis]:
+def beam_search(
+    model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True
+) -> list[Hypothesis]:
     """Batched beam search with exact stopping.
 
     A sentence stops once its best finished hypothesis outranks anything its
@@ -97,13 +121,14 @@ def beam_search(model: Transformer, src: torch.Tensor, settings: DecodeSettings)
     candidate, so beam search never returns a worse-scoring translation than
     greedy.
     """
-    candidates = greedy(model, src, settings) if settings.beam > 1 else [None] * src.size(0)
+    candidates = greedy(model, src, settings, use_cache) if settings.beam > 1 else [None] * src.size(0)
     k, alpha = settings.beam, settings.length_penalty
     b, device = src.size(0), src.device
     limits = max_target_lengths(src, settings, model.cfg.max_len)
     memory, src_mask, _ = model.encode(src)
     memory = memory.repeat_interleave(k, dim=0)  # (B*K, S, D)
     src_mask = src_mask.repeat_interleave(k, dim=0)
+    step_fn = _Stepper(model, memory, src_mask, use_cache)
     ys = torch.full((b * k, 1), BOS_ID, dtype=torch.long, device=device)
     beam_scores = torch.full((b, k), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # at step 0 every beam is the same <s>: expand only one
@@ -111,7 +136,7 @@ def beam_search(model: Transformer, src: torch.Tensor, settings: DecodeSettings)
     active = [True] * b
     vocab = None
     for step in range(max(limits)):
-        logp = _next_log_probs(model, ys, memory, src_mask)  # (B*K, V)
+        logp = step_fn(ys)  # (B*K, V)
         vocab = logp.size(1)
         for i in range(b):
             if step + 1 >= limits[i]:  # last allowed position: only </s>
@@ -154,11 +179,13 @@ def beam_search(model: Transformer, src: torch.Tensor, settings: DecodeSettings)
         if not any(active):
             break
         rows = (torch.arange(b)[:, None] * k + next_beam).view(-1).to(device)
+        step_fn.reorder(rows)
         ys = torch.cat([ys[rows], next_tok.view(-1, 1).to(device)], dim=1)
         beam_scores = next_scores.to(device)
     return [max(hyps + ([g] if g else []), key=lambda h: h.normalized) for hyps, g in zip(finished, candidates)]
 
 
-def decode(model: Transformer, src: torch.Tensor, settings: DecodeSettings) -> list[Hypothesis]:
+def decode(model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True) -> list[Hypothesis]:
     """Greedy for beam 1, beam search otherwise."""
-    return greedy(model, src, settings) if settings.beam == 1 else beam_search(model, src, settings)
+    search = greedy if settings.beam == 1 else beam_search
+    return search(model, src, settings, use_cache)

@@ -83,17 +83,22 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape  # (B, T, D) → (B, H, T, d_head)
         return x.view(b, t, self.n_heads, self.d_head).transpose(1, 2)
 
+    def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, Tk, D) → keys and values, each (B, H, Tk, d_head); cached during decoding."""
+        return self._split(self.k_proj(memory)), self._split(self.v_proj(memory))
+
     def forward(
         self,
         x: torch.Tensor,
-        memory: torch.Tensor,
+        memory: torch.Tensor | None,
         mask: torch.Tensor | None,
         need_weights: bool = False,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, Tq, D) queries; memory: (B, Tk, D) keys/values (x itself for self-attention)."""
+        """x: (B, Tq, D) queries; memory: (B, Tk, D) keys/values (x itself for self-attention),
+        or kv: keys and values already projected (the decoding cache)."""
         q = self._split(self.q_proj(x))
-        k = self._split(self.k_proj(memory))
-        v = self._split(self.v_proj(memory))
+        k, v = kv if kv is not None else self.project_kv(memory)
         p = self.dropout if self.training else 0.0
         out, weights = attention(q, k, v, mask, dropout_p=p, need_weights=need_weights)
         b, _, tq, _ = out.shape
@@ -159,6 +164,44 @@ class DecoderLayer(nn.Module):
         y, _ = self.res_ff(y, lambda h: (self.ff(h), None))
         return y, w_self, w_cross
 
+    def step(self, y: torch.Tensor, cache: "LayerCache", src_mask: torch.Tensor) -> torch.Tensor:
+        """One new position. y: (B, 1, D); the cache holds the past keys/values and grows by one."""
+
+        def self_attn(h):
+            k, v = self.self_attn.project_kv(h)  # (B, H, 1, d_head)
+            cache.self_k = k if cache.self_k is None else torch.cat([cache.self_k, k], dim=2)
+            cache.self_v = v if cache.self_v is None else torch.cat([cache.self_v, v], dim=2)
+            # No mask: the past is all there is, so causality holds by construction.
+            return self.self_attn(h, None, None, kv=(cache.self_k, cache.self_v))
+
+        y, _ = self.res_self(y, self_attn)
+        y, _ = self.res_cross(y, lambda h: self.cross_attn(h, None, src_mask, kv=(cache.cross_k, cache.cross_v)))
+        y, _ = self.res_ff(y, lambda h: (self.ff(h), None))
+        return y
+
+
+@dataclass
+class LayerCache:
+    cross_k: torch.Tensor  # (N, H, S, d_head), computed once per source
+    cross_v: torch.Tensor
+    self_k: torch.Tensor | None = None  # (N, H, t, d_head), one more position per step
+    self_v: torch.Tensor | None = None
+
+
+@dataclass
+class DecoderCache:
+    """Keys/values of every decoder layer for incremental decoding (the KV cache)."""
+
+    layers: list[LayerCache]
+    src_mask: torch.Tensor  # (N, 1, 1, S)
+    length: int = 0  # positions decoded so far
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keep/duplicate hypotheses (beam search). Rows only move within a sentence's
+        beams, whose cross-attention keys are identical, so only self-attention moves."""
+        for c in self.layers:
+            c.self_k, c.self_v = c.self_k.index_select(0, rows), c.self_v.index_select(0, rows)
+
 
 @dataclass
 class AttentionMaps:
@@ -196,11 +239,11 @@ class Transformer(nn.Module):
             with torch.no_grad():
                 emb.weight[self.cfg.pad_id].zero_()
 
-    def _embed(self, emb: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-        t = ids.size(1)
+    def _embed(self, emb: nn.Embedding, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        t = offset + ids.size(1)
         if t > self.cfg.max_len:
             raise ValueError(f"sequence of {t} tokens is longer than max_len={self.cfg.max_len}")
-        x = emb(ids) * math.sqrt(self.cfg.d_model) + self.pos_enc[:t]  # (B, T, D)
+        x = emb(ids) * math.sqrt(self.cfg.d_model) + self.pos_enc[offset:t]  # (B, T, D)
         return self.embed_dropout(x)
 
     def encode(
@@ -234,6 +277,19 @@ class Transformer(nn.Module):
         if not need_weights:
             self_w, cross_w = [], []
         return self.decoder_norm(y), self_w, cross_w
+
+    def init_cache(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderCache:
+        """Project the encoder output into every layer's cross-attention keys/values, once."""
+        return DecoderCache([LayerCache(*layer.cross_attn.project_kv(memory)) for layer in self.decoder], src_mask)
+
+    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
+        """Incremental decoding: tokens (N, 1) at position cache.length → hidden (N, 1, D).
+        Gives the same result as `decode` on the whole prefix, without recomputing it."""
+        y = self._embed(self.tgt_embed, tokens, offset=cache.length)
+        for layer, layer_cache in zip(self.decoder, cache.layers):
+            y = layer.step(y, layer_cache, cache.src_mask)
+        cache.length += 1
+        return self.decoder_norm(y)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, D) → (B, T, V) scores over the target vocabulary (softmax gives probabilities)."""
