@@ -1,29 +1,49 @@
-"""Entry point: `python app.py` serves the app (Hugging Face Spaces run this file too).
+"""Entry point: `python app.py` serves the attention explorer (Hugging Face Spaces run this file too).
 
-The attention explorer is not built yet: for now this serves a placeholder page
-that says so. Train, evaluate and export with `python -m training --help`.
+Weights: --weights DIR, or --repo-id USER/NAME [--revision REV] (also MODEL_REPO /
+MODEL_REVISION), else the bundled weights/. Listens on 127.0.0.1:7860 unless
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise.
 """
+from __future__ import annotations
+
+import argparse
 import os
+import sys
 
-import gradio as gr
-
-PLACEHOLDER = """
-# English → Chinese attention explorer
-
-**Not built yet.** The Transformer, its training pipeline and the evaluation CLI exist
-(`python -m training --help`); the interactive attention heatmaps and the shipped
-weights are the next steps of the project.
-"""
+from explorer.loading import from_environment, load_translator
+from explorer.ui import build_demo
+from training.translator import WeightsError
 
 
-def build() -> gr.Blocks:
-    with gr.Blocks(title="Attention explorer (placeholder)") as demo:
-        gr.Markdown(PLACEHOLDER)
-    return demo
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = from_environment()
+    p = argparse.ArgumentParser(description="Serve the English→Chinese attention explorer.")
+    p.add_argument("--weights", metavar="DIR", help="a local weights folder (default: the bundled weights/)")
+    p.add_argument("--repo-id", default=env["repo_id"], metavar="USER/NAME",
+                   help="download the weights from this Hugging Face Hub model repo (env MODEL_REPO)")
+    p.add_argument("--revision", default=env["revision"], metavar="REV",
+                   help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    return p.parse_args(argv)
 
 
-if __name__ == "__main__":
-    build().launch(
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        loaded = load_translator(args.weights, args.repo_id, args.revision)
+    except WeightsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    build_demo(loaded).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
     )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

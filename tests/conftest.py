@@ -57,3 +57,51 @@ def toy_run(tmp_path_factory) -> tuple[TrainConfig, dict]:
 def tiny_config() -> ModelConfig:
     return ModelConfig(src_vocab_size=23, tgt_vocab_size=19, d_model=32, n_heads=4, d_ff=64,
                        n_encoder_layers=2, n_decoder_layers=2, dropout=0.1, max_len=40)
+
+
+# A tiny English→Chinese corpus the UI tests memorize in seconds, so that
+# heatmap labels are real Chinese characters (the browser test checks the font).
+ZH_PAIRS = [
+    ("I love you.", "我爱你。"),
+    ("I love tea.", "我爱茶。"),
+    ("You love me.", "你爱我。"),
+    ("Where is the station?", "车站在哪里？"),
+    ("Where is the book?", "书在哪里？"),
+    ("The book is here.", "书在这里。"),
+    ("I drink tea every day.", "我每天喝茶。"),
+    ("She is my sister.", "她是我的姐姐。"),
+    ("He is my brother.", "他是我的哥哥。"),
+    ("It is going to rain tomorrow.", "明天会下雨。"),
+    ("Do you want to drink some tea?", "你想喝点茶吗？"),
+    ("My brother became an engineer.", "我哥哥成了一名工程师。"),
+    ("I am happy.", "我很高兴。"),
+    ("We are students.", "我们是学生。"),
+    ("The dog is not here.", "狗不在这里。"),
+    ("Thank you.", "谢谢你。"),
+]
+
+
+def zh_train_config(tmp: Path, **overrides) -> TrainConfig:
+    tmp.mkdir(parents=True, exist_ok=True)
+    train = write_tsv(tmp / "train.tsv", ZH_PAIRS * 25)
+    dev = write_tsv(tmp / "dev.tsv", ZH_PAIRS)
+    base = dict(
+        train_path=str(train), dev_path=str(dev), run_dir=str(tmp / "run"),
+        d_model=64, n_heads=4, d_ff=128, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0,
+        max_len=48, min_freq_src=1, epochs=12, max_tokens=400, lr=3e-3, warmup_steps=30, schedule="cosine",
+        label_smoothing=0.0, seed=0, device="cpu", threads=1, progress=False, keep_checkpoints=1,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def zh_weights(tmp_path_factory) -> Path:
+    """A weights folder (as `python -m training export` writes it) of a model that knows ZH_PAIRS."""
+    from training.export import export
+    from training.train import train
+
+    cfg = zh_train_config(tmp_path_factory.mktemp("zh"))
+    train(cfg)
+    path, _ = export(cfg.run_dir, Path(cfg.run_dir).parent / "weights", checkpoint="last", dtype="float32")
+    return path

@@ -1,0 +1,114 @@
+"""One request = one Trace: the translation plus every attention map that produced it.
+
+The translation comes from (KV-cached) greedy or beam decoding; the maps come
+from one teacher-forced pass over the final output with `return_attention=True`,
+the same code path that computes the logits, so what is shown is exact.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.data import pad
+from training.decoding import decode
+from training.text import BOS_ID, EOS_ID, detokenize_zh
+from training.translator import Translator
+
+MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
+TOP_K = 5
+
+
+class InputError(ValueError):
+    """Input the app should answer with a friendly message, not a traceback."""
+
+
+@dataclass
+class Trace:
+    text: str  # the input as used (after any character cut)
+    source_tokens: list[str]  # S: exactly the encoder's input positions (</s> included)
+    source_unknown: list[bool]  # S: True where the word is not in the vocabulary (<unk>)
+    target_tokens: list[str]  # T: exactly the decoder's input positions (<s> y1 … yn)
+    predicted_tokens: list[str]  # T: what each decoder row predicts (y1 … yn </s>)
+    translation: str
+    encoder_self: np.ndarray  # (L, H, S, S)
+    decoder_self: np.ndarray  # (L, H, T, T), zero above the diagonal
+    cross: np.ndarray  # (L, H, T, S)
+    top_next: list[list[tuple[str, float]]]  # T rows of the 5 likeliest next tokens
+    score: float  # sum of log-probabilities of the output (</s> included)
+    model_id: str
+    decoding: dict[str, Any]
+    notices: list[str] = field(default_factory=list)  # what was cut or ignored, for the user
+
+    @property
+    def n_layers(self) -> int:
+        return self.encoder_self.shape[0]
+
+    @property
+    def n_heads(self) -> int:
+        return self.encoder_self.shape[1]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: attention as nested lists [layer][head][query][key]."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("encoder_self", "decoder_self", "cross", "top_next")}
+        out["top_next"] = [[{"token": t, "prob": round(p, 6)} for t, p in row] for row in self.top_next]
+        out["attention"] = {
+            name: np.round(getattr(self, name).astype(np.float64), 6).tolist()
+            for name in ("encoder_self", "decoder_self", "cross")
+        }
+        return out
+
+
+def clean_input(text: str | None) -> tuple[str, list[str]]:
+    if text is None or not str(text).strip():
+        raise InputError("Type an English sentence to translate.")
+    text, notices = str(text), []
+    if len(text) > MAX_INPUT_CHARS:
+        notices.append(f"Input cut to its first {MAX_INPUT_CHARS:,} of {len(text):,} characters.")
+        text = text[:MAX_INPUT_CHARS]
+    return text, notices
+
+
+@torch.no_grad()
+def trace(translator: Translator, text: str, beam: int | None = None, model_id: str = "", **decode_overrides) -> Trace:
+    """Translate `text` and capture every attention map. Raises InputError for unusable input."""
+    text, notices = clean_input(text)
+    source = translator.prepare(text)
+    if len(source.ids) == 1:  # only </s>: nothing the tokenizer kept
+        raise InputError("Nothing to translate: the input has no words the tokenizer could use.")
+    if source.truncated_words:
+        kept = len(source.tokens) - 1
+        notices.append(f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated.")
+    unknown = [t for t, u in zip(source.tokens, source.unknown) if u]
+    if unknown:
+        notices.append("Not in the model's vocabulary (read as <unk>): " + ", ".join(dict.fromkeys(unknown)))
+
+    settings = translator.settings(beam=beam, **decode_overrides)
+    model = translator.model
+    src = pad([source.ids]).to(translator.device)
+    hyp = decode(model, src, settings)[0]
+
+    tgt_in = torch.tensor([[BOS_ID] + hyp.ids], device=src.device)  # (1, T)
+    logits, maps = model(src, tgt_in, return_attention=True)
+    probs = logits[0].float().softmax(-1)  # (T, V)
+    top_p, top_i = probs.topk(min(TOP_K, probs.size(-1)), dim=-1)
+    vocab = translator.tgt_vocab
+    stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # noqa: E731  per layer (1, H, q, k) → (L, H, q, k)
+    return Trace(
+        text=text,
+        source_tokens=source.tokens,
+        source_unknown=source.unknown,
+        target_tokens=vocab.decode([BOS_ID] + hyp.ids),
+        predicted_tokens=vocab.decode(hyp.ids + [EOS_ID]),
+        translation=detokenize_zh(vocab.decode(hyp.ids)),
+        encoder_self=stack(maps.encoder_self),
+        decoder_self=stack(maps.decoder_self),
+        cross=stack(maps.cross),
+        top_next=[[(vocab.itos[i], float(p)) for p, i in zip(ps, ids)] for ps, ids in zip(top_p.tolist(), top_i.tolist())],
+        score=hyp.score,
+        model_id=model_id,
+        decoding=asdict(settings),
+        notices=notices,
+    )

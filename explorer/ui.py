@@ -1,0 +1,182 @@
+"""The Gradio app: event functions first, then one gr.Blocks layout, then the wiring.
+
+One translation = one Trace kept in gr.State; every toggle re-renders from it
+without running the model again.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from .figures import positional_encoding_figure
+from .inference import InputError, Trace, trace
+from .loading import LoadedModel
+from .views import KINDS, View, attention_view, step_view
+
+EXAMPLES = [
+    "I love you.",
+    "Where is the train station?",
+    "She reads a book every night before she goes to bed.",
+    "My brother became an engineer.",
+    "It is going to rain tomorrow.",
+    "Do you want to drink some tea?",
+]
+QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" message at once
+CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
+HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on <s>/</s> is not shown)."
+
+
+def _layer_index(layer: str) -> int | None:
+    return None if layer in (None, "all") else int(layer) - 1
+
+
+def make_view(kind, layer, heads, average, show_special, per_map, step) -> View:
+    return View(kind=kind, layer=_layer_index(layer), heads=[int(h) - 1 for h in heads or []],
+                average=average == "average", show_special=show_special, shared_scale=not per_map,
+                step=None if step is None else int(step) - 1)
+
+
+def md_escape(text: str) -> str:
+    """User-derived text (unknown words) as literal Markdown: no markup, no HTML."""
+    text = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", text)
+
+
+def notices_markdown(tr: Trace) -> str:
+    return "\n".join(f"- ⚠️ {md_escape(n)}" for n in tr.notices)
+
+
+def write_trace_json(tr: Trace) -> str:
+    # One file per request in the temp dir, which Gradio may serve for download.
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="trace-", delete=False, encoding="utf-8")
+    with f:
+        json.dump(tr.to_json(), f, ensure_ascii=False)
+    return f.name
+
+
+def build_demo(loaded: LoadedModel) -> gr.Blocks:
+    translator, model_id = loaded.translator, loaded.model_id
+    cfg = translator.model.cfg
+    n_layers, n_heads = cfg.n_decoder_layers, cfg.n_heads
+    if cfg.n_encoder_layers != n_layers:
+        n_layers = max(cfg.n_encoder_layers, n_layers)
+    default_beam = translator.decoding.beam
+    pe_figure = positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy())
+
+    def run(text, beam, kind, layer, heads, average, show_special, per_map):
+        try:
+            tr = trace(translator, text, beam=int(beam), model_id=model_id)
+        except InputError as e:
+            return (gr.skip(), f"- {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        n = len(tr.target_tokens)
+        view = make_view(kind, layer, heads, average, show_special, per_map, 1)
+        fig_step, caption = step_view(tr, 0)
+        return (tr.translation, notices_markdown(tr), tr, attention_view(tr, view),
+                gr.update(minimum=1, maximum=n, value=1, step=1, interactive=n > 1),
+                fig_step, caption, gr.update(value=write_trace_json(tr), interactive=True))
+
+    def rerender(tr, kind, layer, heads, average, show_special, per_map, step):
+        if tr is None:
+            return gr.skip()
+        return attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, step))
+
+    def on_step(tr, kind, layer, heads, average, show_special, per_map, step):
+        if tr is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        fig, caption = step_view(tr, int(step) - 1)
+        return rerender(tr, kind, layer, heads, average, show_special, per_map, step), fig, caption
+
+    def specials_note(show_special):
+        return "" if show_special else HIDDEN_SPECIALS_NOTE
+
+    # API-only endpoints (gradio_client): plain text in, text / JSON out.
+    def translate_api(text: str, beam: int = default_beam) -> str:
+        try:
+            return trace(translator, text, beam=int(beam), model_id=model_id).translation
+        except InputError as e:
+            raise gr.Error(str(e))
+
+    def trace_api(text: str, beam: int = default_beam) -> dict:
+        try:
+            return trace(translator, text, beam=int(beam), model_id=model_id).to_json()
+        except InputError as e:
+            raise gr.Error(str(e))
+
+    with gr.Blocks(title="Attention explorer · English → Chinese") as demo:
+        gr.Markdown(
+            "# English → Chinese attention explorer\n"
+            "Type an English sentence, get a Chinese translation from a small Transformer trained from scratch, "
+            "and look at every attention map that produced it."
+        )
+        if loaded.notice:
+            gr.Markdown(f"⚠️ {loaded.notice}", elem_id="model-notice")
+        trace_state = gr.State(None)
+        with gr.Row():
+            text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
+                              elem_id="source-text", autofocus=True)
+            beam = gr.Slider(1, 8, value=default_beam, step=1, label="Beam size (1 = greedy)", scale=2)
+            go_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
+        gr.Examples(EXAMPLES, inputs=text, label="Examples")
+        translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation",
+                                 buttons=["copy"])
+        notices = gr.Markdown(elem_id="notices")
+
+        with gr.Tab("Attention"):
+            with gr.Row():
+                kind = gr.Radio([(label, key) for key, label in KINDS.items()], value="cross", label="Attention",
+                                elem_id="kind")
+                layer = gr.Radio(["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer",
+                                 elem_id="layer")
+            with gr.Row():
+                heads = gr.CheckboxGroup([str(h + 1) for h in range(n_heads)], value=[str(h + 1) for h in range(n_heads)],
+                                         label="Heads", elem_id="heads")
+                average = gr.Radio(["grid", "average"], value="grid", label="Selected heads as", elem_id="average")
+                show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
+                per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
+            specials_md = gr.Markdown()
+            attention_plot = gr.Plot(label="Attention", elem_id="attention-plot")
+            gr.Markdown(
+                "Rows are queries, columns are keys; each row sums to 1. Decoder row *t* reads the token on the "
+                "left of the arrow and predicts the one on its right. Grey cells in the decoder self-attention are "
+                "the masked future (not a learned zero). Hover a cell for the exact weight."
+            )
+            with gr.Row():
+                with gr.Column(scale=2):
+                    step = gr.Slider(1, 2, value=1, step=1, label="Step through decoding", interactive=False,
+                                     elem_id="step")
+                    step_caption = gr.Markdown()
+                with gr.Column(scale=3):
+                    step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
+        with gr.Tab("Positional encoding"):
+            gr.Markdown("The sinusoidal encoding added to every token embedding: "
+                        "PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).")
+            gr.Plot(pe_figure, label="Positional encoding", elem_id="pe-plot")
+        with gr.Tab("Export"):
+            gr.Markdown("The whole trace (tokens, translation, every attention map as "
+                        "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG.")
+            download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
+        gr.Markdown(
+            f"<small>Model: `{model_id}` · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {n_heads} heads, "
+            f"d_model {cfg.d_model} · Training data: sentences from [Tatoeba](https://tatoeba.org) by the "
+            "Tatoeba contributors (CC-BY 2.0 FR).</small>",
+            elem_id="footer",
+        )
+
+        controls = [kind, layer, heads, average, show_special, per_map]
+        run_outputs = [translation, notices, trace_state, attention_plot, step, step_plot, step_caption, download]
+        for trigger in (go_btn.click, text.submit):
+            trigger(run, [text, beam, *controls], run_outputs, api_visibility="private")
+        for control in controls:
+            control.change(rerender, [trace_state, *controls, step], attention_plot, api_visibility="private")
+        show_special.change(specials_note, show_special, specials_md, api_visibility="private")
+        step.change(on_step, [trace_state, *controls, step], [attention_plot, step_plot, step_caption],
+                    api_visibility="private")
+        gr.api(translate_api, api_name="translate")
+        gr.api(trace_api, api_name="trace")
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    return demo

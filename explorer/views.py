@@ -1,0 +1,110 @@
+"""What the attention panel shows: a Trace plus the user's toggles → figure inputs. No Gradio here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+
+from training.text import SPECIALS
+
+from .figures import attention_figure, top_k_figure
+from .inference import Trace
+
+KINDS = {
+    "encoder": "Encoder self-attention",
+    "decoder": "Decoder self-attention (masked)",
+    "cross": "Cross-attention (decoder → encoder)",
+}
+
+
+@dataclass
+class View:
+    kind: str = "cross"  # one of KINDS
+    layer: int | None = None  # 0-based; None = all layers side by side
+    heads: list[int] = field(default_factory=list)  # 0-based; empty = all heads
+    average: bool = False  # average the selected heads into one map
+    show_special: bool = True  # show <s> / </s> positions
+    shared_scale: bool = True  # one 0–1 colour scale; False = each map scaled to its max
+    step: int | None = None  # decoder row to highlight (step-through)
+
+
+def source_labels(trace: Trace) -> list[str]:
+    return [f"{t} (unk)" if unk else t for t, unk in zip(trace.source_tokens, trace.source_unknown)]
+
+
+def decoder_row_labels(trace: Trace) -> list[str]:
+    """Row t reads input token t and predicts token t+1: label both, e.g. "我 → 爱"."""
+    return [f"{inp} → {pred}" for inp, pred in zip(trace.target_tokens, trace.predicted_tokens)]
+
+
+def _keep(tokens: list[str], show_special: bool) -> list[int]:
+    return [i for i, t in enumerate(tokens) if show_special or t not in SPECIALS]
+
+
+def select(trace: Trace, view: View) -> dict:
+    """Slice the trace for a view; returns the keyword arguments of `attention_figure`."""
+    if view.kind not in KINDS:
+        raise ValueError(f"unknown attention kind {view.kind!r}; choose from {list(KINDS)}")
+    maps = {"encoder": trace.encoder_self, "decoder": trace.decoder_self, "cross": trace.cross}[view.kind]
+    n_layers, n_heads = maps.shape[:2]
+    layers = list(range(n_layers)) if view.layer is None else [view.layer]
+    heads = sorted(set(view.heads)) or list(range(n_heads))
+    if any(not 0 <= layer < n_layers for layer in layers) or any(not 0 <= h < n_heads for h in heads):
+        raise ValueError(f"the model has {n_layers} layers and {n_heads} heads")
+
+    src = source_labels(trace)
+    rows_dec = _keep(trace.predicted_tokens, view.show_special)  # rows that predict a real token
+    keys_dec = _keep(trace.target_tokens, view.show_special)
+    keys_src = _keep(trace.source_tokens, view.show_special)
+    if view.kind == "encoder":
+        q_idx, k_idx = keys_src, keys_src
+        y_labels, x_labels = [src[i] for i in q_idx], [src[i] for i in k_idx]
+        x_title, y_title = "key (English)", "query (English)"
+    else:
+        q_idx = rows_dec
+        k_idx = keys_dec if view.kind == "decoder" else keys_src
+        row_labels = decoder_row_labels(trace)
+        y_labels = [row_labels[i] for i in q_idx]
+        x_labels = [trace.target_tokens[i] for i in k_idx] if view.kind == "decoder" else [src[i] for i in k_idx]
+        x_title = "key: decoder input" if view.kind == "decoder" else "key (English)"
+        y_title = "decoder row: input → predicted"
+
+    sub = maps[np.ix_(layers, heads, q_idx, k_idx)]  # (layers, heads, q, k)
+    col_titles = [f"head {h + 1}" for h in heads]
+    if view.average:
+        sub = sub.mean(axis=1, keepdims=True)
+        col_titles = ["mean of heads " + ", ".join(str(h + 1) for h in heads)]
+    masked = None
+    if view.kind == "decoder":
+        full = np.triu(np.ones((maps.shape[2], maps.shape[3]), dtype=bool), k=1)
+        masked = full[np.ix_(q_idx, k_idx)]
+    highlight = None
+    if view.step is not None and view.kind != "encoder" and view.step in q_idx:
+        highlight = q_idx.index(view.step)
+    return dict(
+        weights=sub, x_labels=x_labels, y_labels=y_labels,
+        row_titles=[f"layer {layer + 1}" for layer in layers], col_titles=col_titles,
+        masked=masked, highlight_row=highlight, shared_scale=view.shared_scale,
+        x_title=x_title, y_title=y_title, title=KINDS[view.kind],
+    )
+
+
+def attention_view(trace: Trace, view: View) -> go.Figure:
+    return attention_figure(**select(trace, view))
+
+
+def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
+    """Top-5 next-token probabilities at decoder row `step`, and a sentence saying what the row does."""
+    step = max(0, min(step, len(trace.target_tokens) - 1))
+    tokens, probs = zip(*trace.top_next[step])
+    inp, pred = trace.target_tokens[step], trace.predicted_tokens[step]
+    title = f"step {step + 1}/{len(trace.target_tokens)}: next-token probabilities after “{inp}”"
+    caption = (f"Step {step + 1}: the decoder reads **{_md(inp)}** (and everything before it) "
+               f"and outputs **{_md(pred)}**. Its row is outlined in the decoder and cross-attention maps.")
+    return top_k_figure(tokens, probs, title), caption
+
+
+def _md(token: str) -> str:
+    """A token shown inside Markdown as literal text (no markup, no HTML)."""
+    return "`" + token.replace("`", "ˋ") + "`"

@@ -1,0 +1,186 @@
+"""End to end in real headless Chromium: the app as `python app.py` serves it, driven like a person would.
+
+Needs Debian's chromium, fonts-noto-cjk and Python Playwright (.ci/run installs them).
+Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+        "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
+
+if sync_playwright is None or not Path(CHROMIUM).exists():
+    reason = "needs Python playwright and /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)"
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI must run the browser test: {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(zh_weights, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env.pop("GRADIO_SERVER_NAME", None)  # the app must default to 127.0.0.1
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(zh_weights), "--threads", "1"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"app did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    d = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture()
+def page(app_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+        pg.dialogs = []
+        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        pg.goto(app_url)
+        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=30000)
+        yield pg
+        browser.close()
+
+
+PLOT_STATE = """sel => {
+  const el = document.querySelector(sel + ' .js-plotly-plot');
+  if (!el || !el.data) return null;
+  const ax = el.layout;
+  const full = el._fullData || [];  // plotly's decoded arrays (el.data may hold base64 "bdata")
+  const z = full.length && full[0].z ? Array.from(full[0].z, row => Array.from(row, v => Number.isNaN(v) ? null : v)) : null;
+  return {
+    n: el.data.filter(t => t.type === 'heatmap').length,
+    z: z,
+    x: ax.xaxis.ticktext, y: ax.yaxis.ticktext,
+    shapes: (ax.shapes || []).length,
+    shape_rows: (ax.shapes || []).map(s => s.y0 + 0.5),
+    title: ax.title && ax.title.text,
+  };
+}"""
+
+
+def plot(page, sel="#attention-plot"):
+    return page.evaluate(PLOT_STATE, sel)
+
+
+def wait_plot_change(page, before, sel="#attention-plot", timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = plot(page, sel)
+        if now and now != before:
+            return now
+        time.sleep(0.1)
+    raise AssertionError(f"{sel} did not change")
+
+
+def translate(page, text):
+    box = page.locator("#source-text textarea, #source-text input").first
+    box.fill(text)
+    page.click("#translate-btn")
+
+
+def test_translate_and_explore_attention(page, shots):
+    translate(page, "I love you.")
+    page.wait_for_function("() => { const t = document.querySelector('#translation textarea');"
+                           " return t && t.value.length > 0; }", timeout=30000)
+    assert page.input_value("#translation textarea") == "我爱你。"
+    cross = wait_plot_change(page, None)
+    assert cross["title"].startswith("Cross-attention")
+    assert cross["n"] == 2 * 4  # all layers × all heads
+    assert cross["x"] == ["i", "love", "you", ".", "&lt;/s&gt;"]
+    assert cross["y"][1] == "我 → 爱"
+    page.screenshot(path=str(shots / "cross.png"), full_page=True)
+
+    page.locator("#kind label", has_text="Decoder self-attention").click()
+    dec = wait_plot_change(page, cross)
+    assert dec["title"].startswith("Decoder self-attention")
+    assert dec["z"][0][1] is None  # masked future: empty cell, not a zero
+    assert dec["x"][1] == "我"
+
+    page.locator("#layer label", has_text="2").click()
+    one_layer = wait_plot_change(page, dec)
+    assert one_layer["n"] == 4
+
+    page.locator("#heads label", has_text="1").first.click()
+    three_heads = wait_plot_change(page, one_layer)
+    assert three_heads["n"] == 3 and three_heads["z"] != one_layer["z"]
+
+    page.locator("#average label", has_text="average").click()
+    averaged = wait_plot_change(page, three_heads)
+    assert averaged["n"] == 1
+
+    page.locator("#kind label", has_text="Encoder self-attention").click()
+    enc = wait_plot_change(page, averaged)
+    assert enc["x"] == enc["y"] and len(enc["z"]) == 5
+    page.screenshot(path=str(shots / "encoder.png"), full_page=True)
+
+
+def test_step_slider_highlights_rows_and_shows_top5(page, shots):
+    translate(page, "She is my sister.")
+    first = wait_plot_change(page, None)
+    step_plot = wait_plot_change(page, None, "#step-plot")
+    number = page.locator("#step input[type=number]")
+    number.fill("3")
+    number.press("Enter")
+    moved = wait_plot_change(page, step_plot, "#step-plot")
+    assert moved["title"].startswith("step 3/")
+    page.screenshot(path=str(shots / "step.png"), full_page=True)
+    highlighted = wait_plot_change(page, first)
+    assert set(first["shape_rows"]) == {0}  # step 1 outlines row 1 (0-based 0)
+    assert highlighted["shapes"] == highlighted["n"] and set(highlighted["shape_rows"]) == {2}
+
+
+def test_markup_in_the_input_is_shown_as_text(page, shots):
+    translate(page, "I love <img src=x onerror=alert(1)> you.")
+    state = wait_plot_change(page, None)
+    page.wait_for_timeout(500)
+    assert page.dialogs == []
+    assert any("&lt;" in x for x in state["x"])  # escaped, rendered as literal text
+    page.screenshot(path=str(shots / "markup.png"), full_page=True)
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_empty_input_shows_a_message(page):
+    translate(page, "   ")
+    page.wait_for_selector("#notices :text('Type an English sentence')", timeout=15000)

@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.inference import MAX_INPUT_CHARS, InputError, trace
+from training.translator import load_weights_dir
+
+
+@pytest.fixture(scope="module")
+def translator(zh_weights):
+    return load_weights_dir(zh_weights)
+
+
+def test_trace_tokens_follow_the_shift_by_one_convention(translator):
+    tr = trace(translator, "I love you.", beam=1)
+    assert tr.translation == "我爱你。"
+    assert tr.source_tokens == ["i", "love", "you", ".", "</s>"]
+    assert tr.target_tokens == ["<s>", "我", "爱", "你", "。"]
+    assert tr.predicted_tokens == ["我", "爱", "你", "。", "</s>"]
+    assert tr.target_tokens[1:] == tr.predicted_tokens[:-1]
+
+
+def test_trace_shapes_and_attention_invariants(translator):
+    tr = trace(translator, "Where is the book?", beam=4)
+    layers, heads = translator.model.cfg.n_decoder_layers, translator.model.cfg.n_heads
+    s, t = len(tr.source_tokens), len(tr.target_tokens)
+    assert tr.encoder_self.shape == (layers, heads, s, s)
+    assert tr.decoder_self.shape == (layers, heads, t, t)
+    assert tr.cross.shape == (layers, heads, t, s)
+    for maps in (tr.encoder_self, tr.decoder_self, tr.cross):
+        np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
+    assert (tr.decoder_self[..., np.triu_indices(t, 1)[0], np.triu_indices(t, 1)[1]] == 0).all()
+
+
+def test_trace_maps_are_those_of_the_model_on_the_final_output(translator):
+    tr = trace(translator, "She is my sister.", beam=1)
+    src = torch.tensor([translator.prepare("She is my sister.").ids])
+    tgt = torch.tensor([translator.tgt_vocab.encode(tr.target_tokens)])
+    logits, maps = translator.model(src, tgt, return_attention=True)
+    np.testing.assert_allclose(tr.cross[1], maps.cross[1][0].detach().numpy(), atol=1e-7)
+    # and greedy's choice at each row is the argmax the trace shows first
+    assert [row[0][0] for row in tr.top_next] == translator.tgt_vocab.decode(logits[0].argmax(-1).tolist())
+    assert all(len(row) == 5 and row[0][1] >= row[-1][1] for row in tr.top_next)
+
+
+def test_trace_json_has_the_documented_fields(translator):
+    tr = trace(translator, "Thank you.", beam=2, model_id="test-model")
+    data = json.loads(json.dumps(tr.to_json()))
+    for key in ("source_tokens", "target_tokens", "predicted_tokens", "translation", "attention", "model_id", "decoding"):
+        assert key in data
+    assert data["model_id"] == "test-model" and data["decoding"]["beam"] == 2
+    l, h = tr.n_layers, tr.n_heads
+    s, t = len(tr.source_tokens), len(tr.target_tokens)
+    assert np.asarray(data["attention"]["encoder_self"]).shape == (l, h, s, s)
+    assert np.asarray(data["attention"]["decoder_self"]).shape == (l, h, t, t)
+    assert np.asarray(data["attention"]["cross"]).shape == (l, h, t, s)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", None])
+def test_empty_input_is_a_friendly_error(translator, text):
+    with pytest.raises(InputError, match="Type an English sentence"):
+        trace(translator, text)
+
+
+def test_input_without_usable_tokens_is_a_friendly_error(translator):
+    with pytest.raises(InputError, match="Nothing to translate"):
+        trace(translator, "\u200b\u200b\x00")
+
+
+def test_long_input_is_truncated_with_a_notice(translator):
+    max_words = translator.model.cfg.max_len - 1
+    tr = trace(translator, "tea " * (max_words + 10), beam=1)
+    assert len(tr.source_tokens) == max_words + 1
+    assert any("last 10 were not translated" in n for n in tr.notices)
+    tr = trace(translator, "a" * (MAX_INPUT_CHARS + 5), beam=1)
+    assert any("first 2,000" in n for n in tr.notices)
+
+
+@pytest.mark.parametrize("text", ["我爱你", "🙂🙂", "<script>alert(1)</script>", "I love\u202e you.", "%s {0} '; DROP TABLE x;--"])
+def test_odd_input_is_translated_with_unknown_words_flagged(translator, text):
+    tr = trace(translator, text, beam=2)
+    assert isinstance(tr.translation, str)
+    assert len(tr.source_unknown) == len(tr.source_tokens)
+    if any(tr.source_unknown):
+        assert any("Not in the model's vocabulary" in n for n in tr.notices)

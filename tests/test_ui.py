@@ -1,0 +1,52 @@
+import json
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+from explorer.loading import load_translator
+from explorer.ui import build_demo
+
+
+@pytest.fixture(scope="module")
+def loaded(zh_weights):
+    return load_translator(str(zh_weights))
+
+
+@pytest.fixture(scope="module")
+def served(loaded):
+    demo = build_demo(loaded)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def test_blocks_build_without_launching(loaded):
+    demo = build_demo(loaded)
+    assert isinstance(demo, gr.Blocks)
+    api_names = {d.api_name for d in demo.fns.values() if d.api_name}
+    assert {"translate", "trace"} <= api_names
+
+
+def test_translate_endpoint_through_gradio_client(served):
+    client = Client(served, verbose=False)
+    assert client.predict("I love you.", 1, api_name="/translate") == "我爱你。"
+
+
+def test_trace_endpoint_returns_the_documented_json(served):
+    client = Client(served, verbose=False)
+    data = client.predict("Where is the book?", 2, api_name="/trace")
+    if isinstance(data, str):
+        data = json.loads(data)
+    assert data["translation"] == "书在哪里？"
+    assert data["target_tokens"][0] == "<s>" and data["predicted_tokens"][-1] == "</s>"
+    s, t = len(data["source_tokens"]), len(data["target_tokens"])
+    assert len(data["attention"]["cross"][0][0]) == t and len(data["attention"]["cross"][0][0][0]) == s
+
+
+def test_empty_input_through_the_api_is_a_clear_error(served):
+    client = Client(served, verbose=False)
+    with pytest.raises(Exception, match="Type an English sentence"):
+        client.predict("   ", 1, api_name="/translate")

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from explorer.inference import trace
+from explorer.views import View, attention_view, decoder_row_labels, select, step_view
+from training.translator import load_weights_dir
+
+
+@pytest.fixture(scope="module")
+def tr(zh_weights):
+    return trace(load_weights_dir(zh_weights), "I love you.", beam=1)
+
+
+def test_decoder_rows_are_labelled_input_then_prediction(tr):
+    assert decoder_row_labels(tr) == ["<s> → 我", "我 → 爱", "爱 → 你", "你 → 。", "。 → </s>"]
+    sel = select(tr, View(kind="cross"))
+    assert sel["y_labels"] == decoder_row_labels(tr)
+    assert sel["x_labels"] == tr.source_tokens
+
+
+def test_single_layer_and_head_subset(tr):
+    sel = select(tr, View(kind="encoder", layer=1, heads=[2, 0]))
+    assert sel["weights"].shape == (1, 2, 5, 5)
+    np.testing.assert_array_equal(sel["weights"][0, 0], tr.encoder_self[1, 0])
+    np.testing.assert_array_equal(sel["weights"][0, 1], tr.encoder_self[1, 2])
+    assert sel["row_titles"] == ["layer 2"] and sel["col_titles"] == ["head 1", "head 3"]
+
+
+def test_head_average_is_the_mean_of_the_selected_heads(tr):
+    sel = select(tr, View(kind="cross", heads=[1, 3], average=True))
+    assert sel["weights"].shape == (tr.n_layers, 1, 5, 5)
+    np.testing.assert_allclose(sel["weights"][:, 0], tr.cross[:, [1, 3]].mean(axis=1))
+    np.testing.assert_allclose(sel["weights"].sum(-1), 1.0, atol=1e-5)
+
+
+def test_decoder_view_marks_the_future_as_masked(tr):
+    sel = select(tr, View(kind="decoder"))
+    np.testing.assert_array_equal(sel["masked"], np.triu(np.ones((5, 5), bool), 1))
+    fig = attention_view(tr, View(kind="decoder", layer=0, heads=[0]))
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.isnan(z[0, 1:]).all() and np.isfinite(np.diag(z)).all()
+
+
+def test_hiding_specials_drops_their_rows_and_columns(tr):
+    sel = select(tr, View(kind="cross", show_special=False))
+    assert sel["x_labels"] == ["i", "love", "you", "."]
+    assert sel["y_labels"] == ["<s> → 我", "我 → 爱", "爱 → 你", "你 → 。"]
+    dec = select(tr, View(kind="decoder", show_special=False))
+    assert dec["x_labels"] == ["我", "爱", "你", "。"]
+    np.testing.assert_array_equal(dec["weights"][0, 0], tr.decoder_self[0, 0][np.ix_([0, 1, 2, 3], [1, 2, 3, 4])])
+
+
+def test_step_highlights_that_row_and_shows_its_top_5(tr):
+    assert select(tr, View(kind="cross", step=2))["highlight_row"] == 2
+    assert select(tr, View(kind="encoder", step=2))["highlight_row"] is None
+    assert select(tr, View(kind="cross", step=4, show_special=False))["highlight_row"] is None
+    fig, caption = step_view(tr, 1)
+    assert fig.data[0].y is not None and len(fig.data[0].x) == 5
+    assert "`我`" in caption and "`爱`" in caption
+
+
+def test_unknown_words_are_flagged_in_labels(zh_weights):
+    t = trace(load_weights_dir(zh_weights), "I love zebras.", beam=1)
+    assert "zebras (unk)" in select(t, View(kind="encoder"))["x_labels"]
+
+
+def test_bad_view_is_an_error(tr):
+    with pytest.raises(ValueError, match="layers"):
+        select(tr, View(layer=9))
+    with pytest.raises(ValueError, match="kind"):
+        select(tr, View(kind="nope"))
