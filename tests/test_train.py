@@ -117,3 +117,11 @@ def test_two_process_ddp_agrees_with_single_process_accumulation(tmp_path):
         assert torch.allclose(a[k], b[k], atol=2e-4, rtol=1e-3), k
     moved = params(single.run_dir)["tgt_embed.weight"]
     assert not torch.allclose(moved, torch.zeros_like(moved))
+
+
+def test_bf16_autocast_path_trains(tmp_path):
+    cfg = toy_train_config(tmp_path, epochs=3, precision="bf16", eval_max_sentences=5)
+    summary = train(cfg)
+    losses = [h["train_loss"] for h in summary["history"]]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0] / 2
+    assert all(v.dtype == torch.float32 for v in params(cfg.run_dir).values())  # master weights stay fp32

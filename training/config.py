@@ -93,7 +93,7 @@ class TrainConfig:
     seed: int = 1234
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # torch CPU threads (None: torch's default)
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" (autocast anywhere), "fp32"
     progress: bool = True  # tqdm progress bar
 
     def model_config(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> ModelConfig:

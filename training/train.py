@@ -179,9 +179,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
         )
     # The schedule is planned for all epochs; --max-steps only stops early (as a kill would).
     total_steps = steps_per_epoch * cfg.epochs
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.bf16 else contextlib.nullcontext()
-    )
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {cfg.precision!r}")
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     translator = Translator(model, data.src_vocab, data.tgt_vocab, cfg.lowercase,
                             DecodeSettings(beam=cfg.eval_beam))
     start_time = time.perf_counter()
@@ -203,6 +203,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
             for a in range(cfg.accum_steps):
                 batch = collate([data.train[i] for i in batches[s * group + a * dd.world + dd.rank]]).to(device)
                 sync = ddp is None or a == cfg.accum_steps - 1
+                autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
                 with (contextlib.nullcontext() if sync else ddp.no_sync()), autocast:
                     logits, _ = net(batch.src, batch.tgt_in)
                     loss = loss_fn(logits, batch.tgt_out, cfg.label_smoothing)
