@@ -26,6 +26,15 @@ def _download(repo_id: str, revision: str | None) -> Path:
     return Path(snapshot_download(repo_id=repo_id, revision=revision, allow_patterns=list(WEIGHT_FILES)))
 
 
+def _bundled(device: str) -> Translator:
+    if not (BUNDLED_WEIGHTS / "config.json").is_file():
+        raise WeightsError(
+            f"{BUNDLED_WEIGHTS}: no bundled model here. Pass --weights DIR (a folder written by "
+            "`python -m training export`) or --repo-id USER/NAME (a Hub model repo)."
+        )
+    return load_weights_dir(BUNDLED_WEIGHTS, device)
+
+
 def resolve(weights: str | None = None, repo_id: str | None = None, revision: str | None = None,
             device: str = "cpu") -> LoadedModel:
     """Load the requested weights; a Hub failure falls back to the bundled `weights/` with a notice.
@@ -46,8 +55,8 @@ def resolve(weights: str | None = None, repo_id: str | None = None, revision: st
             notice = (f"Could not get {label} from the Hugging Face Hub ({reason[:200]}); "
                       f"using the bundled weights in {BUNDLED_WEIGHTS.name}/ instead.")
             print(f"warning: {notice}", file=sys.stderr)
-            return LoadedModel(load_weights_dir(BUNDLED_WEIGHTS, device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice)
-    return LoadedModel(load_weights_dir(BUNDLED_WEIGHTS, device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
+            return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice)
+    return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
 
 
 def from_environment() -> dict[str, str | None]:

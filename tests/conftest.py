@@ -105,3 +105,9 @@ def zh_weights(tmp_path_factory) -> Path:
     train(cfg)
     path, _ = export(cfg.run_dir, Path(cfg.run_dir).parent / "weights", checkpoint="last", dtype="float32")
     return path
+
+
+def pytest_configure(config):
+    # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
+    config.addinivalue_line("filterwarnings", "ignore:.*no_silent_downcasting.*")
+    config.addinivalue_line("filterwarnings", "ignore:The copy keyword is deprecated.*")
