@@ -11,7 +11,7 @@ import os
 import sys
 
 from explorer.loading import from_environment, load_translator
-from explorer.ui import build_demo
+from explorer.ui import CONCURRENCY, QUEUE_SIZE, build_demo
 from training.translator import WeightsError
 
 
@@ -24,6 +24,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--revision", default=env["revision"], metavar="REV",
                    help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, metavar="N",
+                   help=f"requests that may wait; more are refused at once with 'queue is full' (default: {QUEUE_SIZE})")
+    p.add_argument("--concurrency", type=int, default=CONCURRENCY, metavar="N",
+                   help=f"translations run at the same time (default: {CONCURRENCY})")
     return p.parse_args(argv)
 
 
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    build_demo(loaded).launch(
+    build_demo(loaded, args.queue_size, args.concurrency).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
     )

@@ -23,7 +23,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     loaded = load_translator(args.weights, args.repo_id, args.revision)
-    sys.stdin.reconfigure(encoding="utf-8", errors="replace")  # undecodable bytes become U+FFFD, not a crash
+    # Undecodable bytes become U+FFFD, not a crash; only "\n" ends a line, so a stray "\r" cannot add one.
+    sys.stdin.reconfigure(encoding="utf-8", errors="replace", newline="\n")
     lines = [line.rstrip("\r\n") for line in sys.stdin]
     start = time.perf_counter()
     out = loaded.translator.translate(lines, batch_size=args.batch_size, beam=args.beam)

@@ -5,10 +5,13 @@ without running the model again.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -51,15 +54,25 @@ def notices_markdown(tr: Trace) -> str:
     return "\n".join(f"- ⚠️ {md_escape(n)}" for n in tr.notices)
 
 
+TRACE_DIR = Path(tempfile.gettempdir()) / f"attention-explorer-{os.getpid()}"
+TRACE_MAX_AGE_S = 15 * 60  # old trace files are pruned, so a long-running app does not fill the disk
+
+
 def write_trace_json(tr: Trace) -> str:
-    # One file per request in the temp dir, which Gradio may serve for download.
-    f = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="trace-", delete=False, encoding="utf-8")
+    """The trace as a JSON file for the download button (Gradio serves files from the temp dir)."""
+    TRACE_DIR.mkdir(exist_ok=True)
+    now = time.time()
+    for old in TRACE_DIR.glob("trace-*.json"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > TRACE_MAX_AGE_S:
+                old.unlink()
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="trace-", dir=TRACE_DIR, delete=False, encoding="utf-8")
     with f:
         json.dump(tr.to_json(), f, ensure_ascii=False)
     return f.name
 
 
-def build_demo(loaded: LoadedModel) -> gr.Blocks:
+def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY) -> gr.Blocks:
     translator, model_id = loaded.translator, loaded.model_id
     cfg = translator.model.cfg
     n_layers, n_heads = cfg.n_decoder_layers, cfg.n_heads
@@ -107,7 +120,8 @@ def build_demo(loaded: LoadedModel) -> gr.Blocks:
         except InputError as e:
             raise gr.Error(str(e))
 
-    with gr.Blocks(title="Attention explorer · English → Chinese") as demo:
+    # delete_cache: Gradio's own copies of served files (the trace downloads) are dropped after 15 minutes.
+    with gr.Blocks(title="Attention explorer · English → Chinese", delete_cache=(TRACE_MAX_AGE_S, TRACE_MAX_AGE_S)) as demo:
         gr.Markdown(
             "# English → Chinese attention explorer\n"
             "Type an English sentence, get a Chinese translation from a small Transformer trained from scratch, "
@@ -178,5 +192,5 @@ def build_demo(loaded: LoadedModel) -> gr.Blocks:
                     api_visibility="private")
         gr.api(translate_api, api_name="translate")
         gr.api(trace_api, api_name="trace")
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     return demo

@@ -1,7 +1,9 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,41 @@ def test_bf16_autocast_path_trains(tmp_path):
     losses = [h["train_loss"] for h in summary["history"]]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0] / 2
     assert all(v.dtype == torch.float32 for v in params(cfg.run_dir).values())  # master weights stay fp32
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    common = dict(epochs=3, dropout=0.1, eval_max_sentences=5)
+    ref = toy_train_config(tmp_path / "ref", **common)
+    train(ref)
+
+    cfg = toy_train_config(tmp_path / "killed", **common, checkpoint_every=5)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
+    script = ("import json, sys, torch; torch.set_num_threads(1); from training.config import TrainConfig; "
+              "from training.train import train; train(TrainConfig.from_dict(json.load(open(sys.argv[1]))))")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "cfg.json")], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = Path(cfg.run_dir) / LAST
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if last.is_file():
+                try:
+                    if read_checkpoint(last)[1]["meta"]["step"] >= 20:
+                        break
+                except ValueError:
+                    pass  # being replaced right now: os.replace makes that a brief window
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    meta = read_checkpoint(last)[1]["meta"]  # the newest checkpoint is whole
+    assert meta["step"] >= 20 and meta["step"] % 5 == 0 or meta["batch"] == 0
+    resumed = train(cfg, resume=True)
+    assert resumed["steps"] == read_checkpoint(Path(ref.run_dir) / LAST)[1]["meta"]["step"]
+    assert not list(Path(cfg.run_dir).glob("*.tmp"))
+    a, b = params(ref.run_dir), params(cfg.run_dir)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -140,6 +140,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
     if resume and not resuming and dd.main:
         print(f"note: --resume but {run_dir / LAST} does not exist yet; starting from scratch", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if dd.main:  # a write cut short by a crash leaves a .tmp beside an intact checkpoint
+        for stale in run_dir.glob("*.tmp"):
+            stale.unlink()
 
     data = load_data(cfg, run_dir, reuse_vocab=resuming)
     mcfg = cfg.model_config(len(data.src_vocab), len(data.tgt_vocab), PAD_ID)

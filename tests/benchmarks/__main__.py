@@ -1,0 +1,275 @@
+"""Benchmarks that print figures (never timed assertions): python -m tests.benchmarks --help
+
+Each comparison runs its two sides alternately in one process, so the ratio
+holds even when the absolute numbers move with the machine's load.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from explorer.inference import trace  # noqa: E402
+from training.config import ModelConfig  # noqa: E402
+from training.data import collate, encode_pairs, make_batches, pad, read_tsv, tokenize_pairs  # noqa: E402
+from training.decoding import DecodeSettings, decode  # noqa: E402
+from training.model import Transformer  # noqa: E402
+from training.text import PAD_ID  # noqa: E402
+from training.train import loss_fn  # noqa: E402
+from training.translator import Translator, load_weights_dir  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "tatoeba-cmn-eng" / "dev.tsv"
+WORDS = ("the old man saw a small dog near the river and my sister said that she would come to "
+         "our house tomorrow because it is going to rain all day in the city where we live").split()
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def sentence(n_words: int) -> str:
+    return " ".join(WORDS[i % len(WORDS)] for i in range(n_words)).capitalize() + "."
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def bench_decoding(tr: Translator, repeats: int, lengths=(5, 15, 30)) -> None:
+    print("\n1. translate latency, KV cache vs none (ms; same outputs)")
+    print(f"   {'words':>5} {'search':>7} {'cached p50':>10} {'p95':>7} {'uncached p50':>12} {'p95':>7} {'speed-up':>8} {'out tok':>7}")
+    for n in lengths:
+        src = pad([tr.prepare(sentence(n)).ids])
+        for beam in (1, 4):
+            s = DecodeSettings(beam=beam, length_penalty=tr.decoding.length_penalty)
+            out_len = len(decode(tr.model, src, s)[0].ids)
+            cached, uncached = [], []
+            for _ in range(repeats):  # alternate, so load affects both sides alike
+                cached += timed(lambda: decode(tr.model, src, s, use_cache=True), 1)
+                uncached += timed(lambda: decode(tr.model, src, s, use_cache=False), 1)
+            name = "greedy" if beam == 1 else f"beam {beam}"
+            print(f"   {n:>5} {name:>7} {pct(cached, 50):>10.1f} {pct(cached, 95):>7.1f} {pct(uncached, 50):>12.1f} "
+                  f"{pct(uncached, 95):>7.1f} {pct(uncached, 50) / pct(cached, 50):>7.1f}x {out_len:>7}")
+
+
+def bench_trace(tr: Translator, repeats: int) -> None:
+    from explorer.views import View, attention_view
+
+    text = sentence(12)
+    trace(tr, text)  # warm-up
+    times = timed(lambda: trace(tr, text), repeats)
+    t = trace(tr, text)
+    render = timed(lambda: attention_view(t, View(kind="decoder")).to_json(), repeats)
+    print(f"\n2. explorer trace (translate + every attention map), 12 words, default decoding (beam {tr.decoding.beam}):"
+          f" p50 {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms")
+    print(f"   re-render after a toggle (all layers × heads figure + JSON): p50 {pct(render, 50):.1f} ms, "
+          f"p95 {pct(render, 95):.1f} ms")
+
+
+class TorchTransformer(nn.Module):
+    """The reference: torch.nn.Transformer of the same shape, with the same embeddings and tied output."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.src_embed = nn.Embedding(cfg.src_vocab_size, cfg.d_model, padding_idx=PAD_ID)
+        self.tgt_embed = nn.Embedding(cfg.tgt_vocab_size, cfg.d_model, padding_idx=PAD_ID)
+        self.register_buffer("pos", Transformer(cfg).pos_enc, persistent=False)
+        self.core = nn.Transformer(cfg.d_model, cfg.n_heads, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.d_ff,
+                                   cfg.dropout, batch_first=True, norm_first=cfg.pre_norm)
+        self.bias = nn.Parameter(torch.zeros(cfg.tgt_vocab_size))
+
+    def forward(self, src, tgt):
+        scale = self.cfg.d_model ** 0.5
+        s = self.src_embed(src) * scale + self.pos[: src.size(1)]
+        t = self.tgt_embed(tgt) * scale + self.pos[: tgt.size(1)]
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.size(1), dtype=torch.bool)
+        h = self.core(s, t, tgt_mask=causal, src_key_padding_mask=src == PAD_ID, tgt_key_padding_mask=tgt == PAD_ID,
+                      memory_key_padding_mask=src == PAD_ID, tgt_is_causal=True)
+        return F.linear(h, self.tgt_embed.weight, self.bias), None
+
+
+def bench_training(batches, cfg: ModelConfig, steps: int) -> None:
+    print(f"\n3. training throughput, target tokens/s ({steps} steps each, same batches, dropout {cfg.dropout})")
+    torch.manual_seed(0)
+    variants = {
+        "ours (fused SDPA)": (Transformer(cfg), {}),
+        "ours, weights materialized": (Transformer(cfg), {"fast": False}),
+        "torch.nn.Transformer": (TorchTransformer(cfg), {}),
+    }
+    if _cpu_has_bf16() or torch.cuda.is_available():
+        variants["ours, bf16 autocast"] = (Transformer(cfg), {"bf16": True})
+    results = {k: [0, 0.0] for k in variants}
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, (m, _) in variants.items()}
+    for i in range(steps + 1):
+        b = batches[i % len(batches)]
+        for name, (model, kw) in variants.items():  # alternate models step by step
+            model.train()
+            t0 = time.perf_counter()
+            kw = dict(kw)
+            bf16 = kw.pop("bf16", False)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits, _ = model(b.src, b.tgt_in, **kw)
+                loss = loss_fn(logits, b.tgt_out, 0.1)
+            loss.backward()
+            opts[name].step()
+            opts[name].zero_grad(set_to_none=True)
+            if i:  # the first step warms up
+                results[name][0] += b.n_target_tokens
+                results[name][1] += time.perf_counter() - t0
+    base = results["torch.nn.Transformer"][0] / results["torch.nn.Transformer"][1]
+    for name, (tokens, secs) in results.items():
+        print(f"   {name:<28} {tokens / secs:>9,.0f} tok/s   {tokens / secs / base:>5.2f}x torch.nn.Transformer")
+
+
+def _cpu_has_bf16() -> bool:
+    with contextlib.suppress(OSError):
+        return "avx512_bf16" in Path("/proc/cpuinfo").read_text() or "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_cold_start(weights: str) -> None:
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--weights", weights], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                    print("\n4. app cold start: the app did not start")
+                    return
+                time.sleep(0.05)
+        up = time.perf_counter() - t0
+        Client(url, verbose=False).predict("I love you.", 4, api_name="/translate")
+        first = time.perf_counter() - t0
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"\n4. app cold start: page served after {up:.2f} s, first translation after {first:.2f} s; "
+          f"peak RSS {rss:.0f} MB")
+
+
+def bench_batch_cli(weights: str, n: int) -> None:
+    lines = [en for en, _ in read_tsv(DEV).pairs] if DEV.is_file() else [sentence(5 + i % 20) for i in range(n)]
+    lines = (lines * (n // max(1, len(lines)) + 1))[:n]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with open(f.name) as stdin:
+        proc = subprocess.run([sys.executable, "-m", "explorer", "translate", "--weights", weights, "--quiet"],
+                              stdin=stdin, capture_output=True, text=True, cwd=ROOT)
+    secs = time.perf_counter() - t0
+    os.unlink(f.name)
+    ok = proc.returncode == 0 and proc.stdout.count("\n") == n
+    print(f"\n5. batch translation CLI: {n} sentences in {secs:.1f} s (process start included) = {n / secs:.1f} "
+          f"sentences/s{'' if ok else '  [FAILED: ' + proc.stderr[-200:] + ']'}")
+
+
+def synthetic_weights(tmp: Path) -> str:
+    """A default-shaped, untrained model with the real vocabulary sizes (speed does not depend on training)."""
+    from safetensors.torch import save_model
+
+    from training.config import write_json
+    from training.text import SPECIALS, Vocab
+
+    cfg = ModelConfig(src_vocab_size=4456, tgt_vocab_size=2855)
+    torch.manual_seed(0)
+    model = Transformer(cfg)
+    save_model(model, str(tmp / "model.safetensors"))
+    write_json(tmp / "config.json", {"model": cfg.to_dict(), "tokenizer": {"lowercase": True},
+                                     "decoding": {"beam": 4, "length_penalty": 0.6}})
+    Vocab(list(SPECIALS) + [f"w{i}" for i in range(4452)]).save(tmp / "vocab_src.json")
+    Vocab(list(SPECIALS) + [chr(0x4E00 + i) for i in range(2851)]).save(tmp / "vocab_tgt.json")
+    return str(tmp)
+
+
+def training_batches(tr: Translator, n: int):
+    if DEV.is_file():
+        pairs = read_tsv(DEV).pairs
+    else:
+        pairs = [(sentence(4 + i % 12), "我" * (5 + i % 14)) for i in range(600)]
+    tok = tokenize_pairs(pairs, True)
+    examples, _ = encode_pairs(tok, tr.src_vocab, tr.tgt_vocab, 100)
+    idx = make_batches(examples, 2500, seed=0)[:n]
+    return [collate([examples[i] for i in b]) for b in idx]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", help="weights folder (default: weights/ if it holds a model, else an untrained "
+                                     "default-shaped model; translation latency depends on output length)")
+    p.add_argument("--quick", action="store_true", help="few repetitions, small sizes: what CI runs so this cannot rot")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    weights = args.weights
+    tmp = Path(tempfile.mkdtemp())
+    if weights is None:
+        weights = str(ROOT / "weights") if (ROOT / "weights" / "config.json").is_file() else synthetic_weights(tmp)
+    tr = load_weights_dir(weights)
+    print(f"machine: {machine()}\nweights: {weights} ({tr.model.num_parameters():,} parameters)"
+          f"{'  [quick mode]' if args.quick else ''}")
+    reps = 3 if args.quick else 20
+    bench_decoding(tr, reps, lengths=(5, 15) if args.quick else (5, 15, 30))
+    bench_trace(tr, reps)
+    bench_training(training_batches(tr, 4 if args.quick else 12), tr.model.cfg, 3 if args.quick else 12)
+    bench_cold_start(weights)
+    bench_batch_cli(weights, 50 if args.quick else 1000)
+
+
+if __name__ == "__main__":
+    main()
