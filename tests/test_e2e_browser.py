@@ -184,3 +184,23 @@ def test_markup_in_the_input_is_shown_as_text(page, shots):
 def test_empty_input_shows_a_message(page):
     translate(page, "   ")
     page.wait_for_selector("#notices :text('Type an English sentence')", timeout=15000)
+
+
+def test_trace_json_download_and_png_button(page, tmp_path):
+    translate(page, "Thank you.")
+    wait_plot_change(page, None)
+    page.get_by_role("tab", name="Export").click()
+    button = page.locator("#download-trace")
+    page.wait_for_function("() => { const b = document.querySelector('#download-trace');"
+                           " return b && !b.disabled && !b.querySelector('button[disabled]'); }", timeout=15000)
+    with page.expect_download(timeout=15000) as info:
+        button.click()
+    path = tmp_path / "trace.json"
+    info.value.save_as(path)
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["text"] == "Thank you." and data["predicted_tokens"][-1] == "</s>"
+    page.get_by_role("tab", name="Attention").click()
+    page.hover("#attention-plot .js-plotly-plot")
+    assert page.locator("#attention-plot [data-title='Download plot as a PNG']").count() == 1
