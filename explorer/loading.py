@@ -1,4 +1,11 @@
-"""Find the weights (a local folder, or a Hugging Face Hub repo), validate them, load once per process."""
+"""Find the weights (a local folder, or a Hugging Face Hub repo), validate them, load once per process.
+
+A Hub repo is fetched with `snapshot_download` into the standard HF cache (HF_HOME / HF_HUB_CACHE;
+HF_ENDPOINT picks the Hub), only the four weight files. When the Hub cannot be reached, or
+HF_HUB_OFFLINE=1, the cached copy of that revision is used; without one, the bundled `weights/`
+are used with a visible notice. Files that were downloaded but do not load are an error
+(WeightsError naming the repo), never a silent fallback.
+"""
 from __future__ import annotations
 
 import os
@@ -19,11 +26,48 @@ class LoadedModel:
     notice: str = ""  # set when the requested weights could not be used and a fallback was
 
 
-def _download(repo_id: str, revision: str | None) -> Path:
-    """Only the files the app needs, into the standard HF cache (works offline from that cache)."""
-    from huggingface_hub import snapshot_download
+def _cached_commit(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> str | None:
+    """The commit this revision pointed to at the last successful download, if the cache remembers one."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import REGEX_COMMIT_HASH, repo_folder_name
 
-    return Path(snapshot_download(repo_id=repo_id, revision=revision, allow_patterns=list(WEIGHT_FILES)))
+    revision = revision or "main"
+    if REGEX_COMMIT_HASH.fullmatch(revision):
+        return revision
+    ref = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model") / "refs" / revision
+    if not ref.is_file():
+        return None
+    return ref.read_text().strip() or None
+
+
+def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
+              cache_dir: str | Path | None = None) -> tuple[Path, str]:
+    """Only the files the app needs, into the HF cache; returns (folder, a note if an older cached copy was used)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    # Read before downloading: snapshot_download moves refs/<revision> to the new commit before
+    # fetching its files, so after a failed transfer the previous complete copy is only reachable by its hash.
+    previous = _cached_commit(repo_id, revision, cache_dir)
+    common = dict(repo_id=repo_id, allow_patterns=list(WEIGHT_FILES), endpoint=endpoint, cache_dir=cache_dir)
+    try:
+        return Path(snapshot_download(revision=revision, **common)), ""
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise  # the Hub answered, and the client already returned a cached copy of a missing repo if it had one
+    except Exception as error:
+        # When listing the repo fails (no connection, timeout, offline, 5xx, 401) the client itself
+        # falls back to the cache; when a file transfer fails after the listing, it does not. Then
+        # the last complete copy is still there under its commit hash.
+        if previous is None:
+            raise
+        try:
+            path = Path(snapshot_download(revision=previous, local_files_only=True, **common))
+        except Exception:
+            raise error from None
+        from huggingface_hub import constants
+
+        reason = _hub_reason(error, (endpoint or constants.ENDPOINT).rstrip("/"), f"{repo_id}@{revision or 'main'}")
+        return path, f"the download failed ({reason}); using the cached copy (commit {previous[:12]})"
 
 
 def _bundled(device: str) -> Translator:
@@ -35,27 +79,65 @@ def _bundled(device: str) -> Translator:
     return load_weights_dir(BUNDLED_WEIGHTS, device)
 
 
+def _hub_reason(error: Exception, endpoint: str, label: str) -> str:
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from training.hub import describe, known_tokens
+
+    if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None:
+        # The client's message is several lines about the cache; the cause says what actually failed.
+        text = describe(error.__cause__, endpoint, label, known_tokens(None)) + ", and there is no cached copy"
+    else:
+        text = describe(error, endpoint, label, known_tokens(None))
+    return text.removeprefix(f"{label}: ")  # every message built around this one names the repo already
+
+
+def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: str | None,
+                   cache_dir: str | Path | None) -> LoadedModel:
+    from huggingface_hub import constants
+
+    label = f"{repo_id}@{revision or 'main'}"
+    where = (endpoint or constants.ENDPOINT).rstrip("/")
+    try:
+        path, note = _download(repo_id, revision, endpoint, cache_dir)
+    except Exception as e:  # network, auth, missing repo or revision, offline without a cached copy
+        reason = _hub_reason(e, where, label)
+        if not (BUNDLED_WEIGHTS / "config.json").is_file():
+            raise WeightsError(f"could not get {label} from the Hugging Face Hub: {reason}; and there are no "
+                               f"bundled weights in {BUNDLED_WEIGHTS} to fall back to") from None
+        notice = (f"Could not get {label} from the Hugging Face Hub ({reason}); "
+                  f"using the bundled weights in {BUNDLED_WEIGHTS.name}/ instead.")
+        print(f"warning: {notice}", file=sys.stderr)
+        return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice)
+    missing = [name for name in WEIGHT_FILES if not (path / name).is_file()]
+    if missing:
+        raise WeightsError(f"{label} on {where} has no {', '.join(missing)}: it is not a weights folder "
+                           "(push one with `python -m training push WEIGHTS_DIR --repo-id USER/NAME`)")
+    try:
+        translator = load_weights_dir(path, device)
+    except WeightsError as e:
+        raise WeightsError(f"{label} from {where} cannot be used: {e}; if the repo itself is broken, push a "
+                           "working folder with `python -m training push`") from None
+    notice = ""
+    if note:
+        notice = f"{label}: {note}."
+        print(f"warning: {notice}", file=sys.stderr)
+    return LoadedModel(translator, label, notice)
+
+
 def resolve(weights: str | None = None, repo_id: str | None = None, revision: str | None = None,
-            device: str = "cpu") -> LoadedModel:
+            device: str = "cpu", *, endpoint: str | None = None, cache_dir: str | Path | None = None) -> LoadedModel:
     """Load the requested weights; a Hub failure falls back to the bundled `weights/` with a notice.
 
-    A local folder that is broken is an error (WeightsError), never silently replaced.
+    A local folder that is broken is an error (WeightsError), never silently replaced; so is a Hub
+    repo whose files were downloaded but do not load. `endpoint` and `cache_dir` override
+    HF_ENDPOINT and the HF cache (which huggingface_hub reads once, at import).
     """
     if weights:
         path = Path(weights)
         return LoadedModel(load_weights_dir(path, device), str(path))
     if repo_id:
-        label = f"{repo_id}@{revision or 'main'}"
-        try:
-            return LoadedModel(load_weights_dir(_download(repo_id, revision), device), label)
-        except WeightsError:
-            raise
-        except Exception as e:  # network, auth, missing repo, offline without cache
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
-            notice = (f"Could not get {label} from the Hugging Face Hub ({reason[:200]}); "
-                      f"using the bundled weights in {BUNDLED_WEIGHTS.name}/ instead.")
-            print(f"warning: {notice}", file=sys.stderr)
-            return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice)
+        return _load_from_hub(repo_id, revision, device, endpoint, cache_dir)
     return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
 
 

@@ -1,4 +1,4 @@
-"""Command line: python -m training {train,evaluate,export} --help"""
+"""Command line: python -m training {train,evaluate,export,push} --help"""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import TrainConfig
+from .hub import HubError
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 # Options that may change when resuming; everything else must match the run.
@@ -169,15 +170,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push
+
+    push(args.weights_dir, args.repo_id, revision=args.revision, private=args.private,
+         commit_message=args.commit_message, dry_run=args.dry_run)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train, evaluate and export the English→Chinese Transformer.",
+        description="Train, evaluate, export and push the English→Chinese Transformer.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  python -m training train --train ../shared/data/tatoeba-cmn-eng/train.tsv "
                "--dev ../shared/data/tatoeba-cmn-eng/dev.tsv --run-dir runs/base --epochs 2 --threads 2",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,export,push}")
 
     p = sub.add_parser("train", help="train a model (or --resume one)", argument_default=argparse.SUPPRESS,
                        description="Train the Transformer on TSV pairs; see README.md for a worked example. "
@@ -208,6 +217,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_decoding_args(p)
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("push", help="upload a weights folder to a Hugging Face Hub model repo (one commit)",
+                       description="Check that WEIGHTS_DIR loads and translates, then upload model.safetensors,\n"
+                                   "config.json, the two vocabularies and README.md (the model card) to a Hub model\n"
+                                   "repo in one commit, creating the repo (and the branch) if needed. Other files in\n"
+                                   "the folder are not uploaded.",
+                       epilog="environment:\n"
+                              "  HF_TOKEN     a token with write access; without it, the one saved by `hf auth login`.\n"
+                              "               It is never printed, not even in error messages.\n"
+                              "  HF_ENDPOINT  another Hub (a mirror, a test server); default https://huggingface.co\n\n"
+                              "example:\n"
+                              "  python -m training push weights/ --repo-id USER/attention-explorer-en-zh --dry-run",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("weights_dir", metavar="WEIGHTS_DIR", help="an exported weights folder (python -m training export)")
+    p.add_argument("--repo-id", required=True, metavar="USER/NAME",
+                   help="the model repo to push to, e.g. USER/attention-explorer-en-zh (created if missing)")
+    p.add_argument("--revision", metavar="BRANCH",
+                   help="push to this branch, created from main if missing (default: main); the app loads it "
+                        "with --revision BRANCH or MODEL_REVISION")
+    p.add_argument("--private", action="store_true",
+                   help="create the repo as private (only applies when the repo does not exist yet)")
+    p.add_argument("--commit-message", metavar="MSG",
+                   help="summary line of the commit (default: 'Upload weights (…the file names…)')")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the folder and list the files and sizes that would be uploaded; no network, "
+                        "no token needed")
+    p.set_defaults(func=cmd_push)
     return parser
 
 
@@ -218,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted" + (" · continue with --resume" if args.command == "train" else ""), file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except (FileNotFoundError, ValueError, OSError, HubError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
