@@ -4,17 +4,13 @@ Needs Debian's chromium, fonts-noto-cjk and Python Playwright (.ci/run installs 
 Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
 """
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from app_process import AppProcess
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
         "--no-first-run", "--disable-component-update", "--disable-sync"]
@@ -31,36 +27,14 @@ if sync_playwright is None or not Path(CHROMIUM).exists():
     pytest.skip(reason, allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(zh_weights, tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    env.pop("GRADIO_SERVER_NAME", None)  # the app must default to 127.0.0.1
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--weights", str(zh_weights), "--threads", "1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    app = AppProcess(["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log")
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"app did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield url
+        app.wait(timeout=90)
+        yield app.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        app.stop()
 
 
 @pytest.fixture(scope="module")

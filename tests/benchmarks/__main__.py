@@ -9,13 +9,10 @@ import argparse
 import contextlib
 import os
 import platform
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -23,7 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from app_process import AppProcess, proc_status_mb  # noqa: E402
 
 from explorer.inference import trace  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
@@ -160,45 +159,17 @@ def _cpu_has_bf16() -> bool:
     return False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def bench_cold_start(weights: str) -> None:
     from gradio_client import Client
 
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--weights", weights], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = AppProcess(["--weights", weights])
     try:
-        url = f"http://127.0.0.1:{port}/"
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                    print("\n4. app cold start: the app did not start")
-                    return
-                time.sleep(0.05)
-        up = time.perf_counter() - t0
-        Client(url, verbose=False).predict("I love you.", 4, api_name="/translate")
-        first = time.perf_counter() - t0
-        rss = peak_rss_mb(proc.pid)
+        up = app.wait()
+        Client(app.url, verbose=False).predict("I love you.", 4, api_name="/translate")
+        first = time.perf_counter() - app.started
+        rss = proc_status_mb(app.proc.pid, "VmHWM")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        app.stop()
     print(f"\n4. app cold start: page served after {up:.2f} s, first translation after {first:.2f} s; "
           f"peak RSS {rss:.0f} MB")
 

@@ -11,69 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app_process import AppProcess, proc_status_mb  # noqa: E402
+
 SENTENCES = ["I love you.", "Where is the book?", "She is my sister.", "It is going to rain tomorrow.",
              "Do you want to drink some tea?", "My brother became an engineer.", "Thank you.", "We are students."]
 REQUEST_TIMEOUT_S = 120
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
-
-
-class App:
-    def __init__(self, weights: str | None, threads: int, queue_size: int | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False"}
-        env.pop("GRADIO_SERVER_NAME", None)
-        cmd = [sys.executable, "app.py", "--threads", str(threads)] + (["--weights", weights] if weights else [])
-        cmd += ["--queue-size", str(queue_size)] if queue_size else []
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def wait(self, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited: {self.proc.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(self.url, timeout=2)
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("the app did not start in time")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def client(url: str):
@@ -135,21 +90,22 @@ def overload(url: str, n: int) -> dict:
             "slowest_refusal_s": max(busy, default=0.0)}
 
 
-def soak(app: App, n: int, workers: int = 4) -> dict:
+def soak(app: AppProcess, n: int, workers: int = 4) -> dict:
     clients = [client(app.url) for _ in range(workers)]
     for i in range(8):  # warm every code path before the first reading
         one_request(clients[0], i)
-    before = rss_mb(app.proc.pid)
+    before = proc_status_mb(app.proc.pid, "VmRSS")
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda i: one_request(clients[i % workers], i), range(n)))
-    after = rss_mb(app.proc.pid)
+    after = proc_status_mb(app.proc.pid, "VmRSS")
     return {"requests": n, "failed": sum(not ok for ok, _, _ in results), "rss_before_mb": round(before, 1),
             "rss_after_mb": round(after, 1), "rss_growth_mb": round(after - before, 1)}
 
 
 def run(weights: str | None, clients: int, requests: int, overload_n: int, soak_n: int, threads: int,
         queue_size: int | None = None) -> dict:
-    app = App(weights, threads, queue_size)
+    args = ["--threads", str(threads)] + (["--weights", weights] if weights else [])
+    app = AppProcess(args + (["--queue-size", str(queue_size)] if queue_size else []))
     try:
         app.wait()
         report = {"concurrency": concurrency(app.url, clients, requests)}

@@ -1,0 +1,64 @@
+"""Run `python app.py` as a real process on 127.0.0.1 (browser test, load script, benchmarks)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_status_mb(pid: int, field: str) -> float:
+    """A memory figure from /proc/PID/status: "VmRSS" (now) or "VmHWM" (peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class AppProcess:
+    """`python app.py ARGS` on a free port; `wait()` returns once the page is served."""
+
+    def __init__(self, args: list[str], log: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False",
+               "PYTHONUNBUFFERED": "1"}
+        env.pop("GRADIO_SERVER_NAME", None)  # the app must default to 127.0.0.1 by itself
+        self.log = log
+        out = open(log, "w") if log else subprocess.DEVNULL
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=ROOT, env=env, stdout=out,
+                                     stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+
+    def wait(self, timeout: float = 120) -> float:
+        """Seconds from process start until the page answered."""
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return time.perf_counter() - self.started
+            except OSError:
+                if self.proc.poll() is not None or time.perf_counter() - self.started > timeout:
+                    detail = self.log.read_text()[-3000:] if self.log else f"exit code {self.proc.poll()}"
+                    self.stop()
+                    raise RuntimeError(f"the app did not start: {detail}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
