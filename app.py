@@ -10,23 +10,17 @@ import argparse
 import os
 import sys
 
-from explorer.loading import from_environment, load_translator
+from explorer.loading import add_model_args, load_translator, positive_int
 from explorer.ui import CONCURRENCY, QUEUE_SIZE, build_demo
 from training.translator import WeightsError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = from_environment()
     p = argparse.ArgumentParser(description="Serve the English→Chinese attention explorer.")
-    p.add_argument("--weights", metavar="DIR", help="a local weights folder (default: the bundled weights/)")
-    p.add_argument("--repo-id", default=env["repo_id"], metavar="USER/NAME",
-                   help="download the weights from this Hugging Face Hub model repo (env MODEL_REPO)")
-    p.add_argument("--revision", default=env["revision"], metavar="REV",
-                   help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, metavar="N",
+    add_model_args(p)
+    p.add_argument("--queue-size", type=positive_int, default=QUEUE_SIZE, metavar="N",
                    help=f"requests that may wait; more are refused at once with 'queue is full' (default: {QUEUE_SIZE})")
-    p.add_argument("--concurrency", type=int, default=CONCURRENCY, metavar="N",
+    p.add_argument("--concurrency", type=positive_int, default=CONCURRENCY, metavar="N",
                    help=f"translations run at the same time (default: {CONCURRENCY})")
     return p.parse_args(argv)
 

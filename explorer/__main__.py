@@ -7,18 +7,13 @@ import os
 import sys
 import time
 
-from .loading import from_environment, load_translator
+from .loading import add_model_args, load_translator, positive_int
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    env = from_environment()
-    p.add_argument("--weights", metavar="DIR", help="a local weights folder (default: the bundled weights/)")
-    p.add_argument("--repo-id", default=env["repo_id"], metavar="USER/NAME",
-                   help="download weights from this Hugging Face Hub model repo (env MODEL_REPO)")
-    p.add_argument("--revision", default=env["revision"], metavar="REV",
-                   help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)")
-    p.add_argument("--beam", type=int, metavar="N", help="beam size; 1 = greedy (default: the model's config.json)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+def add_cli_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--beam", type=positive_int, metavar="N",
+                   help="beam size; 1 = greedy (default: the model's config.json)")
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
@@ -56,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("translate", help="translate stdin to stdout, one line per line",
                        description="Translate English lines from stdin; one Chinese line per input line, in order "
                                    "(an empty line for an empty line). Timing goes to stderr.")
-    add_model_args(p)
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="sentences decoded together (default: 64)")
+    add_cli_args(p)
+    p.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="sentences decoded together (default: 64)")
     p.add_argument("--quiet", action="store_true", help="no timing line on stderr")
     p.set_defaults(func=cmd_translate)
     p = sub.add_parser("trace", help="print the trace JSON of one sentence",
@@ -65,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "predicted_tokens, translation, attention {encoder_self [L][H][S][S], "
                                    "decoder_self [L][H][T][T], cross [L][H][T][S]}, model id and decoding settings.")
     p.add_argument("text", help="the English sentence")
-    add_model_args(p)
+    add_cli_args(p)
     p.add_argument("--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)")
     p.set_defaults(func=cmd_trace)
     return parser
@@ -77,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     from .inference import InputError
 
     args = build_parser().parse_args(argv)
-    if args.beam is not None and args.beam < 1:
-        print("error: --beam must be >= 1", file=sys.stderr)
-        return 2
     if args.threads:
         import torch
 

@@ -58,7 +58,10 @@ def attention_figure(
     gap_y = min(0.08, 0.3 / max(1, n_rows - 1)) if n_rows > 1 else 0.0
     width = (1 - gap_x * (n_cols - 1)) / n_cols
     height = (1 - gap_y * (n_rows - 1)) / n_rows
-    hover = np.array([[f"query: {ys[i]}<br>key: {xs[j]}" for j in range(tk)] for i in range(tq)], dtype=object)
+    hover = np.empty((tq, tk), dtype=object)  # explicit shape: stays 2-D when a side is empty
+    for i in range(tq):
+        for j in range(tk):
+            hover[i, j] = f"query: {ys[i]}<br>key: {xs[j]}"
     if masked is not None:
         hover[masked] = [h + "<br>masked (future position)" for h in hover[masked]]
     traces, shapes, annotations, layout = [], [], [], {}

@@ -14,7 +14,7 @@ import torch
 
 from training.data import pad
 from training.decoding import decode
-from training.text import BOS_ID, EOS_ID, detokenize_zh
+from training.text import BOS_ID, EOS_ID, PAD_ID, detokenize_zh
 from training.translator import Translator
 
 MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
@@ -92,7 +92,9 @@ def trace(translator: Translator, text: str, beam: int | None = None, model_id: 
 
     tgt_in = torch.tensor([[BOS_ID] + hyp.ids], device=src.device)  # (1, T)
     logits, maps = model(src, tgt_in, return_attention=True)
-    probs = logits[0].float().softmax(-1)  # (T, V)
+    logits = logits[0].float()  # (T, V)
+    logits[:, [PAD_ID, BOS_ID]] = float("-inf")  # decoding never picks these, so neither does the top-5
+    probs = logits.softmax(-1)
     top_p, top_i = probs.topk(min(TOP_K, probs.size(-1)), dim=-1)
     vocab = translator.tgt_vocab
     stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # noqa: E731  per layer (1, H, q, k) → (L, H, q, k)

@@ -8,6 +8,7 @@ are used with a visible notice. Files that were downloaded but do not load are a
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import threading
@@ -139,6 +140,24 @@ def resolve(weights: str | None = None, repo_id: str | None = None, revision: st
     if repo_id:
         return _load_from_hub(repo_id, revision, device, endpoint, cache_dir)
     return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The options that choose the model, shared by app.py and `python -m explorer`."""
+    env = from_environment()
+    p.add_argument("--weights", metavar="DIR", help="a local weights folder (default: the bundled weights/)")
+    p.add_argument("--repo-id", default=env["repo_id"], metavar="USER/NAME",
+                   help="download the weights from this Hugging Face Hub model repo (env MODEL_REPO)")
+    p.add_argument("--revision", default=env["revision"], metavar="REV",
+                   help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's choice)")
 
 
 def from_environment() -> dict[str, str | None]:

@@ -29,9 +29,19 @@ EXAMPLES = [
     "It is going to rain tomorrow.",
     "Do you want to drink some tea?",
 ]
+MAX_BEAM = 8
 QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" message at once
 CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
 HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on <s>/</s> is not shown)."
+
+
+def check_beam(beam) -> int:
+    """The API takes any JSON value: only whole numbers 1..MAX_BEAM (memory grows with the beam)."""
+    ok = (isinstance(beam, (int, float)) and not isinstance(beam, bool) and float(beam).is_integer()
+          and 1 <= beam <= MAX_BEAM)
+    if not ok:
+        raise gr.Error(f"beam must be a whole number from 1 to {MAX_BEAM}, got {beam!r}")
+    return int(beam)
 
 
 def _layer_index(layer: str) -> int | None:
@@ -75,16 +85,14 @@ def write_trace_json(tr: Trace) -> str:
 def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY) -> gr.Blocks:
     translator, model_id = loaded.translator, loaded.model_id
     cfg = translator.model.cfg
-    n_layers, n_heads = cfg.n_decoder_layers, cfg.n_heads
-    if cfg.n_encoder_layers != n_layers:
-        n_layers = max(cfg.n_encoder_layers, n_layers)
+    n_layers, n_heads = max(cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads
     default_beam = translator.decoding.beam
     pe_figure = positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy())
 
     def run(text, beam, kind, layer, heads, average, show_special, per_map):
         try:
-            tr = trace(translator, text, beam=int(beam), model_id=model_id)
-        except InputError as e:
+            tr = trace(translator, text, beam=check_beam(beam), model_id=model_id)
+        except (InputError, gr.Error) as e:
             return (gr.skip(), f"- {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
         n = len(tr.target_tokens)
         view = make_view(kind, layer, heads, average, show_special, per_map, 1)
@@ -96,7 +104,11 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
     def rerender(tr, kind, layer, heads, average, show_special, per_map, step):
         if tr is None:
             return gr.skip()
-        return attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, step))
+        try:
+            return attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, step))
+        except ValueError as e:  # e.g. a layer this kind does not have (encoder and decoder depths differ)
+            gr.Warning(str(e))
+            return gr.skip()
 
     def on_step(tr, kind, layer, heads, average, show_special, per_map, step):
         if tr is None:
@@ -110,13 +122,13 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
     # API-only endpoints (gradio_client): plain text in, text / JSON out.
     def translate_api(text: str, beam: int = default_beam) -> str:
         try:
-            return trace(translator, text, beam=int(beam), model_id=model_id).translation
+            return trace(translator, text, beam=check_beam(beam), model_id=model_id).translation
         except InputError as e:
             raise gr.Error(str(e))
 
     def trace_api(text: str, beam: int = default_beam) -> dict:
         try:
-            return trace(translator, text, beam=int(beam), model_id=model_id).to_json()
+            return trace(translator, text, beam=check_beam(beam), model_id=model_id).to_json()
         except InputError as e:
             raise gr.Error(str(e))
 
@@ -133,7 +145,7 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
         with gr.Row():
             text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
                               elem_id="source-text", autofocus=True)
-            beam = gr.Slider(1, 8, value=default_beam, step=1, label="Beam size (1 = greedy)", scale=2)
+            beam = gr.Slider(1, MAX_BEAM, value=default_beam, step=1, label="Beam size (1 = greedy)", scale=2)
             go_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
         gr.Examples(EXAMPLES, inputs=text, label="Examples")
         translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation",
@@ -183,14 +195,15 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
 
         controls = [kind, layer, heads, average, show_special, per_map]
         run_outputs = [translation, notices, trace_state, attention_plot, step, step_plot, step_caption, download]
+        # One concurrency group for everything that runs the model, so CONCURRENCY bounds them all together.
         for trigger in (go_btn.click, text.submit):
-            trigger(run, [text, beam, *controls], run_outputs, api_visibility="private")
+            trigger(run, [text, beam, *controls], run_outputs, api_visibility="private", concurrency_id="model")
         for control in controls:
             control.change(rerender, [trace_state, *controls, step], attention_plot, api_visibility="private")
         show_special.change(specials_note, show_special, specials_md, api_visibility="private")
         step.change(on_step, [trace_state, *controls, step], [attention_plot, step_plot, step_caption],
                     api_visibility="private")
-        gr.api(translate_api, api_name="translate")
-        gr.api(trace_api, api_name="trace")
+        gr.api(translate_api, api_name="translate", concurrency_id="model")
+        gr.api(trace_api, api_name="trace", concurrency_id="model")
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     return demo

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 
-from training.text import SPECIALS
+from training.text import BOS, EOS, PAD
 
 from .figures import attention_figure, top_k_figure
 from .inference import Trace
 
+HIDEABLE = {BOS, EOS, PAD}  # <unk> stays: an unknown word is content, not structure
 KINDS = {
     "encoder": "Encoder self-attention",
     "decoder": "Decoder self-attention (masked)",
@@ -39,7 +40,7 @@ def decoder_row_labels(trace: Trace) -> list[str]:
 
 
 def _keep(tokens: list[str], show_special: bool) -> list[int]:
-    return [i for i, t in enumerate(tokens) if show_special or t not in SPECIALS]
+    return [i for i, t in enumerate(tokens) if show_special or t not in HIDEABLE]
 
 
 def select(trace: Trace, view: View) -> dict:

@@ -93,3 +93,32 @@ def test_resume_refuses_a_changed_model_shape(capsys, toy_run):
     code, _, err = run_main(capsys, "train", "--train", cfg.train_path, "--run-dir", cfg.run_dir,
                             "--resume", "--d-model", "128")
     assert code == 2 and "d_model differ" in err
+
+
+def test_resume_after_max_steps_continues_to_the_end(capsys, tmp_path):
+    write_tsv(tmp_path / "t.tsv", reverse_digits_pairs(300, 0))
+    common = ["train", "--train", str(tmp_path / "t.tsv"), "--run-dir", str(tmp_path / "r"), "--d-model", "16",
+              "--heads", "2", "--d-ff", "32", "--encoder-layers", "1", "--decoder-layers", "1", "--max-len", "16",
+              "--max-tokens", "200", "--epochs", "2", "--threads", "1", "--no-progress"]
+    assert run_main(capsys, *common, "--max-steps", "3")[0] == 0
+    code, out, _ = run_main(capsys, *common[:5], "--resume", "--epochs", "3", "--no-progress")
+    assert code == 0 and "resumed from" in out
+    import json
+
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]  # --max-steps did not stick; the raised --epochs did
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert saved["epochs"] == 3 and saved["max_steps"] is None
+
+
+def test_export_refuses_to_replace_a_folder_that_is_not_an_export(capsys, toy_run, tmp_path):
+    cfg, _ = toy_run
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    code, _, err = run_main(capsys, "export", cfg.run_dir, str(precious), "--checkpoint", "last")
+    assert code == 2 and "not an earlier export" in err
+    assert (precious / "notes.txt").read_text() == "keep me"
+    code, _, err = run_main(capsys, "export", cfg.run_dir, cfg.run_dir, "--checkpoint", "last")
+    assert code == 2 and "refusing to replace" in err
+    assert (Path(cfg.run_dir) / "last.safetensors").is_file()

@@ -85,3 +85,8 @@ def test_odd_input_is_translated_with_unknown_words_flagged(translator, text):
     assert len(tr.source_unknown) == len(tr.source_tokens)
     if any(tr.source_unknown):
         assert any("Not in the model's vocabulary" in n for n in tr.notices)
+
+
+def test_top_next_never_offers_tokens_decoding_cannot_pick(translator):
+    tr = trace(translator, "zebra zebra zebra", beam=1)
+    assert not any(tok in ("<pad>", "<s>") for row in tr.top_next for tok, _ in row)

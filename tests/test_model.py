@@ -106,14 +106,15 @@ def test_attention_function_matches_a_hand_computed_example():
 
 
 def test_output_projection_is_tied_to_the_target_embedding(model, tiny_config):
-    names = dict(model.named_parameters())
-    assert not any("generator" in n or "out_proj.weight" == n for n in names)
-    src, tgt = batch(tiny_config)
-    before, _ = model(src, tgt)
+    # No separate (V, D) output matrix exists: the logits are hidden · target embeddingᵀ + bias.
+    shapes = [p.shape for n, p in model.named_parameters() if n != "tgt_embed.weight"]
+    assert (tiny_config.tgt_vocab_size, tiny_config.d_model) not in shapes
+    h = torch.randn(2, 3, tiny_config.d_model)
+    expected = h @ model.tgt_embed.weight.T + model.output_bias
+    assert torch.allclose(model.logits(h), expected, atol=1e-6)
     with torch.no_grad():
-        model.tgt_embed.weight[5] += torch.randn(tiny_config.d_model)  # moves the logit of token 5 too
-    after, _ = model(src, tgt)
-    assert not torch.allclose(before[..., 5], after[..., 5])
+        model.tgt_embed.weight[5] += 1.0
+    assert torch.allclose(model.logits(h)[..., 5], expected[..., 5] + h.sum(-1), atol=1e-5)
 
 
 def test_sinusoidal_encoding_follows_the_paper():
@@ -135,10 +136,16 @@ def test_dropout_is_active_only_in_training(model, tiny_config):
     assert not torch.allclose(a, c)
 
 
-def test_post_norm_variant_runs_and_stays_normalized(tiny_config):
+def test_post_norm_normalizes_after_each_residual(tiny_config):
     cfg = ModelConfig(**{**tiny_config.to_dict(), "pre_norm": False})
     m = Transformer(cfg).eval()
+    assert isinstance(m.encoder_norm, torch.nn.Identity) and isinstance(m.decoder_norm, torch.nn.Identity)
     src, tgt = batch(cfg)
+    memory, _, _ = m.encode(src)  # the last op of a post-norm stack is a LayerNorm (weight 1, bias 0 at init)
+    assert torch.allclose(memory.mean(-1), torch.zeros(memory.shape[:-1]), atol=1e-5)
+    assert torch.allclose(memory.std(-1, unbiased=False), torch.ones(memory.shape[:-1]), atol=1e-3)
+    pre = Transformer(tiny_config).eval()
+    assert isinstance(pre.encoder_norm, torch.nn.LayerNorm)
     logits, maps = m(src, tgt, return_attention=True)
     assert torch.isfinite(logits).all() and len(maps.cross) == cfg.n_decoder_layers
 
@@ -154,3 +161,7 @@ def test_config_rejects_bad_shapes():
         ModelConfig(src_vocab_size=10, tgt_vocab_size=10, d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="unknown"):
         ModelConfig.from_dict({"src_vocab_size": 10, "tgt_vocab_size": 10, "bogus": 1})
+    with pytest.raises(ValueError, match="n_heads must be positive"):
+        ModelConfig(src_vocab_size=10, tgt_vocab_size=10, n_heads=0)
+    with pytest.raises(ValueError, match="d_model must be int"):
+        ModelConfig(src_vocab_size=10, tgt_vocab_size=10, d_model=256.0)

@@ -50,3 +50,10 @@ def test_empty_input_through_the_api_is_a_clear_error(served):
     client = Client(served, verbose=False)
     with pytest.raises(Exception, match="Type an English sentence"):
         client.predict("   ", 1, api_name="/translate")
+
+
+@pytest.mark.parametrize("beam", [0, 9, 10**6, 2.5, "x", None])
+def test_api_rejects_bad_beam_sizes_clearly(served, beam):
+    client = Client(served, verbose=False)
+    with pytest.raises(Exception, match="beam must be a whole number from 1 to 8"):
+        client.predict("I love you.", beam, api_name="/translate")

@@ -69,3 +69,21 @@ def test_bad_view_is_an_error(tr):
         select(tr, View(layer=9))
     with pytest.raises(ValueError, match="kind"):
         select(tr, View(kind="nope"))
+
+
+def test_empty_translation_with_specials_hidden_draws_an_empty_map(tr):
+    import dataclasses
+
+    empty = dataclasses.replace(tr, target_tokens=["<s>"], predicted_tokens=["</s>"], translation="",
+                                decoder_self=tr.decoder_self[:, :, :1, :1], cross=tr.cross[:, :, :1, :],
+                                top_next=tr.top_next[:1])
+    for kind in ("decoder", "cross"):
+        fig = attention_view(empty, View(kind=kind, show_special=False))
+        assert np.asarray(fig.data[0].z).size == 0
+
+
+def test_hiding_specials_keeps_unknown_tokens(zh_weights):
+    t = trace(load_weights_dir(zh_weights), "I love zebras.", beam=1)
+    t.target_tokens[1] = "<unk>"  # as if the model had generated one
+    sel = select(t, View(kind="decoder", show_special=False))
+    assert "<unk>" in sel["x_labels"]

@@ -52,7 +52,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue from DIR/last.safetensors with its model, optimizer, RNG and data position "
                         "(shape and recipe come from DIR/train_config.json; --epochs, --max-steps, --threads, "
-                        "--device and --checkpoint-every may change)")
+                        "--device, --precision, --checkpoint-every, --eval-max-sentences, --no-progress and the "
+                        "data paths may change)")
     g = p.add_argument_group("model")
     _opt(g, "--d-model", "d_model", positive_int, "width of the residual stream")
     _opt(g, "--heads", "n_heads", positive_int, "attention heads per layer (must divide --d-model)")
@@ -101,8 +102,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import load_run_config, train
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}
-    given.setdefault("dev_path", None)
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}  # only explicit flags
     run_dir = Path(args.run_dir)
     if args.resume and (run_dir / "train_config.json").is_file():
         saved = load_run_config(run_dir).to_dict()
@@ -112,8 +112,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
                              "start a new --run-dir to change them")
         cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE | {"train_path", "dev_path"}})
+        cfg.max_steps = given.get("max_steps")  # a limit for this invocation, not for the run
     else:
-        cfg = TrainConfig.from_dict(given)
+        cfg = TrainConfig.from_dict({"dev_path": None, **given})
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ class DecodeSettings:
     max_len_b: int = 10
 
     def __post_init__(self) -> None:
+        if not isinstance(self.beam, int) or isinstance(self.beam, bool):
+            raise ValueError(f"beam must be an integer, got {self.beam!r}")
         if self.beam < 1:
             raise ValueError(f"beam must be >= 1, got {self.beam}")
         if self.length_penalty < 0:

@@ -1,6 +1,7 @@
 """Export a training run as a self-contained weights folder with a Hugging Face model card."""
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -32,7 +33,9 @@ def pick_checkpoints(run_dir: Path, checkpoint: str, average: int) -> list[Path]
     named = {"best": run_dir / BEST, "last": run_dir / LAST}
     path = named.get(checkpoint, Path(checkpoint))
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found (did training finish an epoch?)")
+        hint = ("the run had no dev set, so no best checkpoint: use --checkpoint last or --average K"
+                if checkpoint == "best" and (run_dir / LAST).is_file() else "did training finish an epoch?")
+        raise FileNotFoundError(f"{path}: checkpoint not found ({hint})")
     return [path]
 
 
@@ -43,8 +46,8 @@ def load_run(
     run_dir = Path(run_dir)
     tcfg = load_run_config(run_dir)
     paths = pick_checkpoints(run_dir, checkpoint, average)
-    state = average_model_states(paths) if len(paths) > 1 else model_state(read_checkpoint(paths[0])[0])
-    _, blob = read_checkpoint(paths[-1])
+    tensors, blob = read_checkpoint(paths[-1])
+    state = average_model_states(paths) if len(paths) > 1 else model_state(tensors)
     model = Transformer(model_config_of_run(run_dir))
     model.load_state_dict(state)
     model.eval()
@@ -66,6 +69,7 @@ def export(
 ) -> tuple[Path, Scores | None]:
     """Write model.safetensors, config.json, vocabularies and README.md to out_dir (atomically)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    check_replaceable(out_dir, run_dir)
     if threads:
         torch.set_num_threads(threads)
     translator, blob, paths = load_run(run_dir, checkpoint, average, decoding)
@@ -106,6 +110,22 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir, scores
+
+
+def check_replaceable(out_dir: Path, run_dir: Path) -> None:
+    """Export replaces OUT_DIR: allow that only for a missing or empty folder, or an earlier export."""
+    out, run, cwd = out_dir.resolve(), run_dir.resolve(), Path.cwd().resolve()
+    if out in (run, cwd) or out in run.parents or out in cwd.parents:
+        raise ValueError(f"{out_dir}: refusing to replace this folder (it holds the run or the working directory); "
+                         "choose a new OUT_DIR")
+    if out.exists() and any(out.iterdir()):
+        config = out / CONFIG_FILE
+        try:
+            ours = config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("format") == FORMAT
+        except (ValueError, OSError):
+            ours = False
+        if not ours:
+            raise ValueError(f"{out_dir}: exists and is not an earlier export; choose a new OUT_DIR or remove it")
 
 
 def _metrics(scores: Scores | None, dev_path: str | None, history: list[dict]) -> dict:

@@ -58,7 +58,10 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 def describe(error: BaseException, endpoint: str, repo_id: str, secrets: list[str]) -> str:
     """A one-line, token-free explanation of a huggingface_hub / httpx error, with what to do about it."""
-    import httpx2
+    try:  # huggingface_hub's HTTP client; its transport errors mean "could not connect"
+        from httpx2 import TransportError as transport_errors
+    except ImportError:
+        transport_errors = ()
     from huggingface_hub.errors import (
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -70,7 +73,7 @@ def describe(error: BaseException, endpoint: str, repo_id: str, secrets: list[st
     login = "set HF_TOKEN or run `hf auth login`"
     if isinstance(error, OfflineModeIsEnabled):
         text = f"offline mode is on (HF_HUB_OFFLINE=1), so the Hub at {endpoint} was not contacted"
-    elif isinstance(error, (httpx2.TransportError, ConnectionError, TimeoutError)):
+    elif isinstance(error, (transport_errors, ConnectionError, TimeoutError)):
         text = f"could not reach the Hub at {endpoint}: {str(error) or type(error).__name__}; check your network or HF_ENDPOINT"
     elif isinstance(error, RevisionNotFoundError):
         text = f"{repo_id}: revision not found on {endpoint}"

@@ -12,6 +12,7 @@ Run directory layout:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -77,7 +78,8 @@ def setup_distributed(device_name: str) -> Dist:
     use_nccl = device_name != "cpu" and torch.cuda.is_available()
     if use_nccl:
         torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if use_nccl else "gloo")
+    # Rank 0 evaluates the dev set while the others wait at a barrier: allow for a long evaluation.
+    dist.init_process_group("nccl" if use_nccl else "gloo", timeout=datetime.timedelta(hours=2))
     return Dist(rank, world, local)
 
 
@@ -148,8 +150,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
     mcfg = cfg.model_config(len(data.src_vocab), len(data.tgt_vocab), PAD_ID)
     if dd.main:
         print(data.report, flush=True)
+        write_json(run_dir / "train_config.json", cfg.to_dict())  # on resume too: a raised --epochs sticks
         if not resuming:
-            write_json(run_dir / "train_config.json", cfg.to_dict())
             data.src_vocab.save(run_dir / "vocab_src.json")
             data.tgt_vocab.save(run_dir / "vocab_tgt.json")
 

@@ -9,6 +9,7 @@ repo holds) contains:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,7 @@ class Translator:
         return SourceInput(tokens, ids, cut, unknown)
 
     def settings(self, **overrides: Any) -> DecodeSettings:
-        base = self.decoding.__dict__ | {k: v for k, v in overrides.items() if v is not None}
-        return DecodeSettings(**base)
+        return dataclasses.replace(self.decoding, **{k: v for k, v in overrides.items() if v is not None})
 
     @torch.no_grad()
     def translate(self, texts: list[str], batch_size: int = 64, **overrides: Any) -> list[str]:
@@ -109,6 +109,8 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
     if not path.is_dir():
         raise WeightsError(f"{path}: weights folder not found")
     config = _read(path / CONFIG_FILE, "model configuration")
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path / CONFIG_FILE}: expected a JSON object")
     try:
         cfg = ModelConfig.from_dict(config["model"])
     except (KeyError, TypeError, ValueError) as e:
@@ -158,6 +160,8 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
     model.to(device).eval()
     tok = config.get("tokenizer", {})
     dec = config.get("decoding", {})
+    if not isinstance(tok, dict) or not isinstance(dec, dict):
+        raise WeightsError(f"{path / CONFIG_FILE}: 'tokenizer' and 'decoding' must be JSON objects")
     try:
         settings = DecodeSettings(**dec)
     except (TypeError, ValueError) as e:

@@ -1,0 +1,58 @@
+"""Regression tests for the model shipped in weights/: it loads, stays small, and still translates."""
+from pathlib import Path
+
+import pytest
+
+from training.data import read_tsv
+from training.evaluate import evaluate
+from training.translator import load_weights_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights"
+DEV = ROOT.parent / "shared" / "data" / "tatoeba-cmn-eng" / "dev.tsv"
+DEV_BLEU_FLOOR = 40.0  # on the first 200 dev pairs; measured {measured} at release, see weights/README.md
+DEV_CHRF_FLOOR = 34.0
+
+# Everyday sentences this test wrote itself, with characters any correct translation contains.
+EXPECTED = [
+    ("I love you.", "我爱你"),
+    ("Where is the station?", "哪"),
+    ("Thank you very much.", "谢"),
+    ("I am hungry.", "饿"),
+    ("It is raining today.", "今天雨"),
+    ("My mother is a teacher.", "老师"),
+    ("The dog is sleeping.", "狗睡"),
+    ("Do you speak English?", "英"),
+    ("I have two brothers.", "两"),
+    ("This book is very interesting.", "书"),
+    ("We will go to school tomorrow.", "明天学"),
+    ("He drinks coffee every morning.", "咖啡"),
+]
+
+pytestmark = pytest.mark.skipif(not (WEIGHTS / "config.json").is_file(), reason="no model shipped in weights/ yet")
+
+
+@pytest.fixture(scope="module")
+def translator():
+    return load_weights_dir(WEIGHTS)
+
+
+def test_weights_folder_is_complete_and_small():
+    names = {p.name for p in WEIGHTS.iterdir()}
+    assert {"model.safetensors", "config.json", "vocab_src.json", "vocab_tgt.json", "README.md"} <= names
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
+    assert size <= 40 * 1024 * 1024, f"weights/ is {size / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("english,chars", EXPECTED)
+def test_everyday_sentences_contain_the_expected_characters(translator, english, chars):
+    out = translator.translate([english])[0]
+    missing = [c for c in chars if c not in out]
+    assert not missing, f"{english!r} -> {out!r} lacks {missing}"
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason=f"{DEV} not present (it is in CI, beside the checkout)")
+def test_dev_bleu_stays_above_the_floor(translator):
+    pairs = read_tsv(DEV).pairs[:200]
+    scores, _ = evaluate(translator, pairs)
+    assert scores.bleu >= DEV_BLEU_FLOOR and scores.chrf >= DEV_CHRF_FLOOR, scores.line()
