@@ -165,8 +165,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     command_file = Path(args.run_dir) / "command.txt"
     command = command_file.read_text(encoding="utf-8").strip() if command_file.is_file() else None
     settings = DecodeSettings(beam=args.beam or 4, length_penalty=0.6 if args.length_penalty is None else args.length_penalty)
+    notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else ""
     out, scores = export(args.run_dir, args.out_dir, args.checkpoint, args.average, args.dtype, args.dev, settings,
-                         command, args.threads)
+                         command, args.threads, notes)
     print(f"exported to {out}" + (f" · dev {scores.line()}" if scores else ""))
     return 0
 
@@ -215,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
                    help="storage dtype of model.safetensors (default: float16, upcast at load)")
     p.add_argument("--dev", metavar="TSV", help="re-score on this dev file and put the figures in the model card")
+    p.add_argument("--card-notes", metavar="FILE",
+                   help="Markdown appended to the model card (experiments, hardware, caveats)")
     add_decoding_args(p)
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_export)

@@ -66,6 +66,7 @@ def export(
     decoding: DecodeSettings | None = None,
     command: str | None = None,
     threads: int | None = None,
+    card_notes: str = "",
 ) -> tuple[Path, Scores | None]:
     """Write model.safetensors, config.json, vocabularies and README.md to out_dir (atomically)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -92,6 +93,7 @@ def export(
         "checkpoints": [p.name for p in paths],
         "metrics": _metrics(scores, dev_path, history),
         "training": {"command": command, "epochs": blob["meta"]["epoch"], "steps": blob["meta"]["step"],
+                     "hardware": blob["meta"].get("hardware", "not recorded"),
                      "train_seconds": sum(h.get("epoch_seconds", 0) for h in history)},
     }
 
@@ -102,7 +104,10 @@ def export(
         write_json(tmp / CONFIG_FILE, config)
         src_vocab.save(tmp / SRC_VOCAB_FILE)
         tgt_vocab.save(tmp / TGT_VOCAB_FILE)
-        (tmp / "README.md").write_text(model_card(config, model.num_parameters(), tcfg.train_path), encoding="utf-8")
+        card = model_card(config, model.num_parameters(), tcfg.train_path)
+        if card_notes.strip():
+            card += "\n" + card_notes.strip() + "\n"
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -193,7 +198,7 @@ inspected, per layer and per head.
 | vocabularies | English {mc['src_vocab_size']} words (NLTK tokens{', lower-cased' if config['tokenizer']['lowercase'] else ''}), Chinese {mc['tgt_vocab_size']} characters (simplified) |
 | storage | {config['dtype']} safetensors (upcast to float32 at load) |
 | default decoding | beam {dec['beam']}, length penalty {dec['length_penalty']} |
-| training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time |
+| training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time on {tr.get('hardware', 'unrecorded hardware')} |
 
 ## Evaluation
 {_metrics_text(m)}

@@ -16,6 +16,7 @@ import datetime
 import json
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,19 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
         floor = cfg.min_lr_ratio
         return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
     raise ValueError(f"unknown schedule {cfg.schedule!r} (use inverse_sqrt or cosine)")
+
+
+def describe_hardware(device: torch.device, world: int, precision: str) -> str:
+    """For the model card: what the run trained on."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = platform.processor() or "CPU"
+        with contextlib.suppress(OSError):
+            what = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        what += f", {torch.get_num_threads()} thread(s)"
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return f"{what}{f' × {world} processes' if world > 1 else ''}, {'bf16 autocast' if bf16 else 'fp32'}"
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -169,6 +183,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
             torch.manual_seed(cfg.seed + 1 + dd.rank + 7919 * meta["step"])
         if dd.main:
             print(f"resumed from {run_dir / LAST}: step {meta['step']}, epoch {meta['epoch'] + 1}, batch {meta['batch']}", flush=True)
+    meta["hardware"] = describe_hardware(device, dd.world, cfg.precision)
     if dd.main:
         print(f"model: {model.num_parameters():,} parameters · device {device}"
               f"{f' × {dd.world} processes' if dd.world > 1 else ''}", flush=True)
