@@ -108,6 +108,9 @@ def export(
         if card_notes.strip():
             card += "\n" + card_notes.strip() + "\n"
         (tmp / "README.md").write_text(card, encoding="utf-8")
+        tmp.chmod(0o755)  # mkdtemp makes it private; a weights folder is meant to be shared
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -198,7 +201,7 @@ inspected, per layer and per head.
 | vocabularies | English {mc['src_vocab_size']} words (NLTK tokens{', lower-cased' if config['tokenizer']['lowercase'] else ''}), Chinese {mc['tgt_vocab_size']} characters (simplified) |
 | storage | {config['dtype']} safetensors (upcast to float32 at load) |
 | default decoding | beam {dec['beam']}, length penalty {dec['length_penalty']} |
-| training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time on {tr.get('hardware', 'unrecorded hardware')} |
+| training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time{_on(tr.get('hardware'))} |
 
 ## Evaluation
 {_metrics_text(m)}
@@ -224,6 +227,10 @@ Training data: sentences from the Tatoeba project (https://tatoeba.org), by the
 Tatoeba contributors, licensed CC-BY 2.0 FR, via the cmn-eng pair file of
 manythings.org/anki.
 """
+
+
+def _on(hardware: str | None) -> str:
+    return f" on {hardware}" if hardware and hardware != "not recorded" else ""
 
 
 def _metrics_text(m: dict) -> str:
