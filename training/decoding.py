@@ -71,43 +71,57 @@ class _Stepper:
 
     def reorder(self, rows: torch.Tensor) -> None:
         # Rows only move among one sentence's beams, which share their memory: only the cache moves.
+        # (The greedy rows of beam_search map to themselves.)
         if self.cache is not None:
             self.cache.reorder(rows)
 
 
-@torch.no_grad()
+class _GreedyRows:
+    """Greedy search state for N rows: the argmax step, the length cap, scores, and the final hypotheses."""
+
+    def __init__(self, limits: list[int], device: torch.device):
+        self.limits = torch.tensor(limits, device=device)
+        self.scores = torch.zeros(len(limits), device=device)
+        self.done = torch.zeros(len(limits), dtype=torch.bool, device=device)
+
+    def step(self, logp: torch.Tensor, step: int) -> torch.Tensor:
+        """logp (N, V) → the next token of each row (PAD once a row has finished)."""
+        at_limit = self.limits == step + 1  # the last allowed token must be </s>
+        if at_limit.any():
+            logp[at_limit] = torch.where(
+                torch.arange(logp.size(1), device=logp.device) == EOS_ID, logp[at_limit], float("-inf")
+            )
+        tok_score, tok = logp.max(-1)
+        self.scores += torch.where(self.done, 0.0, tok_score)
+        tok = torch.where(self.done, PAD_ID, tok)
+        self.done |= tok == EOS_ID
+        return tok
+
+    def hypotheses(self, ys: torch.Tensor, alpha: float) -> list[Hypothesis]:
+        out = []
+        for row, s in zip(ys[:, 1:].tolist(), self.scores.tolist()):
+            ids = row[: row.index(EOS_ID)] if EOS_ID in row else row
+            out.append(Hypothesis(ids, s, s / length_penalty(len(ids) + 1, alpha)))
+        return out
+
+
+@torch.inference_mode()
 def greedy(
     model: Transformer, src: torch.Tensor, settings: DecodeSettings | None = None, use_cache: bool = True
 ) -> list[Hypothesis]:
     settings = settings or DecodeSettings(beam=1)
-    b = src.size(0)
-    limits = torch.tensor(max_target_lengths(src, settings, model.cfg.max_len), device=src.device)
+    rows = _GreedyRows(max_target_lengths(src, settings, model.cfg.max_len), src.device)
     memory, src_mask, _ = model.encode(src)
     step_fn = _Stepper(model, memory, src_mask, use_cache)
-    ys = torch.full((b, 1), BOS_ID, dtype=torch.long, device=src.device)
-    scores = torch.zeros(b, device=src.device)
-    done = torch.zeros(b, dtype=torch.bool, device=src.device)
-    for step in range(int(limits.max())):
-        logp = step_fn(ys)
-        at_limit = limits == step + 1  # the last allowed token must be </s>
-        logp[at_limit] = torch.where(
-            torch.arange(logp.size(1), device=src.device) == EOS_ID, logp[at_limit], float("-inf")
-        )
-        tok_score, tok = logp.max(-1)
-        scores += torch.where(done, 0.0, tok_score)
-        tok = torch.where(done, PAD_ID, tok)
-        ys = torch.cat([ys, tok[:, None]], dim=1)
-        done |= tok == EOS_ID
-        if done.all():
+    ys = torch.full((src.size(0), 1), BOS_ID, dtype=torch.long, device=src.device)
+    for step in range(int(rows.limits.max())):
+        ys = torch.cat([ys, rows.step(step_fn(ys), step)[:, None]], dim=1)
+        if rows.done.all():
             break
-    out = []
-    for row, s in zip(ys[:, 1:].tolist(), scores.tolist()):
-        ids = row[: row.index(EOS_ID)] if EOS_ID in row else row
-        out.append(Hypothesis(ids, s, s / length_penalty(len(ids) + 1, settings.length_penalty)))
-    return out
+    return rows.hypotheses(ys, settings.length_penalty)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(
     model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True
 ) -> list[Hypothesis]:
@@ -121,24 +135,27 @@ def beam_search(
     Plain beam search can prune the greedy path and end below it (seen about
     once in 1,500 random cases); the greedy hypothesis is therefore kept as a
     candidate, so beam search never returns a worse-scoring translation than
-    greedy.
+    greedy. It is decoded in the same batch, as one extra row per sentence:
+    decoding a small model is bound by reading its weights, so the row is
+    almost free.
     """
-    candidates = greedy(model, src, settings, use_cache) if settings.beam > 1 else [None] * src.size(0)
     k, alpha = settings.beam, settings.length_penalty
     b, device = src.size(0), src.device
     limits = max_target_lengths(src, settings, model.cfg.max_len)
     memory, src_mask, _ = model.encode(src)
-    memory = memory.repeat_interleave(k, dim=0)  # (B*K, S, D)
-    src_mask = src_mask.repeat_interleave(k, dim=0)
-    step_fn = _Stepper(model, memory, src_mask, use_cache)
-    ys = torch.full((b * k, 1), BOS_ID, dtype=torch.long, device=device)
+    n_beam = b * k  # rows [0, n_beam) are the beams, sentence i at i*k … i*k+k-1; then one greedy row each
+    step_fn = _Stepper(model, torch.cat([memory.repeat_interleave(k, dim=0), memory]),
+                       torch.cat([src_mask.repeat_interleave(k, dim=0), src_mask]), use_cache)
+    greedy_rows = _GreedyRows(limits, device)
+    ys = torch.full((n_beam + b, 1), BOS_ID, dtype=torch.long, device=device)
     beam_scores = torch.full((b, k), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # at step 0 every beam is the same <s>: expand only one
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     active = [True] * b
-    vocab = None
     for step in range(max(limits)):
-        logp = step_fn(ys)  # (B*K, V)
+        logp_all = step_fn(ys)
+        greedy_tok = greedy_rows.step(logp_all[n_beam:], step)
+        logp = logp_all[:n_beam]  # (B*K, V)
         vocab = logp.size(1)
         for i in range(b):
             if step + 1 >= limits[i]:  # last allowed position: only </s>
@@ -178,13 +195,15 @@ def beam_search(
                 if best_done >= bound or step + 1 >= limits[i]:
                     active[i] = False
                     next_scores[i] = float("-inf")
-        if not any(active):
+        if not any(active) and greedy_rows.done.all():
             break
-        rows = (torch.arange(b)[:, None] * k + next_beam).view(-1).to(device)
+        rows = torch.cat([(torch.arange(b)[:, None] * k + next_beam).view(-1), torch.arange(n_beam, n_beam + b)])
+        rows = rows.to(device)
         step_fn.reorder(rows)
-        ys = torch.cat([ys[rows], next_tok.view(-1, 1).to(device)], dim=1)
+        ys = torch.cat([ys[rows], torch.cat([next_tok.view(-1).to(device), greedy_tok]).view(-1, 1)], dim=1)
         beam_scores = next_scores.to(device)
-    return [max(hyps + ([g] if g else []), key=lambda h: h.normalized) for hyps, g in zip(finished, candidates)]
+    greedy_hyps = greedy_rows.hypotheses(ys[n_beam:], alpha)
+    return [max(hyps + [g], key=lambda h: h.normalized) for hyps, g in zip(finished, greedy_hyps)]
 
 
 def decode(model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True) -> list[Hypothesis]:
