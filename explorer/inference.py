@@ -15,7 +15,7 @@ import torch
 from training.data import pad
 from training.decoding import decode
 from training.text import BOS_ID, EOS_ID, PAD_ID, detokenize_zh
-from training.translator import Translator
+from training.translator import SourceInput, Translator
 
 MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
 TOP_K = 5
@@ -71,9 +71,8 @@ def clean_input(text: str | None) -> tuple[str, list[str]]:
     return text, notices
 
 
-@torch.no_grad()
-def trace(translator: Translator, text: str, beam: int | None = None, model_id: str = "", **decode_overrides) -> Trace:
-    """Translate `text` and capture every attention map. Raises InputError for unusable input."""
+def prepare(translator: Translator, text: str | None) -> tuple[str, SourceInput, list[str]]:
+    """Validate and tokenize one input: (text as used, encoder input, notices). Raises InputError."""
     text, notices = clean_input(text)
     source = translator.prepare(text)
     if len(source.ids) == 1:  # only </s>: nothing the tokenizer kept
@@ -84,7 +83,22 @@ def trace(translator: Translator, text: str, beam: int | None = None, model_id: 
     unknown = [t for t, u in zip(source.tokens, source.unknown) if u]
     if unknown:
         notices.append("Not in the model's vocabulary (read as <unk>): " + ", ".join(dict.fromkeys(unknown)))
+    return text, source, notices
 
+
+@torch.no_grad()
+def translate_one(translator: Translator, text: str | None, beam: int | None = None) -> str:
+    """Just the translation (no attention capture), with the same input checks as `trace`."""
+    _, source, _ = prepare(translator, text)
+    src = pad([source.ids]).to(translator.device)
+    hyp = decode(translator.model, src, translator.settings(beam=beam))[0]
+    return detokenize_zh(translator.tgt_vocab.decode(hyp.ids))
+
+
+@torch.no_grad()
+def trace(translator: Translator, text: str, beam: int | None = None, model_id: str = "", **decode_overrides) -> Trace:
+    """Translate `text` and capture every attention map. Raises InputError for unusable input."""
+    text, source, notices = prepare(translator, text)
     settings = translator.settings(beam=beam, **decode_overrides)
     model = translator.model
     src = pad([source.ids]).to(translator.device)

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from .figures import positional_encoding_figure
-from .inference import InputError, Trace, trace
+from .inference import InputError, Trace, trace, translate_one
 from .loading import LoadedModel
 from .views import KINDS, View, attention_view, step_view
 
@@ -122,7 +122,7 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
     # API-only endpoints (gradio_client): plain text in, text / JSON out.
     def translate_api(text: str, beam: int = default_beam) -> str:
         try:
-            return trace(translator, text, beam=check_beam(beam), model_id=model_id).translation
+            return translate_one(translator, text, beam=check_beam(beam))  # no attention capture needed
         except InputError as e:
             raise gr.Error(str(e))
 

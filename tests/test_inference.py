@@ -90,3 +90,12 @@ def test_odd_input_is_translated_with_unknown_words_flagged(translator, text):
 def test_top_next_never_offers_tokens_decoding_cannot_pick(translator):
     tr = trace(translator, "zebra zebra zebra", beam=1)
     assert not any(tok in ("<pad>", "<s>") for row in tr.top_next for tok, _ in row)
+
+
+def test_translate_one_matches_the_trace_and_checks_input_the_same_way(translator):
+    from explorer.inference import translate_one
+
+    for text in ("I love you.", "Where is the book?"):
+        assert translate_one(translator, text, beam=3) == trace(translator, text, beam=3).translation
+    with pytest.raises(InputError, match="Type an English sentence"):
+        translate_one(translator, "  ")
