@@ -89,10 +89,6 @@ class Translator:
                 out[i] = detokenize_zh(self.tgt_vocab.decode(hyp.ids))
         return out
 
-    @classmethod
-    def from_dir(cls, path: str | Path, device: str | torch.device = "cpu") -> "Translator":
-        return load_weights_dir(path, device)
-
 
 def _read(path: Path, what: str):
     if not path.is_file():
