@@ -122,3 +122,22 @@ def test_decode_step_matches_the_full_decoder(toy):
     cache = model.init_cache(memory, src_mask)
     steps = torch.cat([model.decode_step(tgt[:, t : t + 1], cache) for t in range(tgt.size(1))], dim=1)
     assert torch.allclose(full, steps, atol=1e-5)
+
+
+def test_reordering_the_kv_cache_mid_decoding_moves_the_whole_past(tiny_config):
+    # Beam search reorders rows between steps; every later step must see the moved past.
+    model = random_model(tiny_config, 7)
+    src = torch.randint(4, tiny_config.src_vocab_size, (1, 5)).repeat(3, 1)  # three beams of one sentence
+    tgt = torch.randint(4, tiny_config.tgt_vocab_size, (3, 39))
+    memory, src_mask, _ = model.encode(src)
+    cache = model.init_cache(memory, src_mask)
+    rows = torch.tensor([2, 0, 1])
+    steps = []
+    for t in range(tgt.size(1)):
+        steps.append(model.decode_step(tgt[:, t : t + 1], cache))
+        if t == 20:
+            cache.reorder(rows)
+            tgt = tgt[rows]
+            steps = [s[rows] for s in steps]
+    full, _, _ = model.decode(tgt, memory, src_mask)
+    assert torch.allclose(full, torch.cat(steps, dim=1), atol=1e-5)
