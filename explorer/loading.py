@@ -18,6 +18,9 @@ from pathlib import Path
 from training.translator import WEIGHT_FILES, Translator, WeightsError, load_weights_dir
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+# Seconds any one Hub request may wait. huggingface_hub's client has no timeout for listing a
+# repo: a Hub that accepts the connection but never answers would hang the app's start forever.
+HUB_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -41,11 +44,32 @@ def _cached_commit(repo_id: str, revision: str | None, cache_dir: str | Path | N
     return ref.read_text().strip() or None
 
 
+def _bound_hub_requests(session, seconds: float) -> None:
+    """Give every request of huggingface_hub's shared client a timeout where it has none.
+
+    Listing a repo passes `timeout=None` explicitly, which overrides any client default, so
+    the bound is set per request, by an event hook (hooks run before the request is sent).
+    """
+
+    def hook(request) -> None:
+        limits = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            phase: seconds if limits.get(phase) is None else limits[phase] for phase in ("connect", "read", "write", "pool")
+        }
+
+    hook.bounds_hub_requests = True
+    hooks = session.event_hooks
+    hooks["request"] = [h for h in hooks["request"] if not getattr(h, "bounds_hub_requests", False)] + [hook]
+    session.event_hooks = hooks
+
+
 def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
-              cache_dir: str | Path | None = None) -> tuple[Path, str]:
+              cache_dir: str | Path | None = None, timeout: float = HUB_TIMEOUT_S) -> tuple[Path, str]:
     """Only the files the app needs, into the HF cache; returns (folder, a note if an older cached copy was used)."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import get_session, snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    _bound_hub_requests(get_session(), timeout)
 
     # Read before downloading: snapshot_download moves refs/<revision> to the new commit before
     # fetching its files, so after a failed transfer the previous complete copy is only reachable by its hash.
@@ -94,13 +118,13 @@ def _hub_reason(error: Exception, endpoint: str, label: str) -> str:
 
 
 def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: str | None,
-                   cache_dir: str | Path | None) -> LoadedModel:
+                   cache_dir: str | Path | None, timeout: float) -> LoadedModel:
     from huggingface_hub import constants
 
     label = f"{repo_id}@{revision or 'main'}"
     where = (endpoint or constants.ENDPOINT).rstrip("/")
     try:
-        path, note = _download(repo_id, revision, endpoint, cache_dir)
+        path, note = _download(repo_id, revision, endpoint, cache_dir, timeout)
     except Exception as e:  # network, auth, missing repo or revision, offline without a cached copy
         reason = _hub_reason(e, where, label)
         if not (BUNDLED_WEIGHTS / "config.json").is_file():
@@ -127,18 +151,20 @@ def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: st
 
 
 def resolve(weights: str | None = None, repo_id: str | None = None, revision: str | None = None,
-            device: str = "cpu", *, endpoint: str | None = None, cache_dir: str | Path | None = None) -> LoadedModel:
+            device: str = "cpu", *, endpoint: str | None = None, cache_dir: str | Path | None = None,
+            timeout: float = HUB_TIMEOUT_S) -> LoadedModel:
     """Load the requested weights; a Hub failure falls back to the bundled `weights/` with a notice.
 
     A local folder that is broken is an error (WeightsError), never silently replaced; so is a Hub
     repo whose files were downloaded but do not load. `endpoint` and `cache_dir` override
-    HF_ENDPOINT and the HF cache (which huggingface_hub reads once, at import).
+    HF_ENDPOINT and the HF cache (which huggingface_hub reads once, at import); `timeout` bounds
+    each Hub request, in seconds.
     """
     if weights:
         path = Path(weights)
         return LoadedModel(load_weights_dir(path, device), str(path))
     if repo_id:
-        return _load_from_hub(repo_id, revision, device, endpoint, cache_dir)
+        return _load_from_hub(repo_id, revision, device, endpoint, cache_dir, timeout)
     return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
 
 

@@ -1,11 +1,14 @@
 """The Hub round trip with the real huggingface_hub client against a local Hub look-alike (tests/hub_server.py):
 push a weights folder, download it back, load it offline, and fail clearly (never leaking the token)."""
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,26 @@ def closed_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def silent_url():
+    """An address that accepts connections and never answers (a hung Hub or proxy)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+
+    def accept_forever():
+        with contextlib.suppress(OSError):  # the socket is closed at teardown
+            while True:
+                accepted.append(server.accept())
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    for conn, _ in accepted:
+        conn.close()
+    server.close()
 
 
 @pytest.fixture
@@ -290,6 +313,15 @@ def test_unreachable_hub_and_empty_cache_falls_back_to_the_bundled_weights(bundl
     assert f"Could not get {REPO}@main from the Hugging Face Hub (could not reach the Hub at {closed_url}" in loaded.notice
     assert "no cached copy" in loaded.notice and "using the bundled weights in weights/" in loaded.notice
     assert capsys.readouterr().err == f"warning: {loaded.notice}\n"
+    assert loaded.translator.translate(["I love you."]) == ["我爱你。"]
+
+
+def test_a_hub_that_never_answers_times_out_to_the_bundled_weights(bundled, tmp_path, silent_url):
+    started = time.monotonic()
+    loaded = loading.resolve(repo_id=REPO, endpoint=silent_url, cache_dir=tmp_path / "empty", timeout=1.5)
+    assert time.monotonic() - started < 30  # without a timeout this call never returns
+    assert loaded.model_id == "weights/ (bundled)"
+    assert f"Could not get {REPO}@main from the Hugging Face Hub" in loaded.notice
     assert loaded.translator.translate(["I love you."]) == ["我爱你。"]
 
 
