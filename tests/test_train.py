@@ -22,6 +22,10 @@ def params(run_dir, name=LAST) -> dict[str, torch.Tensor]:
     return model_state(read_checkpoint(Path(run_dir) / name)[0])
 
 
+def read_log(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+
+
 def test_toy_task_is_learned_through_the_real_training_loop(toy_run):
     cfg, summary = toy_run
     translator, _, _ = load_run(cfg.run_dir, "last")
@@ -58,8 +62,15 @@ def test_resume_mid_epoch_ends_with_the_same_parameters(tmp_path):
     assert first["steps"] == 17
     meta = read_checkpoint(Path(part.run_dir) / LAST)[1]["meta"]
     assert (meta["epoch"], meta["batch"]) == (0, 17)
+    # As if a crash came after an epoch's log line was appended but before its checkpoint was saved.
+    with open(Path(part.run_dir) / "log.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 1, "train_loss": 9.9}) + "\n")
     resumed = train(toy_train_config(tmp_path / "b", **common), resume=True)
     assert resumed["steps"] == read_checkpoint(Path(full.run_dir) / LAST)[1]["meta"]["step"]
+    # One line per epoch, and the interrupted epoch's loss covers all its steps, as without the stop.
+    full_log, part_log = read_log(full.run_dir), read_log(part.run_dir)
+    assert [r["epoch"] for r in part_log] == [1, 2]
+    assert [r["train_loss"] for r in part_log] == [r["train_loss"] for r in full_log]
 
     a, b = params(full.run_dir), params(part.run_dir)
     assert a.keys() == b.keys()

@@ -183,6 +183,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
             torch.manual_seed(cfg.seed + 1 + dd.rank + 7919 * meta["step"])
         if dd.main:
             print(f"resumed from {run_dir / LAST}: step {meta['step']}, epoch {meta['epoch'] + 1}, batch {meta['batch']}", flush=True)
+            # The checkpoint's history is the truth: a crash between appending an epoch's line and
+            # saving its checkpoint would otherwise leave that line twice once the epoch is redone.
+            write_log(run_dir, meta["history"])
     meta["hardware"] = describe_hardware(device, dd.world, cfg.precision)
     if dd.main:
         print(f"model: {model.num_parameters():,} parameters · device {device}"
@@ -214,7 +217,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
         bar = tqdm(range(first, n_steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not (cfg.progress and dd.main), dynamic_ncols=True, leave=True)
         model.train()
-        tokens_seen, t0, loss_sum, loss_n = 0, time.perf_counter(), 0.0, 0
+        # Mid-epoch checkpoints carry the epoch's running totals, so a resumed epoch's
+        # loss and tokens/s still cover the whole epoch.
+        partial = meta.pop("partial", None) if first else None
+        tokens_seen, loss_sum, loss_n, seconds_before = (
+            (partial["tokens"], partial["loss_sum"], partial["loss_n"], partial["seconds"]) if partial else (0, 0.0, 0, 0.0))
+        t0 = time.perf_counter() - seconds_before
         s = first - 1
         for s in bar:
             lr = lr_at(step + 1, cfg, total_steps)
@@ -242,8 +250,10 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
                 stop = True
             periodic = cfg.checkpoint_every and step % cfg.checkpoint_every == 0
             if (stop or periodic) and s + 1 < n_steps:
-                meta.update(step=step, epoch=epoch, batch=s + 1)
+                meta.update(step=step, epoch=epoch, batch=s + 1, partial={
+                    "tokens": tokens_seen, "loss_sum": loss_sum, "loss_n": loss_n, "seconds": time.perf_counter() - t0})
                 _save(run_dir / LAST, model, optimizer, meta, dd)
+                meta.pop("partial")
             if stop:
                 break
         bar.close()
@@ -264,8 +274,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
         meta["history"].append(record)
         meta.update(step=step, epoch=epoch + 1, batch=0)
         if dd.main:
-            with open(run_dir / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            write_log(run_dir, meta["history"])
             _save(run_dir / f"epoch-{epoch + 1:03d}.safetensors", model, optimizer, meta, dd, barrier=False)
             for old in sorted(run_dir.glob("epoch-*.safetensors"))[: -cfg.keep_checkpoints or None]:
                 old.unlink()
@@ -280,6 +289,13 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
                "seconds": time.perf_counter() - start_time, "parameters": model.num_parameters(),
                "history": meta["history"]}
     return summary
+
+
+def write_log(run_dir: Path, history: list[dict]) -> None:
+    """log.jsonl: one JSON line per finished epoch (rewritten whole, atomically: it is small)."""
+    tmp = run_dir / "log.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in history), encoding="utf-8")
+    os.replace(tmp, run_dir / "log.jsonl")
 
 
 def _save(path: Path, model, optimizer, meta: dict, dd: Dist, barrier: bool = True) -> None:
