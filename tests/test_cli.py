@@ -109,6 +109,8 @@ def test_resume_after_max_steps_continues_to_the_end(capsys, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2, 3]  # --max-steps did not stick; the raised --epochs did
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert saved["epochs"] == 3 and saved["max_steps"] is None
+    commands = (tmp_path / "r" / "command.txt").read_text().splitlines()  # both invocations, replayable
+    assert len(commands) == 2 and commands[0].endswith("--max-steps 3") and "--resume --epochs 3" in commands[1]
 
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(capsys, toy_run, tmp_path):

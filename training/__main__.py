@@ -118,8 +118,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
-        (run_dir / "command.txt").write_text("python -m training " + shlex.join(sys.argv[1:]) + "\n", encoding="utf-8")
+    # One line per invocation, so a run continued with --resume (say, with more --epochs) can be replayed.
+    with open(run_dir / "command.txt", "a" if args.resume else "w", encoding="utf-8") as f:
+        f.write("python -m training " + shlex.join(args.argv) + "\n")
     summary = train(cfg, resume=args.resume)
     print(f"done: {summary['steps']} steps, {summary['seconds'] / 60:.1f} min, best dev BLEU "
           f"{summary['best_bleu']:.2f}" if summary["best_bleu"] >= 0 else
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the run's command.txt
     try:
         return args.func(args)
     except KeyboardInterrupt:
