@@ -52,15 +52,19 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r} (use inverse_sqrt or cosine)")
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    with contextlib.suppress(OSError, StopIteration):
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    return platform.processor() or "CPU"
+
+
 def describe_hardware(device: torch.device, world: int, precision: str) -> str:
     """For the model card: what the run trained on."""
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        what = platform.processor() or "CPU"
-        with contextlib.suppress(OSError):
-            what = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-        what += f", {torch.get_num_threads()} thread(s)"
+        what = f"{cpu_name()}, {torch.get_num_threads()} thread(s)"
     bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     return f"{what}{f' × {world} processes' if world > 1 else ''}, {'bf16 autocast' if bf16 else 'fp32'}"
 

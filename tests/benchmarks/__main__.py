@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from training.data import collate, encode_pairs, make_batches, pad, read_tsv, to
 from training.decoding import DecodeSettings, decode  # noqa: E402
 from training.model import Transformer  # noqa: E402
 from training.text import PAD_ID  # noqa: E402
-from training.train import loss_fn  # noqa: E402
+from training.train import cpu_name, loss_fn  # noqa: E402
 from training.translator import Translator, load_weights_dir  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "tatoeba-cmn-eng" / "dev.tsv"
@@ -39,13 +38,7 @@ WORDS = ("the old man saw a small dog near the river and my sister said that she
 
 
 def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+    return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
 
 
 def pct(xs: list[float], p: float) -> float:
