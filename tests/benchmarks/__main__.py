@@ -59,21 +59,51 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
+def weight_reads(model: Transformer):
+    """What a cached greedy step cannot avoid: one vector times every decoder weight matrix and the output
+    embedding (25 products for 3 layers). On a CPU whose caches do not hold the weights this is bound by
+    memory bandwidth, and it is shared by the uncached path, which bounds the cached/uncached ratio."""
+    mats = [(lin.weight, lin.bias) for layer in model.decoder
+            for lin in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
+                        layer.self_attn.out_proj, layer.cross_attn.q_proj, layer.cross_attn.out_proj,
+                        layer.ff.fc1, layer.ff.fc2)]
+    mats.append((model.tgt_embed.weight, model.output_bias))
+    xs = [torch.randn(1, w.size(1)) for w, _ in mats]
+
+    @torch.inference_mode()
+    def read() -> None:
+        for (w, b), x in zip(mats, xs):
+            F.linear(x, w, b)
+
+    return read, len(mats)
+
+
 def bench_decoding(tr: Translator, repeats: int, lengths=(5, 15, 30)) -> None:
     print("\n1. translate latency, KV cache vs none (ms; same outputs)")
     print(f"   {'words':>5} {'search':>7} {'cached p50':>10} {'p95':>7} {'uncached p50':>12} {'p95':>7} {'speed-up':>8} {'out tok':>7}")
+    read, n_products = weight_reads(tr.model)
+    floors = []
     for n in lengths:
         src = pad([tr.prepare(sentence(n)).ids])
         for beam in (1, 4):
             s = DecodeSettings(beam=beam, length_penalty=tr.decoding.length_penalty)
             out_len = len(decode(tr.model, src, s)[0].ids)
-            cached, uncached = [], []
+            cached, uncached, reads = [], [], []
             for _ in range(repeats):  # alternate, so load affects both sides alike
                 cached += timed(lambda: decode(tr.model, src, s, use_cache=True), 1)
                 uncached += timed(lambda: decode(tr.model, src, s, use_cache=False), 1)
+                if beam == 1:
+                    reads += timed(read, 1)
             name = "greedy" if beam == 1 else f"beam {beam}"
             print(f"   {n:>5} {name:>7} {pct(cached, 50):>10.1f} {pct(cached, 95):>7.1f} {pct(uncached, 50):>12.1f} "
                   f"{pct(uncached, 95):>7.1f} {pct(uncached, 50) / pct(cached, 50):>7.1f}x {out_len:>7}")
+            if beam == 1:
+                steps = out_len + 1  # </s> is a step too
+                floors.append((n, steps, pct(cached, 50) / steps, pct(reads, 50), pct(uncached, 50)))
+    print(f"   where a greedy step's time goes: its {n_products} weight matrix–vector products alone, timed between the runs")
+    for n, steps, step_ms, read_ms, unc in floors:
+        print(f"   {n:>5} words: cached {step_ms:.2f} ms/step, of which weight reads {read_ms:.2f} ms; a step that did "
+              f"nothing else would give at most {unc / (steps * read_ms):.1f}x over uncached")
 
 
 def bench_trace(tr: Translator, repeats: int) -> None:
