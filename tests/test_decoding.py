@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from training.data import pad
-from training.decoding import DecodeSettings, beam_search, decode, greedy, length_penalty
+from training.decoding import DecodeSettings, beam_search, decode, greedy, length_penalty, max_target_lengths
 from training.export import load_run
 from training.model import Transformer
-from training.text import EOS_ID
+from training.text import BOS_ID, EOS_ID, PAD_ID
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,60 @@ def test_beam_search_never_scores_below_greedy(tiny_config, seed, beam):
     b = beam_search(model, src, settings)
     for hg, hb in zip(g, b):
         assert hb.score >= hg.score - 1e-5
+
+
+def reference_beam_search(model, src_row: torch.Tensor, settings: DecodeSettings) -> tuple[list[int], float]:
+    """Textbook beam search for one sentence, no cache, no batching, written for clarity:
+    keep the K best extensions; one ending in </s> among those K is finished; stop once K have
+    finished or at the length cap (where only </s> is allowed); answer the best normalized
+    finished hypothesis, or the greedy one if that ranks higher."""
+    k, alpha = settings.beam, settings.length_penalty
+    (limit,) = max_target_lengths(src_row[None], settings, model.cfg.max_len)
+    memory, src_mask, _ = model.encode(src_row[None])
+
+    def next_logp(prefix):
+        hidden, _, _ = model.decode(torch.tensor([[BOS_ID] + prefix]), memory, src_mask)
+        logp = model.logits(hidden[0, -1]).log_softmax(-1)
+        logp[[PAD_ID, BOS_ID]] = float("-inf")
+        return logp
+
+    beams, finished = [([], 0.0)], []
+    for step in range(limit):
+        cands = []
+        for prefix, score in beams:
+            logp = next_logp(prefix)
+            toks = [EOS_ID] if step + 1 == limit else range(len(logp))
+            cands += [(score + logp[t].item(), prefix, t) for t in toks if logp[t] > float("-inf")]
+        cands.sort(key=lambda c: -c[0])
+        beams = []
+        for rank, (score, prefix, tok) in enumerate(cands[: 2 * k]):
+            if tok == EOS_ID:
+                if rank < k:
+                    finished.append((score / length_penalty(len(prefix) + 1, alpha), prefix, score))
+            elif len(beams) < k:
+                beams.append((prefix + [tok], score))
+        if len(finished) >= k or step + 1 == limit:
+            break
+    g = greedy(model, src_row[None], settings)[0]
+    _, ids, score = max(finished + [(g.normalized, g.ids, g.score)], key=lambda f: f[0])
+    return ids, score
+
+
+# Seeds 22, 30 and 42 are cases where searching on until no live beam could win (the rule
+# before this one) returns a different translation.
+@pytest.mark.parametrize("seed,alpha", [(0, 0.0), (1, 1.0), (2, 2.0), (22, 1.0), (30, 2.0), (42, 2.0)])
+def test_beam_search_equals_a_textbook_reference(tiny_config, seed, alpha):
+    model = random_model(tiny_config, seed)
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, tiny_config.src_vocab_size, (4, 7), generator=gen)
+    src[1, 5:] = PAD_ID  # sentences of different lengths in one batch
+    settings = DecodeSettings(beam=3, length_penalty=alpha, max_len_a=1.0, max_len_b=3)
+    with torch.no_grad():
+        batched = beam_search(model, src, settings)
+        for row, hyp in zip(src, batched):
+            ids, score = reference_beam_search(model, row[row != PAD_ID], settings)
+            assert hyp.ids == ids
+            assert hyp.score == pytest.approx(score, abs=1e-4)
 
 
 def test_batched_decoding_equals_one_sentence_at_a_time(toy):

@@ -125,12 +125,20 @@ def greedy(
 def beam_search(
     model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True
 ) -> list[Hypothesis]:
-    """Batched beam search with exact stopping.
+    """Batched beam search.
 
-    A sentence stops once its best finished hypothesis outranks anything its
-    live beams could still reach (log-probabilities only fall, and the length
-    penalty is bounded by the length cap), or at the length cap, where </s> is
-    forced.
+    Each step keeps the K best extensions of a sentence's beams; an extension
+    ending in </s> that ranks among those K is finished and its slot refilled
+    from the next best. A sentence stops once K hypotheses have finished (the
+    rule of fairseq and of Hugging Face's `early_stopping=True`), or at the
+    length cap, where </s> is forced. The answer is the finished hypothesis
+    with the best length-normalized score.
+
+    Why not search on until no live beam could still win? With the length
+    penalties that suit this model (alpha around 2) that bound is so loose the
+    search runs to the length cap: on dev it took 57 % more steps, and on long
+    inputs it found rambling, repeating translations that the penalty then
+    preferred.
 
     Plain beam search can prune the greedy path and end below it (seen about
     once in 1,500 random cases); the greedy hypothesis is therefore kept as a
@@ -186,15 +194,9 @@ def beam_search(
                 filled += 1
                 if filled == k:
                     break
-            best_live = next_scores[i, 0].item()
-            if finished[i]:
-                best_done = max(h.normalized for h in finished[i])
-                # The best a live beam could still reach: its score can only fall,
-                # and the penalty grows at most to that of the length cap.
-                bound = best_live / length_penalty(limits[i], alpha) if alpha > 0 else best_live
-                if best_done >= bound or step + 1 >= limits[i]:
-                    active[i] = False
-                    next_scores[i] = float("-inf")
+            if len(finished[i]) >= k or step + 1 >= limits[i]:
+                active[i] = False
+                next_scores[i] = float("-inf")
         if not any(active) and greedy_rows.done.all():
             break
         rows = torch.cat([(torch.arange(b)[:, None] * k + next_beam).view(-1), torch.arange(n_beam, n_beam + b)])
