@@ -79,7 +79,7 @@ def test_resume_mid_epoch_ends_with_the_same_parameters(tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    cfg = TrainConfig(train_path="x", dev_path=None, run_dir="x", lr=1e-3, warmup_steps=100)
+    cfg = TrainConfig(train_path="x", dev_path=None, run_dir="x", lr=1e-3, warmup_steps=100, schedule="inverse_sqrt")
     assert lr_at(50, cfg, 1000) == pytest.approx(5e-4)
     assert lr_at(100, cfg, 1000) == pytest.approx(1e-3)
     assert lr_at(400, cfg, 1000) == pytest.approx(5e-4)  # inverse sqrt: halves at 4x warmup

@@ -22,7 +22,7 @@ class ModelConfig:
     d_ff: int = 1024  # hidden width of the position-wise feed-forward layer
     n_encoder_layers: int = 3
     n_decoder_layers: int = 3
-    dropout: float = 0.2  # on embeddings, attention weights, sub-layer outputs
+    dropout: float = 0.1  # on embeddings, attention weights, sub-layer outputs
     max_len: int = 256  # longest sequence the positional encoding table covers
     pre_norm: bool = True  # LayerNorm before each sub-layer (stabler) vs after (2017 paper)
     pad_id: int = 0  # must match the vocabularies' <pad> id
@@ -71,7 +71,7 @@ class TrainConfig:
     d_ff: int = 1024
     n_encoder_layers: int = 3
     n_decoder_layers: int = 3
-    dropout: float = 0.25
+    dropout: float = 0.1  # 0.25 learned far slower on this corpus (36.25 vs 39.97 greedy dev BLEU after 30 epochs)
     pre_norm: bool = True
     max_len: int = 256
     # vocabulary
@@ -85,7 +85,7 @@ class TrainConfig:
     accum_steps: int = 1  # micro-batches per optimizer step (per process)
     lr: float = 7e-4  # peak learning rate
     warmup_steps: int = 400
-    schedule: str = "inverse_sqrt"  # "inverse_sqrt" or "cosine" decay after warmup
+    schedule: str = "cosine"  # "cosine" (to 0 at the last epoch) or "inverse_sqrt" decay after warmup
     min_lr_ratio: float = 0.0  # cosine only: floor as a fraction of the peak
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.98)
