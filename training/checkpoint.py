@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -72,12 +72,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            blob = json.loads((f.metadata() or {})["checkpoint"])
-    except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as e:
+        # One read, then parse from memory: opening the path twice (header, then the mapping)
+        # can straddle a concurrent writer's rename and see two different files.
+        data = path.read_bytes()
+        tensors = load(data)
+        n = int.from_bytes(data[:8], "little")
+        blob = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["checkpoint"])
+    except (SafetensorError, KeyError, TypeError, ValueError, OSError) as e:
         raise ValueError(f"{path}: not a readable training checkpoint ({e}); delete it or resume from another") from None
     return tensors, blob
 
