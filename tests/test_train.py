@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -176,3 +177,38 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     a, b = params(ref.run_dir), params(cfg.run_dir)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_reading_a_checkpoint_while_it_is_being_replaced_sees_one_whole_file(tmp_path):
+    """Checkpoints of two sizes replace each other as fast as possible while another thread reads:
+    every read must give one whole checkpoint, never a mix of the two files. (A race: reading the path
+    twice, as safe_open does, failed here in about half the runs.)"""
+    path = tmp_path / "last.safetensors"
+    model = torch.nn.Linear(4, 4)
+    opt = torch.optim.AdamW(model.parameters())
+    save_checkpoint(path, model, opt, {"step": 0, "note": ""})
+    stop, errors, reads = threading.Event(), [], [0]
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            save_checkpoint(path, model, opt, {"step": i, "note": "x" * (i % 2) * 9})  # header size alternates
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            try:
+                tensors, blob = read_checkpoint(path)
+                assert torch.equal(tensors["model.weight"], model.weight.detach())
+                reads[0] += 1
+            except Exception as e:  # noqa: BLE001  any failure is the bug
+                errors.append(repr(e))
+                break
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[0]
+    assert reads[0] > 10
