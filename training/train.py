@@ -54,8 +54,10 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
 
 def cpu_name() -> str:
     """The processor's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-    with contextlib.suppress(OSError, StopIteration):
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or "CPU"
 
 
