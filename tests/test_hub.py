@@ -21,7 +21,8 @@ from hub_server import HubServer
 from training.__main__ import build_parser, main
 from training.hub import HubError, push, push_files
 from training.text import BOS_ID
-from training.translator import WEIGHT_FILES, WeightsError, load_weights_dir
+from training.files import WEIGHT_FILES
+from training.translator import WeightsError, load_weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_testsecret123"
@@ -129,8 +130,8 @@ def test_push_then_download_translates_exactly_like_the_local_folder(hub, zh_wei
     assert [r for r in hub.requests if "/commit/" in r] == [f"POST /api/models/{REPO}/commit/main"]
     assert result.commit_oid == head[0].oid and result.commit_url == f"{hub.url}/{REPO}/commit/{head[0].oid}"
     assert result.commit_url in capsys.readouterr().out
-    assert sorted(head[0].files) == sorted([".gitattributes", *push_files()])
-    for name in push_files():
+    assert sorted(head[0].files) == sorted([".gitattributes", *push_files(zh_weights)])
+    for name in push_files(zh_weights):
         assert hub.read(head[0].files[name]) == (zh_weights / name).read_bytes(), name
     assert hub.auth_seen and set(hub.auth_seen) == {f"Bearer {TOKEN}"}
     assert not repo.private
@@ -188,7 +189,7 @@ def test_cli_dry_run_lists_the_files_and_needs_no_network(zh_weights, tmp_path, 
     proc = run_cli(tmp_path, "push", str(folder), "--repo-id", REPO, "--dry-run", HF_ENDPOINT=closed_url)
     assert proc.returncode == 0, proc.stderr
     assert "'I love you.' -> '我爱你。'" in proc.stdout
-    for name in push_files():
+    for name in push_files(folder):
         assert f"{name}" in proc.stdout and f"{(folder / name).stat().st_size:,} bytes" in proc.stdout
     assert "notes.txt" not in proc.stdout
     assert f"{closed_url}/{REPO} (branch main)" in proc.stdout and "nothing was sent" in proc.stdout
@@ -331,7 +332,7 @@ def test_a_hub_that_never_answers_times_out_to_the_bundled_weights(bundled, tmp_
     ("card only", "has no model.safetensors, config.json, vocab_src.json, vocab_tgt.json"),
 ])
 def test_a_corrupt_repo_is_a_clear_error_not_a_fallback(hub, zh_weights, bundled, tmp_path, damage, message):
-    files = {name: (zh_weights / name).read_bytes() for name in push_files()}
+    files = {name: (zh_weights / name).read_bytes() for name in push_files(zh_weights)}
     if damage == "truncate":
         files["model.safetensors"] = files["model.safetensors"][:1000]
     elif damage == "vocab":

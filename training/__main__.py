@@ -65,6 +65,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="LayerNorm after each residual add, as in the 2017 paper (default: pre-norm)")
     _opt(g, "--max-len", "max_len", positive_int, "longest sequence (tokens) the model accepts")
     g = p.add_argument_group("data and vocabulary")
+    _opt(g, "--subwords", "subwords", int,
+         "English subword pieces to learn (SentencePiece BPE over NLTK words, training split only); 0: whole words")
     _opt(g, "--min-freq-src", "min_freq_src", positive_int, "English words rarer than this become <unk>")
     _opt(g, "--min-freq-tgt", "min_freq_tgt", positive_int, "Chinese characters rarer than this become <unk>")
     g.add_argument("--keep-case", dest="lowercase", action="store_false",
@@ -173,6 +175,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    from .data import hold_out, read_tsv, write_tsv
+
+    corpus = read_tsv(args.data)
+    rest, held = hold_out(corpus.pairs, args.holdout, args.seed)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.data).stem
+    write_tsv(out / f"{stem}-rest.tsv", rest)
+    write_tsv(out / f"{stem}-heldout.tsv", held)
+    print(f"{out / f'{stem}-rest.tsv'}: {len(rest)} pairs · {out / f'{stem}-heldout.tsv'}: {len(held)} pairs "
+          f"(no English sentence in both; {corpus.skipped} malformed lines skipped)")
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from .hub import push
 
@@ -189,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  python -m training train --train ../shared/data/tatoeba-cmn-eng/train.tsv "
                "--dev ../shared/data/tatoeba-cmn-eng/dev.tsv --run-dir runs/base --epochs 2 --threads 2",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,export,push}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,export,split,push}")
 
     p = sub.add_parser("train", help="train a model (or --resume one)", argument_default=argparse.SUPPRESS,
                        description="Train the Transformer on TSV pairs; see README.md for a worked example. "
@@ -222,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_decoding_args(p)
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("split", help="carve a held-out tuning split from a TSV file",
+                       description="Split DATA into DIR/STEM-rest.tsv and DIR/STEM-heldout.tsv, whole English sentences "
+                                   "at a time, so that recipes can be tuned without touching dev.")
+    p.add_argument("data", metavar="DATA", help="English<TAB>Chinese pairs, e.g. the training split")
+    p.add_argument("--holdout", type=positive_int, default=1000, help="pairs to hold out (default: 1000)")
+    p.add_argument("--seed", type=int, default=1, help="which sentences are held out (default: 1)")
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="where the two files are written")
+    p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("push", help="upload a weights folder to a Hugging Face Hub model repo (one commit)",
                        description="Check that WEIGHTS_DIR loads and translates, then upload model.safetensors,\n"

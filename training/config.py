@@ -75,7 +75,8 @@ class TrainConfig:
     pre_norm: bool = True
     max_len: int = 256
     # vocabulary
-    min_freq_src: int = 2  # English words seen fewer times become <unk>
+    subwords: int = 0  # English subword pieces (SentencePiece BPE) to learn; 0 keeps whole words
+    min_freq_src: int = 2  # word vocabulary only: English words seen fewer times become <unk>
     min_freq_tgt: int = 1  # Chinese characters seen fewer times become <unk>
     lowercase: bool = True  # lower-case English before tokenizing
     max_tokens_per_sentence: int = 100  # longer training pairs are skipped, not truncated

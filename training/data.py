@@ -41,6 +41,29 @@ def read_tsv(path: str | Path) -> Corpus:
     return Corpus(pairs, skipped, str(path))
 
 
+def hold_out(pairs: list[tuple[str, str]], n: int, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Split pairs into (rest, held out) with about `n` held-out pairs, whole English sentences at a time.
+
+    Pairs that share a lower-cased English sentence stay together (as train and dev do),
+    so no held-out English sentence is ever trained on. Order within each part is kept.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, (en, _) in enumerate(pairs):
+        groups.setdefault(" ".join(en.lower().split()), []).append(i)
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    held: set[int] = set()
+    for key in keys:
+        if len(held) >= n:
+            break
+        held.update(groups[key])
+    return [p for i, p in enumerate(pairs) if i not in held], [p for i, p in enumerate(pairs) if i in held]
+
+
+def write_tsv(path: str | Path, pairs: list[tuple[str, str]]) -> None:
+    Path(path).write_text("".join(f"{en}\t{zh}\n" for en, zh in pairs), encoding="utf-8")
+
+
 @dataclass
 class Example:
     src: list[int]  # English ids, ending with </s>

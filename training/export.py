@@ -15,10 +15,13 @@ from .config import write_json
 from .data import read_tsv
 from .decoding import DecodeSettings
 from .evaluate import Scores, evaluate
+from .files import (BEST_CHECKPOINT as BEST, CARD_FILE, CONFIG_FILE, LAST_CHECKPOINT as LAST, SRC_VOCAB_FILE,
+                    SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE)
 from .model import Transformer
+from .subwords import Subwords
 from .text import Vocab
-from .train import BEST, LAST, load_run_config, model_config_of_run
-from .translator import CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE, Translator
+from .train import load_run_config, model_config_of_run
+from .translator import Translator
 
 FORMAT = "attention-explorer-weights/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -51,9 +54,11 @@ def load_run(
     model = Transformer(model_config_of_run(run_dir))
     model.load_state_dict(state)
     model.eval()
-    src_vocab = Vocab.load(run_dir / "vocab_src.json")
-    tgt_vocab = Vocab.load(run_dir / "vocab_tgt.json")
-    return Translator(model, src_vocab, tgt_vocab, tcfg.lowercase, decoding or DecodeSettings()), blob, paths
+    src_vocab = Vocab.load(run_dir / SRC_VOCAB_FILE)
+    tgt_vocab = Vocab.load(run_dir / TGT_VOCAB_FILE)
+    subwords = Subwords.load(run_dir / SUBWORDS_FILE) if tcfg.subwords else None
+    translator = Translator(model, src_vocab, tgt_vocab, tcfg.lowercase, decoding or DecodeSettings(), subwords=subwords)
+    return translator, blob, paths
 
 
 def export(
@@ -87,7 +92,9 @@ def export(
     config = {
         "format": FORMAT,
         "model": mcfg.to_dict(),
-        "tokenizer": {"source": "nltk-treebank-words", "lowercase": tcfg.lowercase, "target": "opencc-t2s-characters"},
+        "tokenizer": {"source": "nltk-treebank-words" + ("+sentencepiece-bpe" if translator.subwords else ""),
+                      "lowercase": tcfg.lowercase, "target": "opencc-t2s-characters",
+                      **({"subwords": SUBWORDS_FILE} if translator.subwords else {})},
         "decoding": asdict(decoding),
         "dtype": dtype,
         "checkpoints": [p.name for p in paths],
@@ -104,10 +111,12 @@ def export(
         write_json(tmp / CONFIG_FILE, config)
         src_vocab.save(tmp / SRC_VOCAB_FILE)
         tgt_vocab.save(tmp / TGT_VOCAB_FILE)
+        if translator.subwords:
+            translator.subwords.save(tmp / SUBWORDS_FILE)
         card = model_card(config, model.num_parameters(), tcfg.train_path)
         if card_notes.strip():
             card += "\n" + card_notes.strip() + "\n"
-        (tmp / "README.md").write_text(card, encoding="utf-8")
+        (tmp / CARD_FILE).write_text(card, encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes it private; a weights folder is meant to be shared
         for f in tmp.iterdir():
             f.chmod(0o644)
@@ -198,7 +207,7 @@ inspected, per layer and per head.
 | parameters | {n_params:,} |
 | layers | {mc['n_encoder_layers']} encoder + {mc['n_decoder_layers']} decoder, {'pre' if mc['pre_norm'] else 'post'}-norm |
 | width | d_model {mc['d_model']}, {mc['n_heads']} heads, FFN {mc['d_ff']} |
-| vocabularies | English {mc['src_vocab_size']} words (NLTK tokens{', lower-cased' if config['tokenizer']['lowercase'] else ''}), Chinese {mc['tgt_vocab_size']} characters (simplified) |
+| vocabularies | English {mc['src_vocab_size']} {'subword pieces (SentencePiece BPE over NLTK words' if config['tokenizer'].get('subwords') else 'words (NLTK tokens'}{', lower-cased' if config['tokenizer']['lowercase'] else ''}), Chinese {mc['tgt_vocab_size']} characters (simplified) |
 | storage | {config['dtype']} safetensors (upcast to float32 at load) |
 | default decoding | beam {dec['beam']}, length penalty {dec['length_penalty']} |
 | training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time{_on(tr.get('hardware'))} |
@@ -215,12 +224,12 @@ Data: `{Path(train_path).name}` (Tatoeba cmn-eng training split); vocabularies f
 
 ## Files
 `model.safetensors` (weights), `config.json` (`ModelConfig`, tokenizer and decoding settings),
-`vocab_src.json`, `vocab_tgt.json`.
+`vocab_src.json`, `vocab_tgt.json`{', `subwords_src.model` (the English SentencePiece model)' if config['tokenizer'].get('subwords') else ''}.
 
 ## Limits
 Trained on short everyday sentences: expect good output for those and weak output
-for long, technical or rare-word input. Words outside the English vocabulary become
-`<unk>`. Output is simplified Chinese.
+for long, technical or rare-word input. {'Rare English words are split into known pieces; only characters never seen in training become `<unk>`.' if config['tokenizer'].get('subwords') else 'Words outside the English vocabulary become `<unk>`.'}
+Output is simplified Chinese.
 
 ## Attribution
 Training data: sentences from the Tatoeba project (https://tatoeba.org), by the

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-README_FILE = "README.md"
+from .files import CARD_FILE, OPTIONAL_WEIGHT_FILES, WEIGHT_FILES
+
 VALIDATION_SENTENCE = "I love you."
 
 
@@ -30,10 +31,9 @@ class PushResult:
     commit_oid: str | None = None
 
 
-def push_files() -> tuple[str, ...]:
-    from .translator import WEIGHT_FILES
-
-    return (*WEIGHT_FILES, README_FILE)
+def push_files(weights_dir: str | Path) -> tuple[str, ...]:
+    """The files of a weights folder that belong on the Hub (other files stay local)."""
+    return tuple(name for name in (*WEIGHT_FILES, *OPTIONAL_WEIGHT_FILES, CARD_FILE) if (Path(weights_dir) / name).is_file())
 
 
 def known_tokens(token: str | None) -> list[str]:
@@ -112,7 +112,7 @@ def push(weights_dir: str | Path, repo_id: str, revision: str | None = None, pri
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"--repo-id must look like USER/NAME, got {repo_id!r}")
     translation = _validate(weights_dir)
-    files = [(name, (weights_dir / name).stat().st_size) for name in push_files() if (weights_dir / name).is_file()]
+    files = [(name, (weights_dir / name).stat().st_size) for name in push_files(weights_dir)]
     branch = revision or "main"
     if endpoint is None:
         from huggingface_hub import constants

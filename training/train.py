@@ -31,11 +31,12 @@ from .config import ModelConfig, TrainConfig, read_json, write_json
 from .data import Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
 from .decoding import DecodeSettings
 from .evaluate import evaluate
+from .files import (BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST, LOG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE,
+                    TGT_VOCAB_FILE, TRAIN_CONFIG_FILE)
 from .model import Transformer
+from .subwords import Subwords
 from .text import PAD_ID, Vocab
 from .translator import Translator
-
-LAST, BEST = "last.safetensors", "best.safetensors"
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
@@ -110,6 +111,7 @@ class Data:
     train: list[Example]
     dev: list[tuple[str, str]]
     report: str
+    subwords: Subwords | None = None
 
 
 def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
@@ -117,10 +119,15 @@ def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
     if not corpus.pairs:
         raise ValueError(f"{cfg.train_path}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
     tokenized = tokenize_pairs(corpus.pairs, cfg.lowercase)
+    subwords = None
+    if cfg.subwords:  # the encoder reads pieces of words, learned on this training split only
+        subwords = (Subwords.load(run_dir / SUBWORDS_FILE) if reuse_vocab
+                    else Subwords.train([en for en, _ in tokenized], cfg.subwords, cfg.lowercase))
+        tokenized = [(subwords.pieces(en), zh) for en, zh in tokenized]
     if reuse_vocab:
-        src_vocab, tgt_vocab = Vocab.load(run_dir / "vocab_src.json"), Vocab.load(run_dir / "vocab_tgt.json")
+        src_vocab, tgt_vocab = Vocab.load(run_dir / SRC_VOCAB_FILE), Vocab.load(run_dir / TGT_VOCAB_FILE)
     else:
-        src_vocab = Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
+        src_vocab = subwords.vocab() if subwords else Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
         tgt_vocab = Vocab.build((zh for _, zh in tokenized), cfg.min_freq_tgt)
     limit = min(cfg.max_tokens_per_sentence, cfg.max_len - 2)
     train, too_long = encode_pairs(tokenized, src_vocab, tgt_vocab, limit)
@@ -130,10 +137,10 @@ def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
     dev_pairs = dev.pairs[: cfg.eval_max_sentences] if dev else []
     report = (
         f"train: {len(train)} pairs ({corpus.skipped} malformed lines skipped, {too_long} too long)"
-        f" · vocab en {len(src_vocab)} / zh {len(tgt_vocab)}"
+        f" · vocab en {len(src_vocab)} {'subword pieces' if subwords else 'words'} / zh {len(tgt_vocab)}"
         + (f" · dev: {len(dev_pairs)} pairs ({dev.skipped} malformed)" if dev else " · no dev set")
     )
-    return Data(src_vocab, tgt_vocab, train, dev_pairs, report)
+    return Data(src_vocab, tgt_vocab, train, dev_pairs, report, subwords)
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -170,10 +177,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
     mcfg = cfg.model_config(len(data.src_vocab), len(data.tgt_vocab), PAD_ID)
     if dd.main:
         print(data.report, flush=True)
-        write_json(run_dir / "train_config.json", cfg.to_dict())  # on resume too: a raised --epochs sticks
+        write_json(run_dir / TRAIN_CONFIG_FILE, cfg.to_dict())  # on resume too: a raised --epochs sticks
         if not resuming:
-            data.src_vocab.save(run_dir / "vocab_src.json")
-            data.tgt_vocab.save(run_dir / "vocab_tgt.json")
+            data.src_vocab.save(run_dir / SRC_VOCAB_FILE)
+            data.tgt_vocab.save(run_dir / TGT_VOCAB_FILE)
+            if data.subwords:
+                data.subwords.save(run_dir / SUBWORDS_FILE)
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     model = Transformer(mcfg).to(device)
@@ -212,7 +221,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
         raise ValueError(f"precision must be auto, bf16 or fp32, got {cfg.precision!r}")
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     translator = Translator(model, data.src_vocab, data.tgt_vocab, cfg.lowercase,
-                            DecodeSettings(beam=cfg.eval_beam))
+                            DecodeSettings(beam=cfg.eval_beam), subwords=data.subwords)
     start_time = time.perf_counter()
     step, stop = meta["step"], False
 
@@ -299,9 +308,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
 
 def write_log(run_dir: Path, history: list[dict]) -> None:
     """log.jsonl: one JSON line per finished epoch (rewritten whole, atomically: it is small)."""
-    tmp = run_dir / "log.jsonl.tmp"
+    tmp = run_dir / (LOG_FILE + ".tmp")
     tmp.write_text("".join(json.dumps(record) + "\n" for record in history), encoding="utf-8")
-    os.replace(tmp, run_dir / "log.jsonl")
+    os.replace(tmp, run_dir / LOG_FILE)
 
 
 def _save(path: Path, model, optimizer, meta: dict, dd: Dist, barrier: bool = True) -> None:
@@ -312,11 +321,11 @@ def _save(path: Path, model, optimizer, meta: dict, dd: Dist, barrier: bool = Tr
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
-    return TrainConfig.from_dict(read_json(Path(run_dir) / "train_config.json"))
+    return TrainConfig.from_dict(read_json(Path(run_dir) / TRAIN_CONFIG_FILE))
 
 
 def model_config_of_run(run_dir: str | Path) -> ModelConfig:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    src, tgt = Vocab.load(run_dir / "vocab_src.json"), Vocab.load(run_dir / "vocab_tgt.json")
+    src, tgt = Vocab.load(run_dir / SRC_VOCAB_FILE), Vocab.load(run_dir / TGT_VOCAB_FILE)
     return cfg.model_config(len(src), len(tgt), PAD_ID)

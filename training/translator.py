@@ -4,8 +4,9 @@ A weights folder (what `python -m training export` writes, and what the Hub
 repo holds) contains:
     model.safetensors   parameters (fp16 or fp32; upcast to fp32 at load)
     config.json         {"model": ModelConfig, "tokenizer": {...}, "decoding": {...}, ...}
-    vocab_src.json      English vocabulary  {"tokens": [...]}
+    vocab_src.json      English vocabulary  {"tokens": [...]}: words, or subword pieces
     vocab_tgt.json      Chinese vocabulary  {"tokens": [...]}
+    subwords_src.model  the English SentencePiece model (subword models only; config.json names it)
 """
 from __future__ import annotations
 
@@ -21,14 +22,10 @@ from safetensors.torch import load_file
 from .config import ModelConfig, read_json
 from .data import encode_source, pad
 from .decoding import DecodeSettings, decode
+from .files import CONFIG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHT_FILES, WEIGHTS_FILE
 from .model import Transformer
-from .text import UNK, Vocab, detokenize_zh, tokenize_en
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-SRC_VOCAB_FILE = "vocab_src.json"
-TGT_VOCAB_FILE = "vocab_tgt.json"
-WEIGHT_FILES = (WEIGHTS_FILE, CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE)
+from .subwords import Subwords
+from .text import EOS, UNK, UNK_ID, Vocab, detokenize_zh, tokenize_en
 
 
 class WeightsError(ValueError):
@@ -37,10 +34,12 @@ class WeightsError(ValueError):
 
 @dataclass
 class SourceInput:
-    tokens: list[str]  # what the encoder sees, </s> included
+    tokens: list[str]  # what the encoder sees (words or subword pieces), </s> included
     ids: list[int]
     truncated_words: int  # words cut because the input exceeded the model's maximum
     unknown: list[bool]  # per token: mapped to <unk>
+    words: list[str] = field(default_factory=list)  # the NLTK words kept, </s> included
+    word_index: list[int] = field(default_factory=list)  # per token: index into `words`
 
 
 @dataclass
@@ -51,24 +50,32 @@ class Translator:
     lowercase: bool = True
     decoding: DecodeSettings = field(default_factory=DecodeSettings)
     info: dict[str, Any] = field(default_factory=dict)  # config.json extras (metrics, name)
+    subwords: Subwords | None = None  # splits English words into pieces; None: the vocabulary holds words
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @property
-    def max_source_words(self) -> int:
-        # The encoder needs room for </s>; the decoder needs room for the output too.
+    def max_source_tokens(self) -> int:
+        # The encoder needs room for </s>.
         return self.model.cfg.max_len - 1
 
     def prepare(self, text: str) -> SourceInput:
         words = tokenize_en(text, self.lowercase)
-        cut = max(0, len(words) - self.max_source_words)
-        words = words[: self.max_source_words]
-        ids = encode_source(words, self.src_vocab)
-        tokens = words + ["</s>"]
-        unknown = [w not in self.src_vocab for w in words] + [False]
-        return SourceInput(tokens, ids, cut, unknown)
+        if self.subwords:
+            split = self.subwords.split(words)
+            tokens, word_index = split.pieces, split.word_index
+        else:
+            tokens, word_index = words, list(range(len(words)))
+        if len(tokens) > self.max_source_tokens:  # cut at a word boundary: no half words
+            keep = word_index.index(word_index[self.max_source_tokens])
+            tokens, word_index = tokens[:keep], word_index[:keep]
+        n_words = word_index[-1] + 1 if word_index else 0
+        ids = encode_source(tokens, self.src_vocab)
+        unknown = [i == UNK_ID for i in ids[:-1]] + [False]
+        return SourceInput(tokens + [EOS], ids, len(words) - n_words, unknown,
+                           words[:n_words] + [EOS], word_index + [n_words])
 
     def settings(self, **overrides: Any) -> DecodeSettings:
         return dataclasses.replace(self.decoding, **{k: v for k, v in overrides.items() if v is not None})
@@ -162,7 +169,22 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
         settings = DecodeSettings(**dec)
     except (TypeError, ValueError) as e:
         raise WeightsError(f"{path / CONFIG_FILE}: bad 'decoding' section ({e})") from None
-    return Translator(model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config)
+    subwords = None
+    if tok.get("subwords") is not None:
+        subwords_path = path / str(tok["subwords"])
+        if tok["subwords"] != SUBWORDS_FILE:
+            raise WeightsError(f"{path / CONFIG_FILE}: tokenizer.subwords must be {SUBWORDS_FILE!r}, got {tok['subwords']!r}")
+        if not subwords_path.is_file():
+            raise WeightsError(f"{subwords_path}: missing (config.json says the model reads subword pieces); "
+                               "the weights folder is incomplete")
+        try:
+            subwords = Subwords.load(subwords_path)
+        except ValueError as e:
+            raise WeightsError(f"{e}; download or export the weights folder again") from None
+        if subwords.vocab().itos != src_vocab.itos:
+            raise WeightsError(f"{subwords_path}: its pieces differ from {SRC_VOCAB_FILE}; "
+                               "the two come from different runs")
+    return Translator(model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config, subwords)
 
 
 __all__ = ["Translator", "WeightsError", "load_weights_dir", "WEIGHT_FILES", "UNK"]

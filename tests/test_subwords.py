@@ -1,0 +1,148 @@
+"""English subword pieces: no Latin word is unknown, frequent words stay whole, pieces map back to
+words, and a subword model survives export → load bit for bit."""
+import json
+import string
+
+import pytest
+import torch
+
+from conftest import ZH_PAIRS, zh_train_config
+from training.data import hold_out
+from training.files import SRC_VOCAB_FILE, SUBWORDS_FILE
+from training.subwords import WORD_START, Subwords
+from training.text import UNK_ID, tokenize_en
+from training.translator import WeightsError, load_weights_dir
+
+SENTENCES = [tokenize_en(en) for en, _ in ZH_PAIRS] * 5
+
+
+@pytest.fixture(scope="module")
+def subwords() -> Subwords:
+    return Subwords.train(SENTENCES, vocab_size=120)
+
+
+def test_any_word_of_letters_digits_and_punctuation_becomes_known_pieces(subwords):
+    words = ["sesquipedalian", "xylophone", "qz", "2026", "e-mail", "k8s", *string.punctuation]
+    split = subwords.split(words)
+    assert UNK_ID not in split.ids
+    assert "".join(split.pieces).replace(WORD_START, "") == "".join(words)
+
+
+def test_frequent_words_stay_whole(subwords):
+    for word in ("i", "love", "is", "my", "tea", "."):
+        assert subwords.split([word]).pieces == [WORD_START + word]
+
+
+def test_only_unseen_characters_are_unknown(subwords):
+    split = subwords.split(["tea", "好", "é"])
+    unknown = [p for p, i in zip(split.pieces, split.ids) if i == UNK_ID]
+    assert unknown == ["好", "é"]
+
+
+def test_word_index_maps_each_piece_to_its_word(subwords):
+    words = ["my", "brother", "unbelievably", "likes", "tea"]
+    split = subwords.split(words)
+    assert len(split.word_index) == len(split.pieces) == len(split.ids)
+    assert split.word_index == sorted(split.word_index)  # pieces come in word order
+    for w, word in enumerate(words):
+        pieces = [p for p, i in zip(split.pieces, split.word_index) if i == w]
+        assert pieces[0].startswith(WORD_START) and not any(p.startswith(WORD_START) for p in pieces[1:])
+        assert "".join(pieces).removeprefix(WORD_START) == word
+
+
+def test_saved_model_loads_back_identically(subwords, tmp_path):
+    subwords.save(tmp_path / SUBWORDS_FILE)
+    loaded = Subwords.load(tmp_path / SUBWORDS_FILE)
+    assert loaded.proto == subwords.proto
+    assert loaded.vocab().itos == subwords.vocab().itos
+    words = [w for s in SENTENCES for w in s] + ["sesquipedalian", "好"]
+    assert loaded.split(words) == subwords.split(words)
+
+
+def test_training_the_same_corpus_twice_gives_the_same_model(subwords):
+    assert Subwords.train(SENTENCES, vocab_size=120).proto == subwords.proto
+
+
+def test_vocabulary_starts_with_the_four_specials(subwords):
+    assert subwords.vocab().itos[:4] == ["<pad>", "<unk>", "<s>", "</s>"]
+
+
+def test_a_file_that_is_not_a_sentencepiece_model_is_one_line(tmp_path):
+    (tmp_path / SUBWORDS_FILE).write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ValueError, match=f"{SUBWORDS_FILE}: not a SentencePiece model"):
+        Subwords.load(tmp_path / SUBWORDS_FILE)
+
+
+@pytest.fixture(scope="module")
+def subword_run(tmp_path_factory):
+    from training.export import export, load_run
+    from training.train import train
+
+    cfg = zh_train_config(tmp_path_factory.mktemp("zh-subwords"), subwords=120, epochs=12)
+    train(cfg)
+    weights, _ = export(cfg.run_dir, tmp_path_factory.mktemp("exp") / "weights", checkpoint="last", dtype="float32")
+    original, _, _ = load_run(cfg.run_dir, "last")
+    return original, weights
+
+
+def test_subword_weights_folder_round_trip_reproduces_the_logits(subword_run):
+    original, weights = subword_run
+    config = json.loads((weights / "config.json").read_text())
+    assert config["tokenizer"]["subwords"] == SUBWORDS_FILE
+    loaded = load_weights_dir(weights)
+    assert loaded.subwords.proto == original.subwords.proto
+    source = loaded.prepare("My brother likes unbelievably hot tea.")
+    assert source.ids == original.prepare("My brother likes unbelievably hot tea.").ids
+    src, tgt = torch.tensor([source.ids]), torch.tensor([[2, 5, 6, 7]])
+    assert torch.equal(original.model(src, tgt)[0], loaded.model(src, tgt)[0])
+    assert loaded.translate(["I love tea."]) == original.translate(["I love tea."]) == ["我爱茶。"]
+
+
+def test_prepare_records_pieces_words_and_unknown_characters(subword_run):
+    _, weights = subword_run
+    source = load_weights_dir(weights).prepare("I love unbelievably 好 tea.")
+    assert source.words == ["i", "love", "unbelievably", "好", "tea", ".", "</s>"]
+    assert source.tokens[-1] == "</s>" and source.word_index[-1] == len(source.words) - 1
+    assert [source.words[w] for w, u in zip(source.word_index, source.unknown) if u] == ["好"]
+    assert len(source.tokens) > len(source.words)  # "unbelievably" is not one piece in this tiny model
+
+
+def test_long_input_is_cut_at_a_word_boundary(subword_run):
+    _, weights = subword_run
+    translator = load_weights_dir(weights)
+    source = translator.prepare("unbelievably " * 60)
+    assert len(source.ids) <= translator.model.cfg.max_len
+    kept_words = len(source.words) - 1
+    assert source.truncated_words == 60 - kept_words > 0
+    assert source.word_index[:-1].count(kept_words - 1) == source.word_index[:-1].count(0)  # last word whole
+
+
+def test_a_subword_folder_without_its_model_file_is_one_line(subword_run, tmp_path):
+    import shutil
+
+    _, weights = subword_run
+    broken = tmp_path / "w"
+    shutil.copytree(weights, broken)
+    (broken / SUBWORDS_FILE).unlink()
+    with pytest.raises(WeightsError, match=f"{SUBWORDS_FILE}: missing"):
+        load_weights_dir(broken)
+
+
+def test_a_subword_model_from_another_run_is_refused(subword_run, tmp_path):
+    import shutil
+
+    _, weights = subword_run
+    broken = tmp_path / "w"
+    shutil.copytree(weights, broken)
+    Subwords.train(SENTENCES, vocab_size=100).save(broken / SUBWORDS_FILE)
+    with pytest.raises(WeightsError, match=f"{SUBWORDS_FILE}: its pieces differ from {SRC_VOCAB_FILE}"):
+        load_weights_dir(broken)
+
+
+def test_hold_out_keeps_each_english_sentence_on_one_side():
+    pairs = [(f"Sentence {i % 40}.", f"句{i}") for i in range(200)] + [("sentence 3.", "句")]
+    rest, held = hold_out(pairs, 50, seed=3)
+    assert len(rest) + len(held) == len(pairs) and 50 <= len(held) < 60
+    key = lambda en: en.lower()  # noqa: E731
+    assert not {key(en) for en, _ in rest} & {key(en) for en, _ in held}
+    assert hold_out(pairs, 50, seed=3) == (rest, held)

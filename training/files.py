@@ -1,0 +1,19 @@
+"""File names of a weights folder and of a run directory, in one place so that
+training, export, the loader and the Hub code agree on them."""
+
+# A weights folder (what `python -m training export` writes and the Hub repo holds).
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+SRC_VOCAB_FILE = "vocab_src.json"
+TGT_VOCAB_FILE = "vocab_tgt.json"
+SUBWORDS_FILE = "subwords_src.model"  # the English SentencePiece model; only in subword models
+CARD_FILE = "README.md"
+WEIGHT_FILES = (WEIGHTS_FILE, CONFIG_FILE, SRC_VOCAB_FILE, TGT_VOCAB_FILE)  # every weights folder has these
+OPTIONAL_WEIGHT_FILES = (SUBWORDS_FILE,)  # present when config.json names them
+
+# A training run directory (vocabulary and subword files use the names above).
+TRAIN_CONFIG_FILE = "train_config.json"
+LAST_CHECKPOINT = "last.safetensors"
+BEST_CHECKPOINT = "best.safetensors"
+LOG_FILE = "log.jsonl"
+COMMAND_FILE = "command.txt"
