@@ -15,7 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.translator import WEIGHT_FILES, Translator, WeightsError, load_weights_dir
+from training.files import OPTIONAL_WEIGHT_FILES, WEIGHT_FILES
+from training.translator import Translator, WeightsError, load_weights_dir
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 # Seconds any one Hub request may wait. huggingface_hub's client has no timeout for listing a
@@ -74,7 +75,7 @@ def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
     # Read before downloading: snapshot_download moves refs/<revision> to the new commit before
     # fetching its files, so after a failed transfer the previous complete copy is only reachable by its hash.
     previous = _cached_commit(repo_id, revision, cache_dir)
-    common = dict(repo_id=repo_id, allow_patterns=list(WEIGHT_FILES), endpoint=endpoint, cache_dir=cache_dir)
+    common = dict(repo_id=repo_id, allow_patterns=[*WEIGHT_FILES, *OPTIONAL_WEIGHT_FILES], endpoint=endpoint, cache_dir=cache_dir)
     try:
         return Path(snapshot_download(revision=revision, **common)), ""
     except (RepositoryNotFoundError, RevisionNotFoundError):
