@@ -12,9 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.data import pad
-from training.decoding import decode
-from training.text import BOS_ID, EOS_ID, PAD_ID, detokenize_zh
 from training.translator import SourceInput, Translator
 
 MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
@@ -43,8 +40,12 @@ class Trace:
     notices: list[str] = field(default_factory=list)  # what was cut or ignored, for the user
 
     @property
-    def n_layers(self) -> int:
+    def n_encoder_layers(self) -> int:
         return self.encoder_self.shape[0]
+
+    @property
+    def n_decoder_layers(self) -> int:
+        return self.decoder_self.shape[0]
 
     @property
     def n_heads(self) -> int:
@@ -86,45 +87,33 @@ def prepare(translator: Translator, text: str | None) -> tuple[str, SourceInput,
     return text, source, notices
 
 
-@torch.no_grad()
 def translate_one(translator: Translator, text: str | None, beam: int | None = None) -> str:
     """Just the translation (no attention capture), with the same input checks as `trace`."""
     _, source, _ = prepare(translator, text)
-    src = pad([source.ids]).to(translator.device)
-    hyp = decode(translator.model, src, translator.settings(beam=beam))[0]
-    return detokenize_zh(translator.tgt_vocab.decode(hyp.ids))
+    return translator.decode([source], beam=beam)[0].text
 
 
-@torch.no_grad()
 def trace(translator: Translator, text: str, beam: int | None = None, model_id: str = "", **decode_overrides) -> Trace:
     """Translate `text` and capture every attention map. Raises InputError for unusable input."""
     text, source, notices = prepare(translator, text)
-    settings = translator.settings(beam=beam, **decode_overrides)
-    model = translator.model
-    src = pad([source.ids]).to(translator.device)
-    hyp = decode(model, src, settings)[0]
-
-    tgt_in = torch.tensor([[BOS_ID] + hyp.ids], device=src.device)  # (1, T)
-    logits, maps = model(src, tgt_in, return_attention=True)
-    logits = logits[0].float()  # (T, V)
-    logits[:, [PAD_ID, BOS_ID]] = float("-inf")  # decoding never picks these, so neither does the top-5
-    probs = logits.softmax(-1)
-    top_p, top_i = probs.topk(min(TOP_K, probs.size(-1)), dim=-1)
+    translation = translator.decode([source], beam=beam, **decode_overrides)[0]
+    logp, maps = translator.teacher_forced(translation)  # (T, V), per layer (1, H, q, k)
+    top_p, top_i = logp.exp().topk(min(TOP_K, logp.size(-1)), dim=-1)
     vocab = translator.tgt_vocab
-    stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # noqa: E731  per layer (1, H, q, k) → (L, H, q, k)
+    stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # noqa: E731  (L, H, q, k)
     return Trace(
         text=text,
         source_tokens=source.tokens,
         source_unknown=source.unknown,
-        target_tokens=vocab.decode([BOS_ID] + hyp.ids),
-        predicted_tokens=vocab.decode(hyp.ids + [EOS_ID]),
-        translation=detokenize_zh(vocab.decode(hyp.ids)),
+        target_tokens=vocab.decode(translation.decoder_input),
+        predicted_tokens=vocab.decode(translation.decoder_output),
+        translation=translation.text,
         encoder_self=stack(maps.encoder_self),
         decoder_self=stack(maps.decoder_self),
         cross=stack(maps.cross),
         top_next=[[(vocab.itos[i], float(p)) for p, i in zip(ps, ids)] for ps, ids in zip(top_p.tolist(), top_i.tolist())],
-        score=hyp.score,
+        score=translation.hypothesis.score,
         model_id=model_id,
-        decoding=asdict(settings),
+        decoding=asdict(translation.settings),
         notices=notices,
     )

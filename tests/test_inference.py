@@ -51,11 +51,11 @@ def test_trace_json_has_the_documented_fields(translator):
     for key in ("source_tokens", "target_tokens", "predicted_tokens", "translation", "attention", "model_id", "decoding"):
         assert key in data
     assert data["model_id"] == "test-model" and data["decoding"]["beam"] == 2
-    l, h = tr.n_layers, tr.n_heads
+    le, ld, h = tr.n_encoder_layers, tr.n_decoder_layers, tr.n_heads
     s, t = len(tr.source_tokens), len(tr.target_tokens)
-    assert np.asarray(data["attention"]["encoder_self"]).shape == (l, h, s, s)
-    assert np.asarray(data["attention"]["decoder_self"]).shape == (l, h, t, t)
-    assert np.asarray(data["attention"]["cross"]).shape == (l, h, t, s)
+    assert np.asarray(data["attention"]["encoder_self"]).shape == (le, h, s, s)
+    assert np.asarray(data["attention"]["decoder_self"]).shape == (ld, h, t, t)
+    assert np.asarray(data["attention"]["cross"]).shape == (ld, h, t, s)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t", None])
@@ -99,3 +99,24 @@ def test_translate_one_matches_the_trace_and_checks_input_the_same_way(translato
         assert translate_one(translator, text, beam=3) == trace(translator, text, beam=3).translation
     with pytest.raises(InputError, match="Type an English sentence"):
         translate_one(translator, "  ")
+
+
+def test_encoder_and_decoder_depths_may_differ(translator):
+    import dataclasses
+
+    from training.model import Transformer
+    from training.translator import Translator
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(translator.model.cfg, n_encoder_layers=3, n_decoder_layers=1)
+    other = Translator(Transformer(cfg).eval(), translator.src_vocab, translator.tgt_vocab)
+    tr = trace(other, "I love you.", beam=1)
+    assert (tr.n_encoder_layers, tr.n_decoder_layers) == (3, 1)
+    assert tr.encoder_self.shape[0] == 3 and tr.decoder_self.shape[0] == tr.cross.shape[0] == 1
+
+
+def test_shown_next_token_probabilities_are_the_ones_decoding_scored(translator):
+    tr = trace(translator, "I drink tea every day.", beam=1)
+    # Greedy decoding takes the likeliest token at every step, and its score is their summed log-probability.
+    assert [row[0][0] for row in tr.top_next] == tr.predicted_tokens
+    assert sum(np.log(row[0][1]) for row in tr.top_next) == pytest.approx(tr.score, abs=1e-4)

@@ -28,7 +28,7 @@ def test_single_layer_and_head_subset(tr):
 
 def test_head_average_is_the_mean_of_the_selected_heads(tr):
     sel = select(tr, View(kind="cross", heads=[1, 3], average=True))
-    assert sel["weights"].shape == (tr.n_layers, 1, 5, 5)
+    assert sel["weights"].shape == (tr.n_decoder_layers, 1, 5, 5)
     np.testing.assert_allclose(sel["weights"][:, 0], tr.cross[:, [1, 3]].mean(axis=1))
     np.testing.assert_allclose(sel["weights"].sum(-1), 1.0, atol=1e-5)
 

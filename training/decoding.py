@@ -37,6 +37,16 @@ class DecodeSettings:
             raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
 
 
+def next_token_logprobs(logits: torch.Tensor) -> torch.Tensor:
+    """(…, V) logits → log-probabilities as decoding sees them: <pad> and <s> are never generated.
+
+    Not renormalized after masking, so a shown probability is exactly the one decoding scored.
+    """
+    logp = logits.float().log_softmax(-1)
+    logp[..., [PAD_ID, BOS_ID]] = float("-inf")
+    return logp
+
+
 def length_penalty(length: int, alpha: float) -> float:
     """GNMT length penalty ((5 + |Y|) / 6)^alpha; |Y| counts </s>."""
     return ((5.0 + length) / 6.0) ** alpha
@@ -64,10 +74,7 @@ class _Stepper:
             hidden = self.model.decode_step(ys[:, -1:], self.cache)
         else:
             hidden, _, _ = self.model.decode(ys, self.memory, self.src_mask)
-        logp = self.model.logits(hidden[:, -1]).float().log_softmax(-1)  # (N, V)
-        logp[:, PAD_ID] = float("-inf")  # never generated
-        logp[:, BOS_ID] = float("-inf")
-        return logp
+        return next_token_logprobs(self.model.logits(hidden[:, -1]))  # (N, V)
 
     def reorder(self, rows: torch.Tensor) -> None:
         # Rows only move among one sentence's beams, which share their memory: only the cache moves.

@@ -21,11 +21,11 @@ from safetensors.torch import load_file
 
 from .config import ModelConfig, read_json
 from .data import encode_source, pad
-from .decoding import DecodeSettings, decode
+from .decoding import DecodeSettings, Hypothesis, decode, next_token_logprobs
 from .files import CONFIG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHT_FILES, WEIGHTS_FILE
-from .model import Transformer
+from .model import AttentionMaps, Transformer
 from .subwords import Subwords
-from .text import EOS, UNK, UNK_ID, Vocab, detokenize_zh, tokenize_en
+from .text import BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocab, detokenize_zh, tokenize_en
 
 
 class WeightsError(ValueError):
@@ -40,6 +40,27 @@ class SourceInput:
     unknown: list[bool]  # per token: mapped to <unk>
     words: list[str] = field(default_factory=list)  # the NLTK words kept, </s> included
     word_index: list[int] = field(default_factory=list)  # per token: index into `words`
+
+
+@dataclass
+class Translation:
+    """One decoded sentence: its source, the generated ids and tokens, and how it was decoded."""
+
+    source: SourceInput
+    hypothesis: Hypothesis  # generated ids (no <s>/</s>) and their summed log-probability
+    tokens: list[str]  # the generated target tokens
+    text: str
+    settings: DecodeSettings
+
+    @property
+    def decoder_input(self) -> list[int]:
+        """What the decoder reads to produce this output: <s> y1 … yn."""
+        return [BOS_ID] + self.hypothesis.ids
+
+    @property
+    def decoder_output(self) -> list[int]:
+        """What each decoder position predicts: y1 … yn </s>."""
+        return self.hypothesis.ids + [EOS_ID]
 
 
 @dataclass
@@ -80,21 +101,43 @@ class Translator:
     def settings(self, **overrides: Any) -> DecodeSettings:
         return dataclasses.replace(self.decoding, **{k: v for k, v in overrides.items() if v is not None})
 
-    @torch.no_grad()
-    def translate(self, texts: list[str], batch_size: int = 64, **overrides: Any) -> list[str]:
-        """Translate many sentences; empty input gives empty output; order is kept."""
+    @torch.inference_mode()
+    def decode(self, sources: list[SourceInput], batch_size: int = 64, **overrides: Any) -> list[Translation]:
+        """The one way sentences are decoded: prepared sources in, translations out, order kept.
+
+        Sentences of similar length share a batch; a source with no words (only </s>)
+        gives an empty translation without running the model.
+        """
         settings = self.settings(**overrides)
         self.model.eval()
-        prepared = [self.prepare(t) for t in texts]
-        out = [""] * len(texts)
-        todo = [i for i, p in enumerate(prepared) if len(p.ids) > 1]  # not just </s>
-        todo.sort(key=lambda i: len(prepared[i].ids))  # similar lengths share a batch
+        hyps = [Hypothesis([], 0.0, 0.0) for _ in sources]
+        todo = sorted((i for i, s in enumerate(sources) if len(s.ids) > 1), key=lambda i: len(sources[i].ids))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            src = pad([prepared[i].ids for i in chunk]).to(self.device)
+            src = pad([sources[i].ids for i in chunk]).to(self.device)
             for i, hyp in zip(chunk, decode(self.model, src, settings)):
-                out[i] = detokenize_zh(self.tgt_vocab.decode(hyp.ids))
+                hyps[i] = hyp
+        out = []
+        for source, hyp in zip(sources, hyps):
+            tokens = self.tgt_vocab.decode(hyp.ids)
+            out.append(Translation(source, hyp, tokens, detokenize_zh(tokens), settings))
         return out
+
+    def translate(self, texts: list[str], batch_size: int = 64, **overrides: Any) -> list[str]:
+        """Translate many sentences; empty input gives empty output; order is kept."""
+        return [t.text for t in self.decode([self.prepare(t) for t in texts], batch_size, **overrides)]
+
+    @torch.inference_mode()
+    def teacher_forced(self, translation: Translation) -> tuple[torch.Tensor, AttentionMaps]:
+        """Re-run a translation in one pass with attention capture.
+
+        Returns the next-token log-probabilities of every decoder position (T, V), as
+        decoding scores them, and every attention map: the numbers behind the output.
+        """
+        src = torch.tensor([translation.source.ids], device=self.device)  # (1, S)
+        tgt = torch.tensor([translation.decoder_input], device=self.device)  # (1, T)
+        logits, maps = self.model(src, tgt, return_attention=True)
+        return next_token_logprobs(logits[0]), maps
 
 
 def _read(path: Path, what: str):
@@ -187,4 +230,4 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
     return Translator(model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config, subwords)
 
 
-__all__ = ["Translator", "WeightsError", "load_weights_dir", "WEIGHT_FILES", "UNK"]
+__all__ = ["Translation", "Translator", "WeightsError", "load_weights_dir", "WEIGHT_FILES", "UNK"]
