@@ -25,8 +25,8 @@ class InputError(ValueError):
 @dataclass
 class Trace:
     text: str  # the input as used (after any character cut)
-    source_tokens: list[str]  # S: exactly the encoder's input positions (</s> included)
-    source_unknown: list[bool]  # S: True where the word is not in the vocabulary (<unk>)
+    source_tokens: list[str]  # S: exactly the encoder's input positions (</s> included): words or subword pieces
+    source_unknown: list[bool]  # S: True where the token is not in the vocabulary (<unk>)
     target_tokens: list[str]  # T: exactly the decoder's input positions (<s> y1 … yn)
     predicted_tokens: list[str]  # T: what each decoder row predicts (y1 … yn </s>)
     translation: str
@@ -38,6 +38,8 @@ class Trace:
     model_id: str
     decoding: dict[str, Any]
     notices: list[str] = field(default_factory=list)  # what was cut or ignored, for the user
+    source_words: list[str] = field(default_factory=list)  # W: the NLTK words the pieces come from (</s> included)
+    source_word_index: list[int] = field(default_factory=list)  # S: each source token's word (index into source_words)
 
     @property
     def n_encoder_layers(self) -> int:
@@ -116,4 +118,6 @@ def trace(translator: Translator, text: str, beam: int | None = None, model_id: 
         model_id=model_id,
         decoding=asdict(translation.settings),
         notices=notices,
+        source_words=source.words,
+        source_word_index=source.word_index,
     )

@@ -28,6 +28,32 @@ class View:
     show_special: bool = True  # show <s> / </s> positions
     shared_scale: bool = True  # one 0–1 colour scale; False = each map scaled to its max
     step: int | None = None  # decoder row to highlight (step-through)
+    words: bool = False  # pool subword pieces into whole words (English axes only)
+
+
+def pool_pieces(weights: np.ndarray, word_index: list[int], axis: int, how: str) -> np.ndarray:
+    """Pool one axis of `weights` from pieces to words: "sum" for keys, "mean" for queries.
+
+    Summing a row's keys over each word's pieces keeps the row a distribution (it still
+    sums to 1); averaging a word's query rows keeps that too, since each row sums to 1.
+    """
+    n_words = max(word_index) + 1
+    onehot = np.zeros((n_words, len(word_index)), dtype=weights.dtype)  # (W, S)
+    onehot[word_index, np.arange(len(word_index))] = 1.0
+    if how == "mean":
+        onehot /= onehot.sum(axis=1, keepdims=True)
+    elif how != "sum":
+        raise ValueError(f"how must be 'sum' or 'mean', got {how!r}")
+    moved = np.moveaxis(weights, axis, -1)  # (..., S)
+    return np.moveaxis(moved @ onehot.T, -1, axis)  # (..., W) back in place
+
+
+def word_labels(trace: Trace) -> list[str]:
+    """One label per word; a word with an unknown piece is flagged like an unknown token."""
+    unknown = [False] * len(trace.source_words)
+    for w, unk in zip(trace.source_word_index, trace.source_unknown):
+        unknown[w] |= unk
+    return [f"{t} (unk)" if unk else t for t, unk in zip(trace.source_words, unknown)]
 
 
 def source_labels(trace: Trace) -> list[str]:
@@ -48,16 +74,21 @@ def select(trace: Trace, view: View) -> dict:
     if view.kind not in KINDS:
         raise ValueError(f"unknown attention kind {view.kind!r}; choose from {list(KINDS)}")
     maps = {"encoder": trace.encoder_self, "decoder": trace.decoder_self, "cross": trace.cross}[view.kind]
+    pool = view.words and view.kind != "decoder" and trace.source_word_index
+    if pool:
+        maps = pool_pieces(maps, trace.source_word_index, axis=3, how="sum")
+        if view.kind == "encoder":
+            maps = pool_pieces(maps, trace.source_word_index, axis=2, how="mean")
     n_layers, n_heads = maps.shape[:2]
     layers = list(range(n_layers)) if view.layer is None else [view.layer]
     heads = sorted(set(view.heads)) or list(range(n_heads))
     if any(not 0 <= layer < n_layers for layer in layers) or any(not 0 <= h < n_heads for h in heads):
         raise ValueError(f"the model has {n_layers} layers and {n_heads} heads")
 
-    src = source_labels(trace)
+    src = word_labels(trace) if pool else source_labels(trace)
     rows_dec = _keep(trace.predicted_tokens, view.show_special)  # rows that predict a real token
     keys_dec = _keep(trace.target_tokens, view.show_special)
-    keys_src = _keep(trace.source_tokens, view.show_special)
+    keys_src = _keep(trace.source_words if pool else trace.source_tokens, view.show_special)
     if view.kind == "encoder":
         q_idx, k_idx = keys_src, keys_src
         y_labels, x_labels = [src[i] for i in q_idx], [src[i] for i in k_idx]

@@ -3,6 +3,7 @@ words, and a subword model survives export → load bit for bit."""
 import json
 import string
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +147,23 @@ def test_hold_out_keeps_each_english_sentence_on_one_side():
     key = lambda en: en.lower()  # noqa: E731
     assert not {key(en) for en, _ in rest} & {key(en) for en, _ in held}
     assert hold_out(pairs, 50, seed=3) == (rest, held)
+
+
+def test_trace_records_pieces_and_words_and_pools_them_for_display(subword_run):
+    from explorer.inference import trace
+    from explorer.views import View, select
+
+    _, weights = subword_run
+    tr = trace(load_weights_dir(weights), "My brother likes unbelievably hot tea.", beam=1)
+    data = tr.to_json()
+    assert data["source_tokens"] == tr.source_tokens and len(data["source_word_index"]) == len(tr.source_tokens)
+    assert data["source_words"] == ["my", "brother", "likes", "unbelievably", "hot", "tea", ".", "</s>"]
+    n_words = len(tr.source_words)
+    enc = select(tr, View(kind="encoder", layer=0, words=True))
+    assert enc["weights"].shape[2:] == (n_words, n_words) and enc["x_labels"] == tr.source_words
+    np.testing.assert_allclose(enc["weights"].sum(-1), 1.0, atol=1e-5)
+    cross = select(tr, View(kind="cross", words=True))
+    assert cross["weights"].shape[3] == n_words
+    np.testing.assert_allclose(cross["weights"].sum(-1), 1.0, atol=1e-5)
+    hidden = select(tr, View(kind="encoder", words=True, show_special=False))
+    assert hidden["x_labels"] == tr.source_words[:-1]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from explorer.inference import trace
-from explorer.views import View, attention_view, decoder_row_labels, select, step_view
+from explorer.views import View, attention_view, decoder_row_labels, pool_pieces, select, step_view
 from training.translator import load_weights_dir
 
 
@@ -87,3 +87,28 @@ def test_hiding_specials_keeps_unknown_tokens(zh_weights):
     t.target_tokens[1] = "<unk>"  # as if the model had generated one
     sel = select(t, View(kind="decoder", show_special=False))
     assert "<unk>" in sel["x_labels"]
+
+
+def test_pooling_pieces_into_words_sums_keys_and_averages_queries():
+    rng = np.random.default_rng(0)
+    word_index = [0, 0, 1, 2, 2, 2, 3]
+    raw = rng.random((2, 3, 7, 7))
+    weights = raw / raw.sum(-1, keepdims=True)  # (L, H, S, S), rows sum to 1
+    keys = pool_pieces(weights, word_index, axis=3, how="sum")
+    both = pool_pieces(keys, word_index, axis=2, how="mean")
+    assert keys.shape == (2, 3, 7, 4) and both.shape == (2, 3, 4, 4)
+    np.testing.assert_allclose(both.sum(-1), 1.0, rtol=1e-12)
+    for w in range(4):  # against plain loops over the pieces of each word
+        pieces = [i for i, x in enumerate(word_index) if x == w]
+        np.testing.assert_allclose(keys[..., w], weights[..., pieces].sum(-1))
+        for v in range(4):
+            cols = [i for i, x in enumerate(word_index) if x == v]
+            np.testing.assert_allclose(both[..., w, v], weights[..., pieces, :][..., cols].sum(-1).mean(-1))
+
+
+def test_word_pooling_is_the_identity_for_a_word_vocabulary(tr):
+    assert tr.source_words == tr.source_tokens and tr.source_word_index == list(range(len(tr.source_tokens)))
+    for kind in ("encoder", "cross", "decoder"):
+        pooled, plain = select(tr, View(kind=kind, words=True)), select(tr, View(kind=kind))
+        np.testing.assert_array_equal(pooled["weights"], plain["weights"])
+        assert pooled["x_labels"] == plain["x_labels"]
