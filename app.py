@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     build_demo(loaded, args.queue_size, args.concurrency).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        # Set but empty would make Gradio listen on every interface: treat it as unset.
+        server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
     )
     return 0

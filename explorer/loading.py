@@ -92,7 +92,7 @@ def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
             raise error from None
         from huggingface_hub import constants
 
-        reason = _hub_reason(error, (endpoint or constants.ENDPOINT).rstrip("/"), f"{repo_id}@{revision or 'main'}")
+        reason = _hub_reason(error, redact_url(endpoint or constants.ENDPOINT).rstrip("/"), f"{repo_id}@{revision or 'main'}")
         return path, f"the download failed ({reason}); using the cached copy (commit {previous[:12]})"
 
 
@@ -122,8 +122,10 @@ def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: st
                    cache_dir: str | Path | None, timeout: float) -> LoadedModel:
     from huggingface_hub import constants
 
+    from training.hub import redact_url
+
     label = f"{repo_id}@{revision or 'main'}"
-    where = (endpoint or constants.ENDPOINT).rstrip("/")
+    where = redact_url(endpoint or constants.ENDPOINT).rstrip("/")  # it is shown: notices, logs, the page
     try:
         path, note = _download(repo_id, revision, endpoint, cache_dir, timeout)
     except Exception as e:  # network, auth, missing repo or revision, offline without a cached copy

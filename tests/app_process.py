@@ -29,12 +29,14 @@ def proc_status_mb(pid: int, field: str) -> float:
 class AppProcess:
     """`python app.py ARGS` on a free port; `wait()` returns once the page is served."""
 
-    def __init__(self, args: list[str], log: Path | None = None):
+    def __init__(self, args: list[str], log: Path | None = None, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        extra_env = env
         env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False",
                "PYTHONUNBUFFERED": "1"}
         env.pop("GRADIO_SERVER_NAME", None)  # the app must default to 127.0.0.1 by itself
+        env.update(extra_env or {})
         self.log = log
         out = open(log, "w") if log else subprocess.DEVNULL
         self.started = time.perf_counter()
@@ -62,3 +64,20 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if len(raw) == 4:
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found

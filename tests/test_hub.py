@@ -373,3 +373,19 @@ def test_push_options_have_help_texts():
             assert action.help and len(action.help) > 10, action.option_strings or action.dest
     text = sub.format_help()
     assert all(s in text for s in ("HF_TOKEN", "hf auth login", "HF_ENDPOINT", "--dry-run", "--private"))
+
+
+def test_credentials_in_the_hub_url_are_never_shown(bundled, tmp_path, closed_url, capsys):
+    endpoint = closed_url.replace("http://", "http://hubuser:s3cr3t-pw@")
+    loaded = loading.resolve(repo_id=REPO, endpoint=endpoint, cache_dir=tmp_path / "empty")
+    assert loaded.model_id == "weights/ (bundled)"
+    shown = loaded.notice + capsys.readouterr().err
+    assert "s3cr3t-pw" not in shown and "hubuser" not in shown
+    assert closed_url.replace("http://", "http://***@") in loaded.notice
+
+
+def test_redact_url_hides_userinfo_wherever_a_url_appears():
+    from training.hub import redact_url
+
+    text = "GET https://u:p@hub.example/api and socks5h://user@proxy:1080, not mail me@example.com"
+    assert redact_url(text) == "GET https://***@hub.example/api and socks5h://***@proxy:1080, not mail me@example.com"

@@ -48,12 +48,20 @@ def known_tokens(token: str | None) -> list[str]:
     return sorted({t.strip() for t in found if t and t.strip()}, key=len, reverse=True)
 
 
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact_url(text: str) -> str:
+    """`scheme://user:password@host` → `scheme://***@host`, wherever a URL appears in `text`."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
 def scrub(text: str, secrets: list[str]) -> str:
-    """One line, no token: known tokens become ***, and so does anything after 'Bearer'."""
+    """One line, no secret: known tokens become ***, and so do anything after 'Bearer' and a URL's credentials."""
     for secret in secrets:
         text = text.replace(secret, "***")
     text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
-    return " ".join(text.split())
+    return " ".join(redact_url(text).split())
 
 
 def describe(error: BaseException, endpoint: str, repo_id: str, secrets: list[str]) -> str:
