@@ -78,13 +78,29 @@ def test_long_input_is_truncated_with_a_notice(translator):
     assert any("first 2,000" in n for n in tr.notices)
 
 
+def unknown_notices(tr) -> list[str]:
+    return [n for n in tr.notices if "Not in the model's vocabulary" in n]
+
+
 @pytest.mark.parametrize("text", ["我爱你", "🙂🙂", "<script>alert(1)</script>", "I love\u202e you.", "%s {0} '; DROP TABLE x;--"])
 def test_odd_input_is_translated_with_unknown_words_flagged(translator, text):
     tr = trace(translator, text, beam=2)
     assert isinstance(tr.translation, str)
     assert len(tr.source_unknown) == len(tr.source_tokens)
-    if any(tr.source_unknown):
-        assert any("Not in the model's vocabulary" in n for n in tr.notices)
+    # Flagged exactly where the vocabulary lacks the token (</s> is always known), and named in one notice.
+    assert tr.source_unknown == [tok not in translator.src_vocab for tok in tr.source_tokens[:-1]] + [False]
+    notices = unknown_notices(tr)
+    assert len(notices) == (1 if any(tr.source_unknown) else 0)
+    assert all(tok in notices[0] for tok, unknown in zip(tr.source_tokens, tr.source_unknown) if unknown)
+
+
+def test_a_word_missing_from_the_vocabulary_is_flagged_and_named(translator):
+    assert "zebras" not in translator.src_vocab and "love" in translator.src_vocab
+    tr = trace(translator, "I love zebras.", beam=1)
+    assert tr.source_tokens == ["i", "love", "zebras", ".", "</s>"]
+    assert tr.source_unknown == [False, False, True, False, False]
+    (notice,) = unknown_notices(tr)
+    assert notice.endswith(": zebras")
 
 
 def test_top_next_never_offers_tokens_decoding_cannot_pick(translator):

@@ -1,7 +1,9 @@
 import math
+import warnings
 
 import pytest
 import torch
+import torch.nn as nn
 
 from training.config import ModelConfig
 from training.model import Transformer, attention, causal_mask, sinusoidal_encoding
@@ -78,7 +80,11 @@ def test_padding_does_not_change_a_sentences_output(model, tiny_config):
 
 def test_capturing_attention_does_not_change_the_logits(model, tiny_config):
     src, tgt = batch(tiny_config)
-    plain, none = model(src, tgt, fast=False)
+    # The explicit softmax path, its weights dropped: returning them must not change a bit of the logits.
+    memory, src_mask, _ = model.encode(src, need_weights=True)
+    hidden, _, _ = model.decode(tgt, memory, src_mask, need_weights=True)
+    plain = model.logits(hidden)
+    _, none = model(src, tgt)
     captured, maps = model(src, tgt, return_attention=True)
     assert none is None and maps is not None
     assert torch.equal(plain, captured)
@@ -148,6 +154,108 @@ def test_post_norm_normalizes_after_each_residual(tiny_config):
     assert isinstance(pre.encoder_norm, torch.nn.LayerNorm)
     logits, maps = m(src, tgt, return_attention=True)
     assert torch.isfinite(logits).all() and len(maps.cross) == cfg.n_decoder_layers
+
+
+def randomized(cfg: ModelConfig, seed: int = 0) -> Transformer:
+    """Every parameter random, LayerNorm gains and biases included: at their initial (1, 0) a norm
+    applied twice, or to an already normalized stream, changes nothing, so a misplaced norm would hide."""
+    torch.manual_seed(seed)
+    m = Transformer(cfg).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.dim() == 1:
+                p.copy_((1.0 if name.endswith("norm.weight") else 0.0) + 0.5 * torch.randn_like(p))
+    return m
+
+
+def torch_reference(model: Transformer) -> nn.Transformer:
+    """torch.nn.Transformer holding our model's weights. Only the layer stacks are torch's; embeddings,
+    positions, our final norms and the tied output projection are applied around it (`reference_forward`)."""
+    cfg = model.cfg
+    with warnings.catch_warnings():  # pre-norm: "enable_nested_tensor is True, but ... norm_first was True"
+        warnings.simplefilter("ignore", UserWarning)
+        ref = nn.Transformer(cfg.d_model, cfg.n_heads, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.d_ff,
+                             dropout=0.0, batch_first=True, norm_first=cfg.pre_norm).eval()
+    ref.encoder.norm = ref.decoder.norm = None  # ours (LayerNorm when pre-norm, none when post-norm) come after
+
+    def linear(theirs, ours):
+        theirs.weight.copy_(ours.weight)
+        theirs.bias.copy_(ours.bias)
+
+    def attn(theirs: nn.MultiheadAttention, ours):
+        qkv = (ours.q_proj, ours.k_proj, ours.v_proj)
+        theirs.in_proj_weight.copy_(torch.cat([p.weight for p in qkv]))  # (3D, D): q, k, v stacked
+        theirs.in_proj_bias.copy_(torch.cat([p.bias for p in qkv]))
+        linear(theirs.out_proj, ours.out_proj)
+
+    with torch.no_grad():
+        for theirs, ours in zip(ref.encoder.layers, model.encoder, strict=True):
+            attn(theirs.self_attn, ours.self_attn)
+            linear(theirs.linear1, ours.ff.fc1)
+            linear(theirs.linear2, ours.ff.fc2)
+            linear(theirs.norm1, ours.res_attn.norm)
+            linear(theirs.norm2, ours.res_ff.norm)
+        for theirs, ours in zip(ref.decoder.layers, model.decoder, strict=True):
+            attn(theirs.self_attn, ours.self_attn)
+            attn(theirs.multihead_attn, ours.cross_attn)
+            linear(theirs.linear1, ours.ff.fc1)
+            linear(theirs.linear2, ours.ff.fc2)
+            linear(theirs.norm1, ours.res_self.norm)
+            linear(theirs.norm2, ours.res_cross.norm)
+            linear(theirs.norm3, ours.res_ff.norm)
+    return ref
+
+
+def reference_forward(model: Transformer, ref: nn.Transformer, src, tgt):
+    """(logits (B, T, V), attention maps per layer (B, H, Tq, Tk): encoder self, decoder self, cross),
+    computed by torch.nn.Transformer's layers and attention."""
+    d = model.cfg.d_model
+    pe = sinusoidal_encoding(model.cfg.max_len, d)
+    maps = {}
+
+    def keep_weights(module, args, kwargs, output):
+        # torch's layers ask for no weights; ask the same module again, with the same inputs and masks.
+        _, maps[module] = module.forward(*args, **{**kwargs, "need_weights": True, "average_attn_weights": False})
+
+    attns = [m for m in ref.modules() if isinstance(m, nn.MultiheadAttention)]
+    hooks = [m.register_forward_hook(keep_weights, with_kwargs=True) for m in attns]
+    try:
+        s = model.src_embed(src) * math.sqrt(d) + pe[: src.size(1)]  # (B, S, D)
+        t = model.tgt_embed(tgt) * math.sqrt(d) + pe[: tgt.size(1)]  # (B, T, D)
+        future = nn.Transformer.generate_square_subsequent_mask(tgt.size(1), dtype=torch.bool)  # True: may not attend
+        memory = model.encoder_norm(ref.encoder(s, src_key_padding_mask=src == PAD))
+        h = ref.decoder(t, memory, tgt_mask=future, tgt_is_causal=True,
+                        tgt_key_padding_mask=tgt == PAD, memory_key_padding_mask=src == PAD)
+        logits = model.decoder_norm(h) @ model.tgt_embed.weight.T + model.output_bias  # tied output projection
+    finally:
+        for hook in hooks:
+            hook.remove()
+    enc = [maps[layer.self_attn] for layer in ref.encoder.layers]
+    dec = [maps[layer.self_attn] for layer in ref.decoder.layers]
+    cross = [maps[layer.multihead_attn] for layer in ref.decoder.layers]
+    return logits, (enc, dec, cross)
+
+
+@pytest.mark.parametrize("pre_norm", [True, False], ids=["pre-norm", "post-norm"])
+def test_model_matches_torch_nn_transformer_with_the_same_weights(tiny_config, pre_norm):
+    # Stacks of different depths, so that a mix-up of encoder and decoder layers cannot match.
+    cfg = ModelConfig(**{**tiny_config.to_dict(), "pre_norm": pre_norm, "n_encoder_layers": 3})
+    model = randomized(cfg, seed=3)
+    src, tgt = batch(cfg)
+    expected, (enc, dec, cross) = reference_forward(model, torch_reference(model), src, tgt)
+    close = dict(atol=1e-4, rtol=1e-4)
+    fused, _ = model(src, tgt)
+    torch.testing.assert_close(fused, expected, **close)
+    explicit, maps = model(src, tgt, return_attention=True)
+    torch.testing.assert_close(explicit, expected, **close)
+    for ours, theirs in zip(maps.encoder_self + maps.decoder_self + maps.cross, enc + dec + cross, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    # and the KV-cached decoder, one position at a time
+    memory, src_mask, _ = model.encode(src)
+    cache = model.init_cache(memory, src_mask)
+    steps = torch.cat([model.decode_step(tgt[:, i : i + 1], cache) for i in range(tgt.size(1))], dim=1)
+    real = tgt != PAD  # decoding never feeds <pad>, so the cache does not mask it
+    torch.testing.assert_close(model.logits(steps)[real], expected[real], **close)
 
 
 def test_too_long_input_is_a_clear_error(model, tiny_config):
