@@ -1,4 +1,4 @@
-"""The Gradio app: event functions first, then one gr.Blocks layout, then the wiring.
+"""The Gradio app: event functions first, then the wiring; the layout is in explorer/layout.py.
 
 One translation = one Trace kept in gr.State; every toggle re-renders from it
 without running the model again.
@@ -16,19 +16,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from .figures import positional_encoding_figure
 from .inference import InputError, Trace, trace, translate_one
+from .layout import build_layout
 from .loading import LoadedModel
-from .views import KINDS, View, attention_view, step_view
+from .views import View, attention_view, step_view
 
-EXAMPLES = [
-    "I love you.",
-    "Where is the train station?",
-    "She reads a book every night before she goes to bed.",
-    "My brother became an engineer.",
-    "It is going to rain tomorrow.",
-    "Do you want to drink some tea?",
-]
 MAX_BEAM = 8
 QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" message at once
 CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
@@ -84,10 +76,7 @@ def write_trace_json(tr: Trace) -> str:
 
 def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY) -> gr.Blocks:
     translator, model_id = loaded.translator, loaded.model_id
-    cfg = translator.model.cfg
-    n_layers, n_heads = max(cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads
     default_beam = translator.decoding.beam
-    pe_figure = positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy())
 
     def run(text, beam, kind, layer, heads, average, show_special, per_map):
         try:
@@ -134,75 +123,18 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
 
     # delete_cache: Gradio's own copies of served files (the trace downloads) are dropped after 15 minutes.
     with gr.Blocks(title="Attention explorer · English → Chinese", delete_cache=(TRACE_MAX_AGE_S, TRACE_MAX_AGE_S)) as demo:
-        gr.Markdown(
-            "# English → Chinese attention explorer\n"
-            "Type an English sentence, get a Chinese translation from a small Transformer trained from scratch, "
-            "and look at every attention map that produced it."
-        )
-        if loaded.notice:
-            gr.Markdown(f"⚠️ {loaded.notice}", elem_id="model-notice")
-        trace_state = gr.State(None)
-        with gr.Row():
-            text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
-                              elem_id="source-text", autofocus=True)
-            beam = gr.Slider(1, MAX_BEAM, value=default_beam, step=1, label="Beam size (1 = greedy)", scale=2)
-            go_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
-        gr.Examples(EXAMPLES, inputs=text, label="Examples")
-        translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation",
-                                 buttons=["copy"])
-        notices = gr.Markdown(elem_id="notices")
-
-        with gr.Tab("Attention"):
-            with gr.Row():
-                kind = gr.Radio([(label, key) for key, label in KINDS.items()], value="cross", label="Attention",
-                                elem_id="kind")
-                layer = gr.Radio(["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer",
-                                 elem_id="layer")
-            with gr.Row():
-                heads = gr.CheckboxGroup([str(h + 1) for h in range(n_heads)], value=[str(h + 1) for h in range(n_heads)],
-                                         label="Heads", elem_id="heads")
-                average = gr.Radio(["grid", "average"], value="grid", label="Selected heads as", elem_id="average")
-                show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
-                per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
-            specials_md = gr.Markdown()
-            attention_plot = gr.Plot(label="Attention", elem_id="attention-plot")
-            gr.Markdown(
-                "Rows are queries, columns are keys; each row sums to 1. Decoder row *t* reads the token on the "
-                "left of the arrow and predicts the one on its right. Grey cells in the decoder self-attention are "
-                "the masked future (not a learned zero). Hover a cell for the exact weight."
-            )
-            with gr.Row():
-                with gr.Column(scale=2):
-                    step = gr.Slider(1, 2, value=1, step=1, label="Step through decoding", interactive=False,
-                                     elem_id="step")
-                    step_caption = gr.Markdown()
-                with gr.Column(scale=3):
-                    step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
-        with gr.Tab("Positional encoding"):
-            gr.Markdown("The sinusoidal encoding added to every token embedding: "
-                        "PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).")
-            gr.Plot(pe_figure, label="Positional encoding", elem_id="pe-plot")
-        with gr.Tab("Export"):
-            gr.Markdown("The whole trace (tokens, translation, every attention map as "
-                        "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG.")
-            download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
-        gr.Markdown(
-            f"<small>Model: `{model_id}` · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {n_heads} heads, "
-            f"d_model {cfg.d_model} · Training data: sentences from [Tatoeba](https://tatoeba.org) by the "
-            "Tatoeba contributors (CC-BY 2.0 FR).</small>",
-            elem_id="footer",
-        )
-
-        controls = [kind, layer, heads, average, show_special, per_map]
-        run_outputs = [translation, notices, trace_state, attention_plot, step, step_plot, step_caption, download]
+        c = build_layout(loaded, MAX_BEAM)
+        controls = c.view_controls
+        run_outputs = [c.translation, c.notices, c.trace_state, c.attention_plot, c.step, c.step_plot, c.step_caption,
+                       c.download]
         # One concurrency group for everything that runs the model, so CONCURRENCY bounds them all together.
-        for trigger in (go_btn.click, text.submit):
-            trigger(run, [text, beam, *controls], run_outputs, api_visibility="private", concurrency_id="model")
+        for trigger in (c.translate_btn.click, c.text.submit):
+            trigger(run, [c.text, c.beam, *controls], run_outputs, api_visibility="private", concurrency_id="model")
         for control in controls:
-            control.change(rerender, [trace_state, *controls, step], attention_plot, api_visibility="private")
-        show_special.change(specials_note, show_special, specials_md, api_visibility="private")
-        step.change(on_step, [trace_state, *controls, step], [attention_plot, step_plot, step_caption],
-                    api_visibility="private")
+            control.change(rerender, [c.trace_state, *controls, c.step], c.attention_plot, api_visibility="private")
+        c.show_special.change(specials_note, c.show_special, c.specials_note, api_visibility="private")
+        c.step.change(on_step, [c.trace_state, *controls, c.step], [c.attention_plot, c.step_plot, c.step_caption],
+                      api_visibility="private")
         gr.api(translate_api, api_name="translate", concurrency_id="model")
         gr.api(trace_api, api_name="trace", concurrency_id="model")
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
