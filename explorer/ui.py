@@ -27,7 +27,7 @@ MAX_BEAM = 8
 QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" message at once
 CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
 MODEL_GROUP = "model"  # the one concurrency group of everything that runs the model
-HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on <s>/</s> is not shown)."
+HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
 TRACE_DIR = Path(tempfile.gettempdir()) / f"attention-explorer-{os.getpid()}"
 TRACE_MAX_AGE_S = 15 * 60  # old trace files are pruned, so a long-running app does not fill the disk
 

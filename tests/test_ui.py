@@ -1,4 +1,5 @@
 import json
+import re
 
 import gradio as gr
 import pytest
@@ -83,3 +84,11 @@ def test_api_rejects_bad_beam_sizes_clearly(served, beam):
     client = Client(served, verbose=False)
     with pytest.raises(Exception, match="beam must be a whole number from 1 to 8"):
         client.predict("I love you.", beam, api_name="/translate")
+
+
+def test_hidden_specials_note_shows_the_tokens_as_text():
+    from explorer.ui import specials_note
+
+    note = specials_note(False)
+    assert "<s>" in note and "<" not in re.sub(r"`[^`]*`", "", note)  # bare <s> would render as strikethrough HTML
+    assert specials_note(True) == ""
