@@ -1,5 +1,6 @@
-"""The Gradio app: event functions first, then one gr.Blocks layout, then the wiring.
+"""The Gradio app: event handlers first, then the wiring; the layout is in explorer/layout.py.
 
+`build_demo` is one gr.Blocks: `build_layout` lays the page out, `wire` connects the events.
 One translation = one Trace kept in gr.State; every toggle re-renders from it
 without running the model again.
 """
@@ -12,27 +13,23 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
-from .figures import positional_encoding_figure
 from .inference import InputError, Trace, trace, translate_one
+from .layout import Components, build_layout
 from .loading import LoadedModel
-from .views import KINDS, View, attention_view, step_view
+from .views import View, attention_view, step_view
 
-EXAMPLES = [
-    "I love you.",
-    "Where is the train station?",
-    "She reads a book every night before she goes to bed.",
-    "My brother became an engineer.",
-    "It is going to rain tomorrow.",
-    "Do you want to drink some tea?",
-]
 MAX_BEAM = 8
 QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" message at once
 CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
-HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on <s>/</s> is not shown)."
+MODEL_GROUP = "model"  # the one concurrency group of everything that runs the model
+HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
+TRACE_DIR = Path(tempfile.gettempdir()) / f"attention-explorer-{os.getpid()}"
+TRACE_MAX_AGE_S = 15 * 60  # old trace files are pruned, so a long-running app does not fill the disk
 
 
 def check_beam(beam) -> int:
@@ -64,10 +61,6 @@ def notices_markdown(tr: Trace) -> str:
     return "\n".join(f"- ⚠️ {md_escape(n)}" for n in tr.notices)
 
 
-TRACE_DIR = Path(tempfile.gettempdir()) / f"attention-explorer-{os.getpid()}"
-TRACE_MAX_AGE_S = 15 * 60  # old trace files are pruned, so a long-running app does not fill the disk
-
-
 def write_trace_json(tr: Trace) -> str:
     """The trace as a JSON file for the download button (Gradio serves files from the temp dir)."""
     TRACE_DIR.mkdir(exist_ok=True)
@@ -82,44 +75,61 @@ def write_trace_json(tr: Trace) -> str:
     return f.name
 
 
-def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY) -> gr.Blocks:
-    translator, model_id = loaded.translator, loaded.model_id
-    cfg = translator.model.cfg
-    n_layers, n_heads = max(cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads
-    default_beam = translator.decoding.beam
-    pe_figure = positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy())
+# Handlers that re-render the kept Trace: they never run the model, so they stay out of MODEL_GROUP.
 
-    def run(text, beam, kind, layer, heads, average, show_special, per_map):
+def rerender(tr, kind, layer, heads, average, show_special, per_map, step):
+    if tr is None:  # nothing translated yet
+        return gr.skip()
+    try:
+        return attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, step))
+    except ValueError as e:  # e.g. a layer this kind does not have (encoder and decoder depths differ)
+        gr.Warning(str(e))
+        return gr.skip()
+
+
+def on_step(tr, kind, layer, heads, average, show_special, per_map, step):
+    if tr is None:
+        return gr.skip()  # one skip leaves every output as it is
+    fig, caption = step_view(tr, int(step) - 1)
+    return rerender(tr, kind, layer, heads, average, show_special, per_map, step), fig, caption
+
+
+def specials_note(show_special):
+    return "" if show_special else HIDDEN_SPECIALS_NOTE
+
+
+# Handlers that run the model; `wire` puts every one in MODEL_GROUP.
+
+def translate_handler(loaded: LoadedModel, c: Components) -> Callable[..., dict]:
+    """The Translate button: trace the input, then fill every output from the new Trace."""
+    translator, model_id = loaded.translator, loaded.model_id
+
+    def run(text, beam, kind, layer, heads, average, show_special, per_map) -> dict:
         try:
             tr = trace(translator, text, beam=check_beam(beam), model_id=model_id)
         except (InputError, gr.Error) as e:
-            return (gr.skip(), f"- {md_escape(str(e))}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+            return {c.notices: f"- {md_escape(str(e))}"}  # the last good result stays on screen
         n = len(tr.target_tokens)
-        view = make_view(kind, layer, heads, average, show_special, per_map, 1)
         fig_step, caption = step_view(tr, 0)
-        return (tr.translation, notices_markdown(tr), tr, attention_view(tr, view),
-                gr.update(minimum=1, maximum=n, value=1, step=1, interactive=n > 1),
-                fig_step, caption, gr.update(value=write_trace_json(tr), interactive=True))
+        return {
+            c.translation: tr.translation,
+            c.notices: notices_markdown(tr),
+            c.trace_state: tr,
+            c.attention_plot: attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, 1)),
+            c.step: gr.update(minimum=1, maximum=n, value=1, step=1, interactive=n > 1),
+            c.step_plot: fig_step,
+            c.step_caption: caption,
+            c.download: gr.update(value=write_trace_json(tr), interactive=True),
+        }
 
-    def rerender(tr, kind, layer, heads, average, show_special, per_map, step):
-        if tr is None:
-            return gr.skip()
-        try:
-            return attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, step))
-        except ValueError as e:  # e.g. a layer this kind does not have (encoder and decoder depths differ)
-            gr.Warning(str(e))
-            return gr.skip()
+    return run
 
-    def on_step(tr, kind, layer, heads, average, show_special, per_map, step):
-        if tr is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        fig, caption = step_view(tr, int(step) - 1)
-        return rerender(tr, kind, layer, heads, average, show_special, per_map, step), fig, caption
 
-    def specials_note(show_special):
-        return "" if show_special else HIDDEN_SPECIALS_NOTE
+def api_endpoints(loaded: LoadedModel) -> tuple[Callable[..., str], Callable[..., dict]]:
+    """The API-only endpoints (gradio_client): plain text in, text / JSON out; beam defaults to the model's."""
+    translator, model_id = loaded.translator, loaded.model_id
+    default_beam = translator.decoding.beam
 
-    # API-only endpoints (gradio_client): plain text in, text / JSON out.
     def translate_api(text: str, beam: int = default_beam) -> str:
         try:
             return translate_one(translator, text, beam=check_beam(beam))  # no attention capture needed
@@ -132,78 +142,35 @@ def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: i
         except InputError as e:
             raise gr.Error(str(e))
 
+    return translate_api, trace_api
+
+
+def wire(c: Components, loaded: LoadedModel) -> None:
+    """Every event of the page, plus the API endpoints; call inside the gr.Blocks that holds `c`.
+
+    UI events are private (not in the API docs, not callable by clients): the API is `translate` and `trace`.
+    """
+    view = c.view_controls
+    gr.on([c.translate_btn.click, c.text.submit], translate_handler(loaded, c),
+          inputs=[c.text, c.beam, *view],
+          outputs=[c.translation, c.notices, c.trace_state, c.attention_plot, c.step, c.step_plot, c.step_caption,
+                   c.download],
+          api_visibility="private", concurrency_id=MODEL_GROUP)
+    gr.on([control.change for control in view], rerender, inputs=[c.trace_state, *view, c.step],
+          outputs=c.attention_plot, api_visibility="private")
+    c.show_special.change(specials_note, c.show_special, c.specials_note, api_visibility="private")
+    c.step.change(on_step, [c.trace_state, *view, c.step], [c.attention_plot, c.step_plot, c.step_caption],
+                  api_visibility="private")
+
+    translate_api, trace_api = api_endpoints(loaded)
+    gr.api(translate_api, api_name="translate", concurrency_id=MODEL_GROUP)
+    gr.api(trace_api, api_name="trace", concurrency_id=MODEL_GROUP)
+
+
+def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY) -> gr.Blocks:
     # delete_cache: Gradio's own copies of served files (the trace downloads) are dropped after 15 minutes.
     with gr.Blocks(title="Attention explorer · English → Chinese", delete_cache=(TRACE_MAX_AGE_S, TRACE_MAX_AGE_S)) as demo:
-        gr.Markdown(
-            "# English → Chinese attention explorer\n"
-            "Type an English sentence, get a Chinese translation from a small Transformer trained from scratch, "
-            "and look at every attention map that produced it."
-        )
-        if loaded.notice:
-            gr.Markdown(f"⚠️ {loaded.notice}", elem_id="model-notice")
-        trace_state = gr.State(None)
-        with gr.Row():
-            text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
-                              elem_id="source-text", autofocus=True)
-            beam = gr.Slider(1, MAX_BEAM, value=default_beam, step=1, label="Beam size (1 = greedy)", scale=2)
-            go_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
-        gr.Examples(EXAMPLES, inputs=text, label="Examples")
-        translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation",
-                                 buttons=["copy"])
-        notices = gr.Markdown(elem_id="notices")
-
-        with gr.Tab("Attention"):
-            with gr.Row():
-                kind = gr.Radio([(label, key) for key, label in KINDS.items()], value="cross", label="Attention",
-                                elem_id="kind")
-                layer = gr.Radio(["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer",
-                                 elem_id="layer")
-            with gr.Row():
-                heads = gr.CheckboxGroup([str(h + 1) for h in range(n_heads)], value=[str(h + 1) for h in range(n_heads)],
-                                         label="Heads", elem_id="heads")
-                average = gr.Radio(["grid", "average"], value="grid", label="Selected heads as", elem_id="average")
-                show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
-                per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
-            specials_md = gr.Markdown()
-            attention_plot = gr.Plot(label="Attention", elem_id="attention-plot")
-            gr.Markdown(
-                "Rows are queries, columns are keys; each row sums to 1. Decoder row *t* reads the token on the "
-                "left of the arrow and predicts the one on its right. Grey cells in the decoder self-attention are "
-                "the masked future (not a learned zero). Hover a cell for the exact weight."
-            )
-            with gr.Row():
-                with gr.Column(scale=2):
-                    step = gr.Slider(1, 2, value=1, step=1, label="Step through decoding", interactive=False,
-                                     elem_id="step")
-                    step_caption = gr.Markdown()
-                with gr.Column(scale=3):
-                    step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
-        with gr.Tab("Positional encoding"):
-            gr.Markdown("The sinusoidal encoding added to every token embedding: "
-                        "PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).")
-            gr.Plot(pe_figure, label="Positional encoding", elem_id="pe-plot")
-        with gr.Tab("Export"):
-            gr.Markdown("The whole trace (tokens, translation, every attention map as "
-                        "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG.")
-            download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
-        gr.Markdown(
-            f"<small>Model: `{model_id}` · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {n_heads} heads, "
-            f"d_model {cfg.d_model} · Training data: sentences from [Tatoeba](https://tatoeba.org) by the "
-            "Tatoeba contributors (CC-BY 2.0 FR).</small>",
-            elem_id="footer",
-        )
-
-        controls = [kind, layer, heads, average, show_special, per_map]
-        run_outputs = [translation, notices, trace_state, attention_plot, step, step_plot, step_caption, download]
-        # One concurrency group for everything that runs the model, so CONCURRENCY bounds them all together.
-        for trigger in (go_btn.click, text.submit):
-            trigger(run, [text, beam, *controls], run_outputs, api_visibility="private", concurrency_id="model")
-        for control in controls:
-            control.change(rerender, [trace_state, *controls, step], attention_plot, api_visibility="private")
-        show_special.change(specials_note, show_special, specials_md, api_visibility="private")
-        step.change(on_step, [trace_state, *controls, step], [attention_plot, step_plot, step_caption],
-                    api_visibility="private")
-        gr.api(translate_api, api_name="translate", concurrency_id="model")
-        gr.api(trace_api, api_name="trace", concurrency_id="model")
+        wire(build_layout(loaded, MAX_BEAM), loaded)
+    # CONCURRENCY bounds each concurrency group: MODEL_GROUP as a whole, and each re-render event.
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     return demo

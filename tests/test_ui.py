@@ -1,4 +1,5 @@
 import json
+import re
 
 import gradio as gr
 import pytest
@@ -30,6 +31,32 @@ def test_blocks_build_without_launching(loaded):
     assert {"translate", "trace"} <= api_names
 
 
+def fn_named(demo, name):
+    return next(f for f in demo.fns.values() if f.name == name)
+
+
+def test_only_translate_and_trace_are_public_and_all_model_calls_share_one_concurrency_group(loaded):
+    demo = build_demo(loaded)
+    public = {f.api_name for f in demo.fns.values() if f.api_visibility == "public"}
+    assert public == {"translate", "trace"}
+    ui_events = [f for f in demo.fns.values() if f.api_visibility != "public" and f.name != "load_example"]
+    assert ui_events and all(f.api_visibility == "private" for f in ui_events)
+    model_calls = [fn_named(demo, name) for name in ("run", "translate_api", "trace_api")]
+    assert {f.concurrency_id for f in model_calls} == {"model"}
+    assert len(fn_named(demo, "run").targets) == 2  # the Translate button and Enter in the textbox
+    assert len(fn_named(demo, "rerender").targets) == 6  # each view control
+
+
+def test_translate_event_fills_every_output_and_an_error_only_the_notices(loaded):
+    run = fn_named(build_demo(loaded), "run")
+    view = ("cross", "all", ["1", "2", "3", "4"], "grid", True, False)
+    ok = run.fn("I love you.", 1, *view)
+    assert list(ok) == run.outputs  # a value for every output, none skipped
+    assert {c.elem_id: v for c, v in ok.items()}["translation"] == "我爱你。"
+    err = {c.elem_id: v for c, v in run.fn("   ", 1, *view).items()}
+    assert list(err) == ["notices"] and "Type an English sentence" in err["notices"]  # the last result stays
+
+
 def test_translate_endpoint_through_gradio_client(served):
     client = Client(served, verbose=False)
     assert client.predict("I love you.", 1, api_name="/translate") == "我爱你。"
@@ -57,3 +84,11 @@ def test_api_rejects_bad_beam_sizes_clearly(served, beam):
     client = Client(served, verbose=False)
     with pytest.raises(Exception, match="beam must be a whole number from 1 to 8"):
         client.predict("I love you.", beam, api_name="/translate")
+
+
+def test_hidden_specials_note_shows_the_tokens_as_text():
+    from explorer.ui import specials_note
+
+    note = specials_note(False)
+    assert "<s>" in note and "<" not in re.sub(r"`[^`]*`", "", note)  # bare <s> would render as strikethrough HTML
+    assert specials_note(True) == ""

@@ -1,0 +1,128 @@
+"""What the page shows, top to bottom: one gr.Blocks layout and the components the events use.
+
+No events here: explorer/ui.py wires them. The elem_ids are what the tests and the browser
+test find the page by.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .figures import positional_encoding_figure
+from .loading import LoadedModel
+from .views import KINDS
+
+EXAMPLES = [
+    "I love you.",
+    "Where is the train station?",
+    "She reads a book every night before she goes to bed.",
+    "My brother became an engineer.",
+    "It is going to rain tomorrow.",
+    "Do you want to drink some tea?",
+]
+
+
+@dataclass
+class Components:
+    """The components that events read or write (static text and the PE plot are left out)."""
+
+    # input
+    text: gr.Textbox
+    beam: gr.Slider
+    translate_btn: gr.Button
+    # output of a translation
+    translation: gr.Textbox
+    notices: gr.Markdown
+    trace_state: gr.State  # the last Trace; every view below re-renders from it
+    # Attention tab: the view controls, in the order `make_view` takes them
+    kind: gr.Radio
+    layer: gr.Radio
+    heads: gr.CheckboxGroup
+    average: gr.Radio
+    show_special: gr.Checkbox
+    per_map: gr.Checkbox
+    specials_note: gr.Markdown
+    attention_plot: gr.Plot
+    step: gr.Slider
+    step_caption: gr.Markdown
+    step_plot: gr.Plot
+    # Export tab
+    download: gr.DownloadButton
+
+    @property
+    def view_controls(self) -> list[gr.components.Component]:
+        """The six toggles that choose which attention maps are shown, in `make_view`'s order."""
+        return [self.kind, self.layer, self.heads, self.average, self.show_special, self.per_map]
+
+
+def build_layout(loaded: LoadedModel, max_beam: int) -> Components:
+    """Lay the page out inside the current gr.Blocks; returns the components events need."""
+    translator, model_id = loaded.translator, loaded.model_id
+    cfg = translator.model.cfg
+    n_layers, n_heads = max(cfg.n_encoder_layers, cfg.n_decoder_layers), cfg.n_heads
+
+    gr.Markdown(
+        "# English → Chinese attention explorer\n"
+        "Type an English sentence, get a Chinese translation from a small Transformer trained from scratch, "
+        "and look at every attention map that produced it."
+    )
+    if loaded.notice:
+        gr.Markdown(f"⚠️ {loaded.notice}", elem_id="model-notice")
+    trace_state = gr.State(None)
+    with gr.Row():
+        text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
+                          elem_id="source-text", autofocus=True)
+        beam = gr.Slider(1, max_beam, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)", scale=2)
+        translate_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
+    gr.Examples(EXAMPLES, inputs=text, label="Examples")
+    translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation", buttons=["copy"])
+    notices = gr.Markdown(elem_id="notices")
+
+    with gr.Tab("Attention"):
+        with gr.Row():
+            kind = gr.Radio([(label, key) for key, label in KINDS.items()], value="cross", label="Attention",
+                            elem_id="kind")
+            layer = gr.Radio(["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer",
+                             elem_id="layer")
+        with gr.Row():
+            heads = gr.CheckboxGroup([str(h + 1) for h in range(n_heads)], value=[str(h + 1) for h in range(n_heads)],
+                                     label="Heads", elem_id="heads")
+            average = gr.Radio(["grid", "average"], value="grid", label="Selected heads as", elem_id="average")
+            show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
+            per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
+        specials_note = gr.Markdown()
+        attention_plot = gr.Plot(label="Attention", elem_id="attention-plot")
+        gr.Markdown(
+            "Rows are queries, columns are keys; each row sums to 1. Decoder row *t* reads the token on the "
+            "left of the arrow and predicts the one on its right. Grey cells in the decoder self-attention are "
+            "the masked future (not a learned zero). Hover a cell for the exact weight."
+        )
+        with gr.Row():
+            with gr.Column(scale=2):
+                step = gr.Slider(1, 2, value=1, step=1, label="Step through decoding", interactive=False,
+                                 elem_id="step")
+                step_caption = gr.Markdown()
+            with gr.Column(scale=3):
+                step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
+    with gr.Tab("Positional encoding"):
+        gr.Markdown("The sinusoidal encoding added to every token embedding: "
+                    "PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).")
+        gr.Plot(positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy()),
+                label="Positional encoding", elem_id="pe-plot")
+    with gr.Tab("Export"):
+        gr.Markdown("The whole trace (tokens, translation, every attention map as "
+                    "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG.")
+        download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
+    gr.Markdown(
+        f"<small>Model: `{model_id}` · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {n_heads} heads, "
+        f"d_model {cfg.d_model} · Training data: sentences from [Tatoeba](https://tatoeba.org) by the "
+        "Tatoeba contributors (CC-BY 2.0 FR).</small>",
+        elem_id="footer",
+    )
+    return Components(
+        text=text, beam=beam, translate_btn=translate_btn, translation=translation, notices=notices,
+        trace_state=trace_state, kind=kind, layer=layer, heads=heads, average=average, show_special=show_special,
+        per_map=per_map, specials_note=specials_note, attention_plot=attention_plot, step=step,
+        step_caption=step_caption, step_plot=step_plot, download=download,
+    )
