@@ -40,6 +40,8 @@ class Trace:
     notices: list[str] = field(default_factory=list)  # what was cut or ignored, for the user
     source_words: list[str] = field(default_factory=list)  # W: the NLTK words the pieces come from (</s> included)
     source_word_index: list[int] = field(default_factory=list)  # S: each source token's word (index into source_words)
+    predicted_prob: list[float] = field(default_factory=list)  # T: probability of the token decoding chose
+    predicted_rank: list[int] = field(default_factory=list)  # T: its rank among all tokens (1 = the likeliest)
 
     @property
     def n_encoder_layers(self) -> int:
@@ -101,6 +103,9 @@ def trace(translator: Translator, text: str, beam: int | None = None, model_id: 
     translation = translator.decode([source], beam=beam, **decode_overrides)[0]
     logp, maps = translator.teacher_forced(translation)  # (T, V), per layer (1, H, q, k)
     top_p, top_i = logp.exp().topk(min(TOP_K, logp.size(-1)), dim=-1)
+    # Beam search may choose a token that was not the likeliest at its step: keep its rank and probability.
+    chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])  # (T, 1)
+    rank = (logp > chosen).sum(-1) + 1  # (T,)
     vocab = translator.tgt_vocab
     stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # noqa: E731  (L, H, q, k)
     return Trace(
@@ -120,4 +125,6 @@ def trace(translator: Translator, text: str, beam: int | None = None, model_id: 
         notices=notices,
         source_words=source.words,
         source_word_index=source.word_index,
+        predicted_prob=chosen[:, 0].exp().tolist(),
+        predicted_rank=rank.tolist(),
     )

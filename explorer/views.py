@@ -1,7 +1,7 @@
 """What the attention panel shows: a Trace plus the user's toggles → figure inputs. No Gradio here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -23,12 +23,13 @@ KINDS = {
 class View:
     kind: str = "cross"  # one of KINDS
     layer: int | None = None  # 0-based; None = all layers side by side
-    heads: list[int] = field(default_factory=list)  # 0-based; empty = all heads
+    heads: list[int] | None = None  # 0-based; None = all heads; [] (none ticked) also shows all, and says so
     average: bool = False  # average the selected heads into one map
     show_special: bool = True  # show <s> / </s> positions
     shared_scale: bool = True  # one 0–1 colour scale; False = each map scaled to its max
     step: int | None = None  # decoder row to highlight (step-through)
     words: bool = False  # pool subword pieces into whole words (English axes only)
+    width: int | None = None  # the plot's width in px on the client (sizes and fonts follow it)
 
 
 def pool_pieces(weights: np.ndarray, word_index: list[int], axis: int, how: str) -> np.ndarray:
@@ -81,7 +82,7 @@ def select(trace: Trace, view: View) -> dict:
             maps = pool_pieces(maps, trace.source_word_index, axis=2, how="mean")
     n_layers, n_heads = maps.shape[:2]
     layers = list(range(n_layers)) if view.layer is None else [view.layer]
-    heads = sorted(set(view.heads)) or list(range(n_heads))
+    heads = sorted(set(view.heads or [])) or list(range(n_heads))
     if any(not 0 <= layer < n_layers for layer in layers) or any(not 0 <= h < n_heads for h in heads):
         raise ValueError(f"the model has {n_layers} layers and {n_heads} heads")
 
@@ -89,6 +90,12 @@ def select(trace: Trace, view: View) -> dict:
     rows_dec = _keep(trace.predicted_tokens, view.show_special)  # rows that predict a real token
     keys_dec = _keep(trace.target_tokens, view.show_special)
     keys_src = _keep(trace.source_words if pool else trace.source_tokens, view.show_special)
+    if view.kind == "decoder" and not view.show_special:
+        # Hiding <s> can leave a row with no visible key (row 0 sees only <s>) and a key that
+        # no visible row may see (the last token, seen only by the hidden </s> row): drop both.
+        allowed = np.tril(np.ones((len(trace.target_tokens),) * 2, dtype=bool))
+        rows_dec = [i for i in rows_dec if allowed[i, keys_dec].any()]
+        keys_dec = [j for j in keys_dec if allowed[rows_dec, j].any()]
     if view.kind == "encoder":
         q_idx, k_idx = keys_src, keys_src
         y_labels, x_labels = [src[i] for i in q_idx], [src[i] for i in k_idx]
@@ -107,19 +114,26 @@ def select(trace: Trace, view: View) -> dict:
     if view.average:
         sub = sub.mean(axis=1, keepdims=True)
         col_titles = ["mean of heads " + ", ".join(str(h + 1) for h in heads)]
-    masked = None
+    masked = forced = None
     if view.kind == "decoder":
         full = np.triu(np.ones((maps.shape[2], maps.shape[3]), dtype=bool), k=1)
         masked = full[np.ix_(q_idx, k_idx)]
+        forced = (~full[q_idx]).sum(1) == 1  # a row with one allowed key puts all its weight there
+    title = KINDS[view.kind] + (" · no head ticked, so all are shown" if view.heads == [] else "")
     highlight = None
     if view.step is not None and view.kind != "encoder" and view.step in q_idx:
         highlight = q_idx.index(view.step)
     return dict(
         weights=sub, x_labels=x_labels, y_labels=y_labels,
         row_titles=[f"layer {layer + 1}" for layer in layers], col_titles=col_titles,
-        masked=masked, highlight_row=highlight, shared_scale=view.shared_scale,
-        x_title=x_title, y_title=y_title, title=KINDS[view.kind],
+        masked=masked, highlight_row=highlight, shared_scale=view.shared_scale, forced_rows=forced,
+        x_title=x_title, y_title=y_title, title=title, width=view.width,
+        subtitle=f"“{_clip(trace.text)}” → {_clip(trace.translation)}",
     )
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def attention_view(trace: Trace, view: View) -> go.Figure:
@@ -127,14 +141,29 @@ def attention_view(trace: Trace, view: View) -> go.Figure:
 
 
 def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
-    """Top-5 next-token probabilities at decoder row `step`, and a sentence saying what the row does."""
+    """Top-5 next-token probabilities at decoder row `step`, the chosen token marked, and a caption
+    saying what the row does (and why beam search chose a token that was not the likeliest)."""
     step = max(0, min(step, len(trace.target_tokens) - 1))
-    tokens, probs = zip(*trace.top_next[step])
+    tokens, probs = (list(x) for x in zip(*trace.top_next[step]))
     inp, pred = trace.target_tokens[step], trace.predicted_tokens[step]
+    rank = trace.predicted_rank[step] if trace.predicted_rank else None
+    prob = trace.predicted_prob[step] if trace.predicted_prob else None
+    if rank is not None and rank > len(tokens):  # chosen outside the top 5: show it as a sixth bar
+        tokens, probs = tokens + [pred], probs + [prob]
+    chosen = tokens.index(pred) if rank is None else min(rank, len(tokens)) - 1
     title = f"step {step + 1}/{len(trace.target_tokens)}: next-token probabilities after “{inp}”"
     caption = (f"Step {step + 1}: the decoder reads **{_md(inp)}** (and everything before it) "
                f"and outputs **{_md(pred)}**. Its row is outlined in the decoder and cross-attention maps.")
-    return top_k_figure(tokens, probs, title), caption
+    if rank is not None and rank > 1:
+        caption += (f"\n\n**Beam search chose {_md(pred)} although it ranked {_ordinal(rank)} at this step** "
+                    f"({prob:.1%}, against {probs[0]:.1%} for {_md(tokens[0])}): it keeps "
+                    f"{trace.decoding.get('beam', '?')} candidate translations and returns the one whose whole "
+                    "sentence scores best, so a less likely token here can lead to a better translation.")
+    return top_k_figure(tokens, probs, title, chosen=chosen), caption
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _md(token: str) -> str:

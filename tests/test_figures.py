@@ -25,40 +25,54 @@ def test_one_heatmap_per_panel_with_z_shaped_like_the_labels():
         assert np.asarray(h.z).shape == (4, 5)
         np.testing.assert_allclose(np.asarray(h.z, dtype=float), w[i // 3, i % 3])
     assert [a.text for a in fig.layout.annotations][:2] == ["layer 1 · head 1", "layer 1 · head 2"]
-    assert list(fig.layout.xaxis.ticktext) == list("abcde") and list(fig.layout.yaxis.ticktext) == list("wxyz")
+    assert list(hm[0].x) == list("abcde") and list(hm[0].y) == list("wxyz")
+    # Hover reads the labels from the axes: no string per cell travels to the browser.
+    assert all(h.text is None and "%{x}" in h.hovertemplate and "%{y}" in h.hovertemplate for h in hm)
 
 
 def test_repeated_tokens_keep_their_own_columns():
     fig = attention_figure(rand_maps(1, 1, 3, 3), ["the", "cat", "the"], ["the", "cat", "the"])
-    assert np.asarray(heatmaps(fig)[0].z).shape == (3, 3)
-    assert list(fig.layout.xaxis.tickvals) == [0, 1, 2]
+    hm = heatmaps(fig)[0]
+    assert np.asarray(hm.z).shape == (3, 3)
+    assert len(set(hm.x)) == 3 and [x.replace("\u200b", "") for x in hm.x] == ["the", "cat", "the"]
 
 
 def test_masked_cells_are_empty_not_zero():
     w = rand_maps(1, 1, 3, 3)
     mask = np.triu(np.ones((3, 3), bool), k=1)
     w[0, 0][mask] = 0.0
-    z = np.asarray(heatmaps(attention_figure(w, list("abc"), list("abc"), masked=mask))[0].z, dtype=float)
+    weights_layer, mask_layer = heatmaps(attention_figure(w, list("abc"), list("abc"), masked=mask))
+    z = np.asarray(weights_layer.z, dtype=float)
     assert np.isnan(z[mask]).all() and not np.isnan(z[~mask]).any()
-    text = np.asarray(heatmaps(attention_figure(w, list("abc"), list("abc"), masked=mask))[0].text)
-    assert "masked" in text[0, 2] and "masked" not in text[2, 0]
+    assert weights_layer.hoverongaps is False  # no "weight: NaN" on a masked cell
+    grey = np.asarray(mask_layer.z, dtype=float)
+    assert (grey[mask] == 1).all() and np.isnan(grey[~mask]).all() and "masked" in mask_layer.hovertemplate
 
 
 def test_shared_scale_is_zero_to_one_and_per_map_scale_follows_each_max():
     w = rand_maps(1, 2, 3, 3) * np.array([1.0, 0.2])[None, :, None, None]
     shared = heatmaps(attention_figure(w, list("abc"), list("abc")))
     assert [(h.zmin, h.zmax) for h in shared] == [(0.0, 1.0), (0.0, 1.0)]
-    own = heatmaps(attention_figure(w, list("abc"), list("abc"), shared_scale=False))
+    fig = attention_figure(w, list("abc"), list("abc"), shared_scale=False)
+    own = heatmaps(fig)
     assert [h.zmax for h in own] == pytest.approx([w[0, 0].max(), w[0, 1].max()])
+    assert [a.text for a in fig.layout.annotations] == [f"darkest = {w[0, c].max():.2f}" for c in range(2)]
+
+
+def test_per_map_scale_ignores_rows_forced_to_one():
+    w = rand_maps(1, 1, 3, 3) * 0.5
+    w[0, 0, 0] = [1.0, 0.0, 0.0]  # a first decoder row: one visible key, weight 1 by construction
+    fig = attention_figure(w, list("abc"), list("abc"), shared_scale=False, forced_rows=np.array([1, 0, 0], bool))
+    assert heatmaps(fig)[0].zmax == pytest.approx(w[0, 0, 1:].max())
 
 
 def test_labels_are_escaped_text():
     evil = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "a&b"]
     fig = attention_figure(rand_maps(1, 1, 3, 3), evil, evil, title="<b>t</b>")
-    ticks = list(fig.layout.xaxis.ticktext)
+    ticks = list(heatmaps(fig)[0].x)
     assert ticks == ["&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "a&amp;b"]
+    assert list(heatmaps(fig)[0].y) == ticks
     assert "<" not in fig.layout.title.text
-    assert all("<script>" not in str(t) for t in np.asarray(heatmaps(fig)[0].text).ravel())
 
 
 def test_highlighted_row_is_outlined():
@@ -92,3 +106,29 @@ def test_figure_module_does_not_import_gradio():
     names = {a.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any("gradio" in (n or "") for n in names | modules)
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+@pytest.mark.parametrize("n_tokens", [4, 12, 25, 45])
+def test_labels_fit_their_cells_at_any_length_and_width(width, n_tokens):
+    from explorer.figures import grid_geometry
+
+    x = [f"word{i}" for i in range(n_tokens)]
+    y = [f"我 → 爱{i}" for i in range(n_tokens)]
+    geo = grid_geometry(1, 1, x, y, width, show_scale=True)
+    if geo.x_angle == 0:  # horizontal labels: each fits inside its own column
+        assert max(map(len, x)) * 0.62 * geo.x_font <= geo.cell_w
+    else:  # vertical labels: one line of text per labelled column
+        assert geo.x_angle == -90 and geo.x_font <= geo.cell_w * geo.x_step
+    assert geo.x_step == 1 or (width < 600 and n_tokens > 40)  # thinned only on a phone, for long input
+    assert geo.y_font + 4 <= geo.cell_h  # rows at least one line of text apart
+    assert 7 <= geo.x_font <= 12 and 9 <= geo.y_font <= 12
+    assert geo.left <= 0.35 * width
+
+
+def test_stacked_panels_have_no_dead_gaps():
+    fig = attention_figure(rand_maps(3, 1, 25, 25), [f"w{i}" for i in range(25)], [f"w{i}" for i in range(25)])
+    doms = [fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain for i in range(3)]
+    plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    gaps_px = [(doms[i][0] - doms[i + 1][1]) * plot_px for i in range(2)]
+    assert all(20 <= g <= 40 for g in gaps_px)  # room for the next panel's title, nothing more

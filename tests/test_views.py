@@ -46,8 +46,29 @@ def test_hiding_specials_drops_their_rows_and_columns(tr):
     assert sel["x_labels"] == ["i", "love", "you", "."]
     assert sel["y_labels"] == ["<s> → 我", "我 → 爱", "爱 → 你", "你 → 。"]
     dec = select(tr, View(kind="decoder", show_special=False))
-    assert dec["x_labels"] == ["我", "爱", "你", "。"]
-    np.testing.assert_array_equal(dec["weights"][0, 0], tr.decoder_self[0, 0][np.ix_([0, 1, 2, 3], [1, 2, 3, 4])])
+    # Row "<s> → 我" sees only <s>, and "。" is seen only by the hidden "。 → </s>" row: neither is an all-grey line.
+    assert dec["y_labels"] == ["我 → 爱", "爱 → 你", "你 → 。"]
+    assert dec["x_labels"] == ["我", "爱", "你"]
+    np.testing.assert_array_equal(dec["weights"][0, 0], tr.decoder_self[0, 0][np.ix_([1, 2, 3], [1, 2, 3])])
+    assert not dec["masked"].all(axis=1).any() and not dec["masked"].all(axis=0).any()
+
+
+def test_no_ticked_head_shows_all_and_says_so(tr):
+    sel = select(tr, View(kind="cross", layer=0, heads=[]))
+    assert sel["weights"].shape[1] == tr.n_heads and "no head ticked" in sel["title"]
+    assert "no head ticked" not in select(tr, View(kind="cross", layer=0))["title"]
+
+
+def test_the_map_says_which_sentence_it_shows(tr):
+    assert select(tr, View(kind="cross"))["subtitle"] == "“I love you.” → 我爱你。"
+
+
+def test_per_map_scale_in_decoder_self_attention_ignores_the_forced_first_row(tr):
+    sel = select(tr, View(kind="decoder", layer=0, heads=[0], shared_scale=False))
+    assert list(sel["forced_rows"]) == [True, False, False, False, False]
+    fig = attention_view(tr, View(kind="decoder", layer=0, heads=[0], shared_scale=False))
+    w = tr.decoder_self[0, 0]
+    assert fig.data[0].zmax == pytest.approx(float(w[1:].max()), rel=1e-6) and fig.data[0].zmax < 1.0
 
 
 def test_step_highlights_that_row_and_shows_its_top_5(tr):
@@ -112,3 +133,41 @@ def test_word_pooling_is_the_identity_for_a_word_vocabulary(tr):
         pooled, plain = select(tr, View(kind=kind, words=True)), select(tr, View(kind=kind))
         np.testing.assert_array_equal(pooled["weights"], plain["weights"])
         assert pooled["x_labels"] == plain["x_labels"]
+
+
+def test_greedy_steps_mark_the_likeliest_token_as_chosen(tr):
+    fig, caption = step_view(tr, 1)
+    colours = list(fig.data[0].marker.color)
+    assert colours[0] != colours[1] and len(set(colours[1:])) == 1  # the first bar, and only it
+    assert "chosen" in fig.data[0].text[0] and "Beam search chose" not in caption
+
+
+def test_beam_search_choice_that_was_not_the_likeliest_is_marked_and_explained(tr):
+    import dataclasses
+
+    # As if beam search had output the 3rd likeliest token at step 2 (the trace of a real beam run, where
+    # that happened, is checked in the browser test); the chart and caption read rank and probability.
+    top = tr.top_next[1]
+    beam = dataclasses.replace(
+        tr, predicted_tokens=[tr.predicted_tokens[0], top[2][0], *tr.predicted_tokens[2:]],
+        predicted_rank=[1, 3, 1, 1, 1], predicted_prob=[tr.predicted_prob[0], top[2][1], *tr.predicted_prob[2:]],
+        decoding={**tr.decoding, "beam": 5})
+    fig, caption = step_view(beam, 1)
+    assert "chosen" in fig.data[0].text[2] and "chosen" not in fig.data[0].text[0]
+    assert "ranked 3rd" in caption and f"{top[2][1]:.1%}" in caption and f"{top[0][1]:.1%}" in caption
+
+
+def test_a_chosen_token_outside_the_top_5_gets_its_own_bar(tr):
+    import dataclasses
+
+    beam = dataclasses.replace(tr, predicted_tokens=[tr.predicted_tokens[0], "茶", *tr.predicted_tokens[2:]],
+                               predicted_rank=[1, 9, 1, 1, 1], predicted_prob=[0.9, 0.01, 0.9, 0.9, 0.9])
+    fig, caption = step_view(beam, 1)
+    assert len(fig.data[0].x) == 6 and fig.data[0].x[5] == 0.01 and "chosen" in fig.data[0].text[5]
+    assert "ranked 9th" in caption
+
+
+def test_trace_records_the_rank_and_probability_of_each_output_token(zh_weights):
+    t = trace(load_weights_dir(zh_weights), "She is my sister.", beam=1)
+    assert t.predicted_rank == [1] * len(t.predicted_tokens)  # greedy: always the likeliest
+    assert t.predicted_prob == pytest.approx([row[0][1] for row in t.top_next])
