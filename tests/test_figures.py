@@ -132,3 +132,18 @@ def test_stacked_panels_have_no_dead_gaps():
     plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
     gaps_px = [(doms[i][0] - doms[i + 1][1]) * plot_px for i in range(2)]
     assert all(20 <= g <= 40 for g in gaps_px)  # room for the next panel's title, nothing more
+
+
+def test_training_curves_plot_every_logged_epoch_and_mark_the_shipped_one():
+    from explorer.model_figures import training_curves_figure
+
+    history = [{"epoch": e, "train_loss": 5 - e * 0.5, "lr": 1e-3 / e, "dev_bleu": 10.0 * e, "dev_chrf": 9.0 * e}
+               for e in range(1, 5)]
+    fig = training_curves_figure(history, shipped_epoch=3)
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["loss"].y) == [4.5, 4.0, 3.5, 3.0] and list(by_name["BLEU"].x) == [1, 2, 3, 4]
+    assert list(by_name["learning rate"].y) == [h["lr"] for h in history]
+    assert list(by_name["chrF"].y) == [9.0, 18.0, 27.0, 36.0]
+    assert any("shipped: epoch 3" in a.text for a in fig.layout.annotations)
+    without_dev = training_curves_figure([{"epoch": 1, "train_loss": 3.0}])
+    assert [t.name for t in without_dev.data] == ["loss"]
