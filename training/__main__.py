@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import TrainConfig
+from .errors import ConfigError, DataError
 from .hub import HubError
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -111,14 +112,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         changed = sorted(k for k, v in given.items()
                          if k not in RESUMABLE and k in saved and v != saved[k] and k not in ("train_path", "dev_path"))
         if changed:
-            raise ValueError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
-                             "start a new --run-dir to change them")
+            raise ConfigError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
+                              "start a new --run-dir to change them")
         cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE | {"train_path", "dev_path"}})
         cfg.max_steps = given.get("max_steps")  # a limit for this invocation, not for the run
     else:
         cfg = TrainConfig.from_dict({"dev_path": None, **given})
         if cfg.d_model % cfg.n_heads:
-            raise ValueError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
+            raise ConfigError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
     run_dir.mkdir(parents=True, exist_ok=True)
     # One line per invocation, so a run continued with --resume (say, with more --epochs) can be replayed.
     with open(run_dir / "command.txt", "a" if args.resume else "w", encoding="utf-8") as f:
@@ -147,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     corpus = read_tsv(args.data)
     if not corpus.pairs:
-        raise ValueError(f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+        raise DataError(f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
     translator = load_weights_dir(args.weights_dir)
     settings = translator.settings(beam=args.beam, length_penalty=args.length_penalty)
     scores, hyps = evaluate(translator, corpus.pairs, beam=settings.beam, length_penalty=settings.length_penalty)
@@ -191,8 +192,17 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     from .hub import push
 
+    # push() checks this too, but as a plain ValueError: check it here, where it is the user's flag.
+    if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
+        raise ConfigError(f"--repo-id must look like USER/NAME, got {args.repo_id!r}")
+    try:
+        validate_repo_id(args.repo_id)  # what the Hub client would refuse later, mid-push
+    except HFValidationError as e:
+        raise ConfigError(f"--repo-id: {e}") from None
     push(args.weights_dir, args.repo_id, revision=args.revision, private=args.private,
          commit_message=args.commit_message, dry_run=args.dry_run)
     return 0
@@ -279,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .translator import WeightsError  # here, not at the top: it imports torch, which --help does not need
+
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the run's command.txt
     try:
@@ -286,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted" + (" · continue with --resume" if args.command == "train" else ""), file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, OSError, HubError) as e:
+    # What the user can fix gets one line. OSError: a missing file, a full disk, a permission; its
+    # message names the file. Anything else is a bug in this code, and keeps its traceback.
+    except (DataError, ConfigError, WeightsError, HubError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

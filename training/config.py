@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, DataError
+
 
 @dataclass
 class ModelConfig:
@@ -32,15 +34,15 @@ class ModelConfig:
             value = getattr(self, f.name)
             expected = {"int": int, "float": (int, float), "bool": bool}[str(f.type)]
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                raise ValueError(f"{f.name} must be {str(f.type)}, got {value!r}")
+                raise ConfigError(f"{f.name} must be {str(f.type)}, got {value!r}")
         for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads", "d_ff", "max_len",
                      "n_encoder_layers", "n_decoder_layers"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def d_head(self) -> int:
@@ -52,11 +54,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         if not isinstance(d, dict):
-            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+            raise ConfigError(f"expected a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+            raise ConfigError(f"unknown ModelConfig fields: {sorted(unknown)}")
         return cls(**d)
 
 
@@ -147,4 +149,4 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise DataError(f"{path}: not valid JSON ({e})") from None

@@ -20,6 +20,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -30,6 +31,7 @@ from .checkpoint import read_checkpoint, restore, save_checkpoint
 from .config import ModelConfig, TrainConfig, read_json, write_json
 from .data import Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
 from .decoding import DecodeSettings
+from .errors import ConfigError, DataError
 from .evaluate import evaluate
 from .files import (BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST, LOG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE,
                     TGT_VOCAB_FILE, TRAIN_CONFIG_FILE)
@@ -37,6 +39,8 @@ from .model import Transformer
 from .subwords import Subwords
 from .text import PAD_ID, Vocab
 from .translator import Translator
+
+T = TypeVar("T")
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
@@ -50,7 +54,7 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
         progress = min(1.0, (step - warm) / max(1, total_steps - warm))
         floor = cfg.min_lr_ratio
         return cfg.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-    raise ValueError(f"unknown schedule {cfg.schedule!r} (use inverse_sqrt or cosine)")
+    raise ConfigError(f"unknown schedule {cfg.schedule!r} (use inverse_sqrt or cosine)")
 
 
 def cpu_name() -> str:
@@ -76,7 +80,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
     return torch.device(name)
 
 
@@ -117,22 +121,22 @@ class Data:
 def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
     corpus = read_tsv(cfg.train_path)
     if not corpus.pairs:
-        raise ValueError(f"{cfg.train_path}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+        raise DataError(f"{cfg.train_path}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
     tokenized = tokenize_pairs(corpus.pairs, cfg.lowercase)
     subwords = None
     if cfg.subwords:  # the encoder reads pieces of words, learned on this training split only
-        subwords = (Subwords.load(run_dir / SUBWORDS_FILE) if reuse_vocab
+        subwords = (read_subwords(run_dir) if reuse_vocab
                     else Subwords.train([en for en, _ in tokenized], cfg.subwords, cfg.lowercase))
         tokenized = [(subwords.pieces(en), zh) for en, zh in tokenized]
     if reuse_vocab:
-        src_vocab, tgt_vocab = Vocab.load(run_dir / SRC_VOCAB_FILE), Vocab.load(run_dir / TGT_VOCAB_FILE)
+        src_vocab, tgt_vocab = read_vocabs(run_dir)
     else:
         src_vocab = subwords.vocab() if subwords else Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
         tgt_vocab = Vocab.build((zh for _, zh in tokenized), cfg.min_freq_tgt)
     limit = min(cfg.max_tokens_per_sentence, cfg.max_len - 2)
     train, too_long = encode_pairs(tokenized, src_vocab, tgt_vocab, limit)
     if not train:
-        raise ValueError(f"{cfg.train_path}: every pair is empty or longer than {limit} tokens")
+        raise DataError(f"{cfg.train_path}: every pair is empty or longer than {limit} tokens")
     dev: Corpus | None = read_tsv(cfg.dev_path) if cfg.dev_path else None
     dev_pairs = dev.pairs[: cfg.eval_max_sentences] if dev else []
     report = (
@@ -211,14 +215,14 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
     group = dd.world * cfg.accum_steps  # batches consumed per optimizer step
     steps_per_epoch = len(make_batches(data.train, cfg.max_tokens, seed=cfg.seed)) // group
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise ConfigError(
             f"the training set makes fewer than {group} batches of {cfg.max_tokens} tokens; "
             "lower --max-tokens, --accum-steps or the number of processes"
         )
     # The schedule is planned for all epochs; --max-steps only stops early (as a kill would).
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {cfg.precision!r}")
+        raise ConfigError(f"precision must be auto, bf16 or fp32, got {cfg.precision!r}")
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     translator = Translator(model, data.src_vocab, data.tgt_vocab, cfg.lowercase,
                             DecodeSettings(beam=cfg.eval_beam), subwords=data.subwords)
@@ -321,11 +325,32 @@ def _save(path: Path, model, optimizer, meta: dict, dd: Dist, barrier: bool = Tr
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
-    return TrainConfig.from_dict(read_json(Path(run_dir) / TRAIN_CONFIG_FILE))
+    path = Path(run_dir) / TRAIN_CONFIG_FILE
+    try:
+        return TrainConfig.from_dict(read_json(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def read_run_file(path: Path, read: Callable[[Path], T]) -> T:
+    """`read(path)` for a file a run wrote (vocabulary, subword model); a damaged one is a DataError naming it."""
+    try:
+        return read(path)
+    except ValueError as e:
+        text = str(e) if str(path) in str(e) else f"{path}: {e}"
+        raise DataError(f"{text}; restore the file, or train a new run") from None
+
+
+def read_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
+    return read_run_file(run_dir / SRC_VOCAB_FILE, Vocab.load), read_run_file(run_dir / TGT_VOCAB_FILE, Vocab.load)
+
+
+def read_subwords(run_dir: Path) -> Subwords:
+    return read_run_file(run_dir / SUBWORDS_FILE, Subwords.load)
 
 
 def model_config_of_run(run_dir: str | Path) -> ModelConfig:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    src, tgt = Vocab.load(run_dir / SRC_VOCAB_FILE), Vocab.load(run_dir / TGT_VOCAB_FILE)
+    src, tgt = read_vocabs(run_dir)
     return cfg.model_config(len(src), len(tgt), PAD_ID)
