@@ -13,7 +13,8 @@ from .hub import HubError
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 # Options that may change when resuming; everything else must match the run.
-RESUMABLE = {"epochs", "max_steps", "threads", "device", "progress", "checkpoint_every", "eval_max_sentences", "precision"}
+RESUMABLE = {"train_path", "dev_path", "epochs", "max_steps", "threads", "device", "progress", "checkpoint_every",
+             "eval_max_sentences", "precision"}
 
 
 def positive_int(s: str) -> int:
@@ -50,11 +51,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="dev pairs for per-epoch BLEU/chrF and best-checkpoint selection (default: none)")
     p.add_argument("--run-dir", dest="run_dir", required=True, metavar="DIR",
                    help="where checkpoints, vocabularies and log.jsonl are written")
-    p.add_argument("--resume", action="store_true", default=False,
-                   help="continue from DIR/last.safetensors with its model, optimizer, RNG and data position "
-                        "(shape and recipe come from DIR/train_config.json; --epochs, --max-steps, --threads, "
-                        "--device, --precision, --checkpoint-every, --eval-max-sentences, --no-progress and the "
-                        "data paths may change)")
+    resume = p.add_argument("--resume", action="store_true", default=False)
     g = p.add_argument_group("model")
     _opt(g, "--d-model", "d_model", positive_int, "width of the residual stream")
     _opt(g, "--heads", "n_heads", positive_int, "attention heads per layer (must divide --d-model)")
@@ -100,21 +97,25 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on CPU too (about 1.7x faster "
                         "on CPUs with native bf16, e.g. AVX512-BF16); fp32: no autocast (default: auto)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
+    # Written last, from the options just declared, so that it names exactly the RESUMABLE ones.
+    may_change = [a.option_strings[0] for a in p._actions if a.dest in RESUMABLE]
+    resume.help = ("continue from DIR/last.safetensors with its model, optimizer, RNG and data position "
+                   f"(shape and recipe come from DIR/train_config.json; {', '.join(may_change[:-1])} and "
+                   f"{may_change[-1]} may change)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import load_run_config, train
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}  # only explicit flags
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume", "argv")}  # only explicit flags
     run_dir = Path(args.run_dir)
     if args.resume and (run_dir / "train_config.json").is_file():
         saved = load_run_config(run_dir).to_dict()
-        changed = sorted(k for k, v in given.items()
-                         if k not in RESUMABLE and k in saved and v != saved[k] and k not in ("train_path", "dev_path"))
+        changed = sorted(k for k, v in given.items() if k not in RESUMABLE and k in saved and v != saved[k])
         if changed:
             raise ConfigError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
                               "start a new --run-dir to change them")
-        cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE | {"train_path", "dev_path"}})
+        cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE})
         cfg.max_steps = given.get("max_steps")  # a limit for this invocation, not for the run
     else:
         cfg = TrainConfig.from_dict({"dev_path": None, **given})
@@ -168,7 +169,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     command_file = Path(args.run_dir) / "command.txt"
     command = command_file.read_text(encoding="utf-8").strip() if command_file.is_file() else None
-    settings = DecodeSettings(beam=args.beam or 4, length_penalty=0.6 if args.length_penalty is None else args.length_penalty)
+    # Flags left out keep DecodeSettings' defaults: the decoding a weights folder ships with.
+    given = {"beam": args.beam, "length_penalty": args.length_penalty}
+    settings = DecodeSettings(**{k: v for k, v in given.items() if v is not None})
     notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else ""
     out, scores = export(args.run_dir, args.out_dir, args.checkpoint, args.average, args.dtype, args.dev, settings,
                          command, args.threads, notes)
