@@ -15,7 +15,7 @@ from training.checkpoint import model_state, read_checkpoint, save_checkpoint
 from training.config import ModelConfig, TrainConfig
 from training.errors import ConfigError
 from training.export import load_run
-from training.train import LAST, load_run_config, lr_at, train
+from training.train import LAST, EpochTotals, TrainState, load_run_config, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,6 +213,28 @@ def test_reading_a_checkpoint_while_it_is_being_replaced_sees_one_whole_file(tmp
         t.join()
     assert not errors, errors[0]
     assert reads > 10
+
+
+# What the previous version of the loop wrote into a mid-epoch checkpoint's metadata (copied from one).
+LEGACY_MID_EPOCH_META = {
+    "step": 17, "epoch": 0, "batch": 17, "best_bleu": -1.0, "history": [], "hardware": "AMD EPYC, 1 thread(s), fp32",
+    "partial": {"tokens": 6779, "loss_sum": 49.532869815826416, "loss_n": 17, "seconds": 3.436409878999939},
+}
+
+
+def test_train_state_reads_and_writes_the_checkpoint_layout_of_earlier_runs():
+    state = TrainState.from_meta(LEGACY_MID_EPOCH_META)
+    assert (state.step, state.epoch, state.epoch_step, state.best_bleu) == (17, 0, 17, -1.0)
+    assert state.totals == EpochTotals(tokens=6779, loss_sum=49.532869815826416, loss_n=17, seconds=3.436409878999939)
+    assert state.to_meta() == LEGACY_MID_EPOCH_META
+    # At an epoch's end the earlier loop wrote no "partial"; nor does this one.
+    history = [{"epoch": 1, "step": 41, "train_loss": 2.5}]
+    end = {"step": 41, "epoch": 1, "batch": 0, "best_bleu": 3.5, "history": history, "hardware": "cpu"}
+    assert TrainState.from_meta(end).to_meta() == end
+    assert TrainState.from_meta(end).totals == EpochTotals()
+    # Checkpoints older than the running totals and the hardware line still resume, with zero totals.
+    old = {"step": 17, "epoch": 0, "batch": 17, "best_bleu": -1.0, "history": []}
+    assert TrainState.from_meta(old) == TrainState(step=17, epoch_step=17)
 
 
 def test_config_files_reject_unknown_keys_naming_them():
