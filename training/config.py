@@ -35,6 +35,8 @@ class Architecture:
     pre_norm: bool = True  # LayerNorm before each sub-layer (stabler) vs after (2017 paper)
 
 
+# kw_only: fields without defaults may follow the inherited ones, and a positional call
+# cannot put a vocabulary size into d_model.
 @dataclass(kw_only=True)
 class ModelConfig(Architecture):
     src_vocab_size: int  # English vocabulary size, specials included
