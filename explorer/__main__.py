@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (WeightsError, InputError, ValueError) as e:
+    except (WeightsError, InputError) as e:  # what the user can fix; anything else is a bug and keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

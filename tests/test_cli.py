@@ -1,3 +1,7 @@
+import dataclasses
+import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -5,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import reverse_digits_pairs, write_tsv
-from training.__main__ import build_parser, main
+from training.__main__ import RESUMABLE, build_parser, main
+from training.config import TrainConfig
+from training.decoding import DecodeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +130,88 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(capsys, toy_ru
     code, _, err = run_main(capsys, "export", cfg.run_dir, cfg.run_dir, "--checkpoint", "last")
     assert code == 2 and "refusing to replace" in err
     assert (Path(cfg.run_dir) / "last.safetensors").is_file()
+
+
+def test_a_damaged_checkpoint_on_resume_is_a_one_line_error(capsys, toy_run, tmp_path):
+    cfg, _ = toy_run
+    run = shutil.copytree(cfg.run_dir, tmp_path / "run")
+    saved = json.loads((run / "train_config.json").read_text())
+    (run / "train_config.json").write_text(json.dumps({**saved, "run_dir": str(run)}))  # as if trained here
+    (run / "last.safetensors").write_bytes(b"\x00" * 100)
+    code, _, err = run_main(capsys, "train", "--train", cfg.train_path, "--run-dir", str(run), "--resume")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {run / 'last.safetensors'}: not a readable training checkpoint")
+
+
+def test_an_unknown_key_in_train_config_is_a_one_line_error_naming_it(capsys, toy_run, tmp_path):
+    cfg, _ = toy_run
+    run = shutil.copytree(cfg.run_dir, tmp_path / "run")
+    saved = json.loads((run / "train_config.json").read_text())
+    (run / "train_config.json").write_text(json.dumps({**saved, "d_modle": 64}))  # a hand edit with a typo
+    code, _, err = run_main(capsys, "train", "--train", cfg.train_path, "--run-dir", str(run), "--resume")
+    assert code == 2
+    assert err == f"error: {run / 'train_config.json'}: unknown TrainConfig field 'd_modle'\n"
+
+
+def test_export_needs_enough_epoch_checkpoints_to_average_one_line(capsys, toy_run, tmp_path):
+    cfg, _ = toy_run
+    code, _, err = run_main(capsys, "export", cfg.run_dir, str(tmp_path / "w"), "--average", "50")
+    assert code == 2 and err.count("\n") == 1 and "--average 50 needs 50 epoch checkpoints" in err
+
+
+def test_a_bug_inside_a_command_keeps_its_traceback(monkeypatch, tmp_path):
+    """A ValueError that is not a user error (here: raised by the training loop itself) must not
+    become `error: …` with exit 2: it propagates, and `python -m training` shows the traceback."""
+    write_tsv(tmp_path / "t.tsv", reverse_digits_pairs(10, 0))
+    argv = ["train", "--train", str(tmp_path / "t.tsv"), "--run-dir", str(tmp_path / "r")]
+
+    def bug(*args, **kwargs):
+        raise ValueError("bug in the loop")
+
+    monkeypatch.setattr("training.train.train", bug)
+    with pytest.raises(ValueError, match="bug in the loop"):
+        main(argv)
+
+    script = ("import sys, training.train as t\n"
+              "def bug(*a, **k): raise TypeError('bug in the loop')\n"
+              "t.train = bug\n"
+              "from training.__main__ import main\n"
+              "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Traceback (most recent call last):")
+    assert proc.stderr.rstrip().endswith("TypeError: bug in the loop") and "error: " not in proc.stderr
+
+
+def test_resume_help_names_exactly_the_resumable_flags():
+    sub = build_parser()._subparsers._group_actions[0].choices["train"]
+    flag = {a.dest: a.option_strings[0] for a in sub._actions if a.option_strings}
+    text = " ".join(next(a.help for a in sub._actions if a.dest == "resume").split())
+    named = set(re.findall(r"--[a-z-]+", text.split("may change")[0]))
+    assert named == {flag[dest] for dest in RESUMABLE}
+    assert "--d-model" not in named and "--no-progress" in named
+
+
+def test_every_training_field_has_one_flag():
+    sub = build_parser()._subparsers._group_actions[0].choices["train"]
+    dests = [a.dest for a in sub._actions if a.option_strings and a.dest not in ("help", "resume")]
+    assert len(dests) == len(set(dests))
+    # betas has no flag: the recipe has never varied it
+    assert set(dests) == {f.name for f in dataclasses.fields(TrainConfig)} - {"betas"}
+
+
+def test_export_takes_its_decoding_defaults_from_decode_settings(capsys, toy_run, tmp_path, monkeypatch):
+    @dataclasses.dataclass
+    class Other(DecodeSettings):  # different defaults: the export must follow them, not copies of its own
+        beam: int = 3
+        length_penalty: float = 0.25
+
+    monkeypatch.setattr("training.decoding.DecodeSettings", Other)
+    cfg, _ = toy_run
+    assert run_main(capsys, "export", cfg.run_dir, str(tmp_path / "w"), "--checkpoint", "last")[0] == 0
+    decoding = json.loads((tmp_path / "w" / "config.json").read_text())["decoding"]
+    assert decoding == dataclasses.asdict(Other())
+    assert run_main(capsys, "export", cfg.run_dir, str(tmp_path / "w"), "--checkpoint", "last",
+                    "--length-penalty", "0")[0] == 0
+    decoding = json.loads((tmp_path / "w" / "config.json").read_text())["decoding"]
+    assert (decoding["beam"], decoding["length_penalty"]) == (3, 0.0)

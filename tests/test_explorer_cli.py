@@ -62,3 +62,13 @@ def test_module_entry_point_reads_stdin(zh_weights):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "我爱茶。\n\n"
     assert "sentences/s" in proc.stderr
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, zh_weights):
+    """Only weights and input errors are one line; a ValueError from a bug propagates (traceback, exit 1)."""
+    def bug(*args, **kwargs):
+        raise ValueError("bug in the loader")
+
+    monkeypatch.setattr("explorer.__main__.load_translator", bug)
+    with pytest.raises(ValueError, match="bug in the loader"):
+        main(["trace", "Hi.", "--weights", str(zh_weights)])

@@ -12,9 +12,10 @@ import torch
 
 from conftest import reverse_digits_pairs, toy_train_config
 from training.checkpoint import model_state, read_checkpoint, save_checkpoint
-from training.config import TrainConfig
+from training.config import ModelConfig, TrainConfig
+from training.errors import ConfigError
 from training.export import load_run
-from training.train import LAST, lr_at, train
+from training.train import LAST, EpochTotals, TrainState, load_run_config, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,3 +213,59 @@ def test_reading_a_checkpoint_while_it_is_being_replaced_sees_one_whole_file(tmp
         t.join()
     assert not errors, errors[0]
     assert reads > 10
+
+
+# What the previous version of the loop wrote into a mid-epoch checkpoint's metadata (copied from one).
+LEGACY_MID_EPOCH_META = {
+    "step": 17, "epoch": 0, "batch": 17, "best_bleu": -1.0, "history": [], "hardware": "AMD EPYC, 1 thread(s), fp32",
+    "partial": {"tokens": 6779, "loss_sum": 49.532869815826416, "loss_n": 17, "seconds": 3.436409878999939},
+}
+
+
+def test_train_state_reads_and_writes_the_checkpoint_layout_of_earlier_runs():
+    state = TrainState.from_meta(LEGACY_MID_EPOCH_META)
+    assert (state.step, state.epoch, state.epoch_step, state.best_bleu) == (17, 0, 17, -1.0)
+    assert state.totals == EpochTotals(tokens=6779, loss_sum=49.532869815826416, loss_n=17, seconds=3.436409878999939)
+    assert state.to_meta() == LEGACY_MID_EPOCH_META
+    # At an epoch's end the earlier loop wrote no "partial"; nor does this one.
+    history = [{"epoch": 1, "step": 41, "train_loss": 2.5}]
+    end = {"step": 41, "epoch": 1, "batch": 0, "best_bleu": 3.5, "history": history, "hardware": "cpu"}
+    assert TrainState.from_meta(end).to_meta() == end
+    assert TrainState.from_meta(end).totals == EpochTotals()
+    # Checkpoints older than the running totals and the hardware line still resume, with zero totals.
+    old = {"step": 17, "epoch": 0, "batch": 17, "best_bleu": -1.0, "history": []}
+    assert TrainState.from_meta(old) == TrainState(step=17, epoch_step=17)
+
+
+def test_config_files_reject_unknown_keys_naming_them():
+    saved = TrainConfig(train_path="t.tsv", dev_path=None, run_dir="r").to_dict()
+    with pytest.raises(ConfigError, match="unknown TrainConfig field 'lr_peak'"):
+        TrainConfig.from_dict({**saved, "lr_peak": 1e-3})
+    with pytest.raises(ConfigError, match="unknown ModelConfig field 'bogus'"):
+        ModelConfig.from_dict({"src_vocab_size": 10, "tgt_vocab_size": 10, "bogus": 1})
+    with pytest.raises(ConfigError, match="lacks 'run_dir'"):
+        TrainConfig.from_dict({k: v for k, v in saved.items() if k != "run_dir"})
+
+
+def test_an_earlier_train_config_json_still_loads(tmp_path):
+    # train_config.json as the version before subword pieces wrote it: flat, and without "subwords".
+    old = {"train_path": "data/train.tsv", "dev_path": "data/dev.tsv", "run_dir": "runs/base", "d_model": 256,
+           "n_heads": 4, "d_ff": 1024, "n_encoder_layers": 3, "n_decoder_layers": 3, "dropout": 0.1, "pre_norm": True,
+           "max_len": 256, "min_freq_src": 2, "min_freq_tgt": 1, "lowercase": True, "max_tokens_per_sentence": 100,
+           "epochs": 30, "max_tokens": 2500, "accum_steps": 1, "lr": 0.0007, "warmup_steps": 400, "schedule": "cosine",
+           "min_lr_ratio": 0.0, "weight_decay": 0.0, "betas": [0.9, 0.98], "label_smoothing": 0.1, "clip_norm": 1.0,
+           "max_steps": None, "eval_beam": 1, "eval_max_sentences": None, "checkpoint_every": None,
+           "keep_checkpoints": 5, "seed": 1234, "device": "auto", "threads": 1, "precision": "bf16", "progress": False}
+    (tmp_path / "train_config.json").write_text(json.dumps(old))
+    cfg = load_run_config(tmp_path)
+    assert cfg.subwords == 0 and cfg.betas == (0.9, 0.98) and cfg.precision == "bf16"
+    assert json.loads(json.dumps(cfg.to_dict())) == {**old, "subwords": 0}  # written back flat, as before
+
+
+def test_the_model_shape_comes_from_the_recipe_with_the_model_defaults():
+    assert TrainConfig(train_path="t", dev_path=None, run_dir="r").model_config(10, 12, 0) == \
+        ModelConfig(src_vocab_size=10, tgt_vocab_size=12, pad_id=0)
+    shape = dict(d_model=48, n_heads=8, d_ff=96, n_encoder_layers=1, n_decoder_layers=5, dropout=0.3, max_len=40,
+                 pre_norm=False)  # none of them the default
+    recipe = TrainConfig(train_path="t", dev_path=None, run_dir="r", **shape)
+    assert recipe.model_config(10, 12, 1) == ModelConfig(src_vocab_size=10, tgt_vocab_size=12, pad_id=1, **shape)

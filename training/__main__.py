@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from .config import TrainConfig
+from .errors import ConfigError, DataError
 from .hub import HubError
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 # Options that may change when resuming; everything else must match the run.
-RESUMABLE = {"epochs", "max_steps", "threads", "device", "progress", "checkpoint_every", "eval_max_sentences", "precision"}
+RESUMABLE = {"train_path", "dev_path", "epochs", "max_steps", "threads", "device", "progress", "checkpoint_every",
+             "eval_max_sentences", "precision"}
 
 
 def positive_int(s: str) -> int:
@@ -49,11 +51,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="dev pairs for per-epoch BLEU/chrF and best-checkpoint selection (default: none)")
     p.add_argument("--run-dir", dest="run_dir", required=True, metavar="DIR",
                    help="where checkpoints, vocabularies and log.jsonl are written")
-    p.add_argument("--resume", action="store_true", default=False,
-                   help="continue from DIR/last.safetensors with its model, optimizer, RNG and data position "
-                        "(shape and recipe come from DIR/train_config.json; --epochs, --max-steps, --threads, "
-                        "--device, --precision, --checkpoint-every, --eval-max-sentences, --no-progress and the "
-                        "data paths may change)")
+    resume = p.add_argument("--resume", action="store_true", default=False)
     g = p.add_argument_group("model")
     _opt(g, "--d-model", "d_model", positive_int, "width of the residual stream")
     _opt(g, "--heads", "n_heads", positive_int, "attention heads per layer (must divide --d-model)")
@@ -99,26 +97,30 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast on CUDA, fp32 on CPU; bf16: autocast on CPU too (about 1.7x faster "
                         "on CPUs with native bf16, e.g. AVX512-BF16); fp32: no autocast (default: auto)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm progress bar")
+    # Written last, from the options just declared, so that it names exactly the RESUMABLE ones.
+    may_change = [a.option_strings[0] for a in p._actions if a.dest in RESUMABLE]
+    resume.help = ("continue from DIR/last.safetensors with its model, optimizer, RNG and data position "
+                   f"(shape and recipe come from DIR/train_config.json; {', '.join(may_change[:-1])} and "
+                   f"{may_change[-1]} may change)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import load_run_config, train
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume")}  # only explicit flags
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "func", "resume", "argv")}  # only explicit flags
     run_dir = Path(args.run_dir)
     if args.resume and (run_dir / "train_config.json").is_file():
         saved = load_run_config(run_dir).to_dict()
-        changed = sorted(k for k, v in given.items()
-                         if k not in RESUMABLE and k in saved and v != saved[k] and k not in ("train_path", "dev_path"))
+        changed = sorted(k for k, v in given.items() if k not in RESUMABLE and k in saved and v != saved[k])
         if changed:
-            raise ValueError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
-                             "start a new --run-dir to change them")
-        cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE | {"train_path", "dev_path"}})
+            raise ConfigError(f"--resume: {', '.join(changed)} differ from {run_dir / 'train_config.json'}; "
+                              "start a new --run-dir to change them")
+        cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE})
         cfg.max_steps = given.get("max_steps")  # a limit for this invocation, not for the run
     else:
         cfg = TrainConfig.from_dict({"dev_path": None, **given})
         if cfg.d_model % cfg.n_heads:
-            raise ValueError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
+            raise ConfigError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")
     run_dir.mkdir(parents=True, exist_ok=True)
     # One line per invocation, so a run continued with --resume (say, with more --epochs) can be replayed.
     with open(run_dir / "command.txt", "a" if args.resume else "w", encoding="utf-8") as f:
@@ -147,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     corpus = read_tsv(args.data)
     if not corpus.pairs:
-        raise ValueError(f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+        raise DataError(f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
     translator = load_weights_dir(args.weights_dir)
     settings = translator.settings(beam=args.beam, length_penalty=args.length_penalty)
     scores, hyps = evaluate(translator, corpus.pairs, beam=settings.beam, length_penalty=settings.length_penalty)
@@ -167,7 +169,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     command_file = Path(args.run_dir) / "command.txt"
     command = command_file.read_text(encoding="utf-8").strip() if command_file.is_file() else None
-    settings = DecodeSettings(beam=args.beam or 4, length_penalty=0.6 if args.length_penalty is None else args.length_penalty)
+    # Flags left out keep DecodeSettings' defaults: the decoding a weights folder ships with.
+    given = {"beam": args.beam, "length_penalty": args.length_penalty}
+    settings = DecodeSettings(**{k: v for k, v in given.items() if v is not None})
     notes = Path(args.card_notes).read_text(encoding="utf-8") if args.card_notes else ""
     out, scores = export(args.run_dir, args.out_dir, args.checkpoint, args.average, args.dtype, args.dev, settings,
                          command, args.threads, notes)
@@ -191,8 +195,17 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     from .hub import push
 
+    # push() checks this too, but as a plain ValueError: check it here, where it is the user's flag.
+    if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
+        raise ConfigError(f"--repo-id must look like USER/NAME, got {args.repo_id!r}")
+    try:
+        validate_repo_id(args.repo_id)  # what the Hub client would refuse later, mid-push
+    except HFValidationError as e:
+        raise ConfigError(f"--repo-id: {e}") from None
     push(args.weights_dir, args.repo_id, revision=args.revision, private=args.private,
          commit_message=args.commit_message, dry_run=args.dry_run)
     return 0
@@ -279,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .translator import WeightsError  # here, not at the top: it imports torch, which --help does not need
+
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for the run's command.txt
     try:
@@ -286,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted" + (" · continue with --resume" if args.command == "train" else ""), file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, OSError, HubError) as e:
+    # What the user can fix gets one line. OSError: a missing file, a full disk, a permission; its
+    # message names the file. Anything else is a bug in this code, and keeps its traceback.
+    except (DataError, ConfigError, WeightsError, HubError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
+from .errors import DataError
+
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors = {"rng.torch": torch.get_rng_state()}
@@ -67,7 +69,7 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Returns (tensors, blob). Raises ValueError with the file name for anything unreadable."""
+    """Returns (tensors, blob). Raises DataError with the file name for anything unreadable."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
@@ -79,7 +81,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         n = int.from_bytes(data[:8], "little")
         blob = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["checkpoint"])
     except (SafetensorError, KeyError, TypeError, ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a readable training checkpoint ({e}); delete it or resume from another") from None
+        raise DataError(f"{path}: not a readable training checkpoint ({e}); delete it or resume from another") from None
     return tensors, blob
 
 

@@ -14,13 +14,12 @@ from .checkpoint import average_model_states, model_state, read_checkpoint
 from .config import write_json
 from .data import read_tsv
 from .decoding import DecodeSettings
+from .errors import ConfigError
 from .evaluate import Scores, evaluate
 from .files import (BEST_CHECKPOINT as BEST, CARD_FILE, CONFIG_FILE, LAST_CHECKPOINT as LAST, SRC_VOCAB_FILE,
                     SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE)
 from .model import Transformer
-from .subwords import Subwords
-from .text import Vocab
-from .train import load_run_config, model_config_of_run
+from .train import load_run_config, model_config_of_run, read_subwords, read_vocabs
 from .translator import Translator
 
 FORMAT = "attention-explorer-weights/1"
@@ -31,7 +30,7 @@ def pick_checkpoints(run_dir: Path, checkpoint: str, average: int) -> list[Path]
     if average > 1:
         epochs = sorted(run_dir.glob("epoch-*.safetensors"))
         if len(epochs) < average:
-            raise ValueError(f"{run_dir}: --average {average} needs {average} epoch checkpoints, found {len(epochs)}")
+            raise ConfigError(f"{run_dir}: --average {average} needs {average} epoch checkpoints, found {len(epochs)}")
         return epochs[-average:]
     named = {"best": run_dir / BEST, "last": run_dir / LAST}
     path = named.get(checkpoint, Path(checkpoint))
@@ -54,9 +53,8 @@ def load_run(
     model = Transformer(model_config_of_run(run_dir))
     model.load_state_dict(state)
     model.eval()
-    src_vocab = Vocab.load(run_dir / SRC_VOCAB_FILE)
-    tgt_vocab = Vocab.load(run_dir / TGT_VOCAB_FILE)
-    subwords = Subwords.load(run_dir / SUBWORDS_FILE) if tcfg.subwords else None
+    src_vocab, tgt_vocab = read_vocabs(run_dir)
+    subwords = read_subwords(run_dir) if tcfg.subwords else None
     translator = Translator(model, src_vocab, tgt_vocab, tcfg.lowercase, decoding or DecodeSettings(), subwords=subwords)
     return translator, blob, paths
 
@@ -133,8 +131,8 @@ def check_replaceable(out_dir: Path, run_dir: Path) -> None:
     """Export replaces OUT_DIR: allow that only for a missing or empty folder, or an earlier export."""
     out, run, cwd = out_dir.resolve(), run_dir.resolve(), Path.cwd().resolve()
     if out in (run, cwd) or out in run.parents or out in cwd.parents:
-        raise ValueError(f"{out_dir}: refusing to replace this folder (it holds the run or the working directory); "
-                         "choose a new OUT_DIR")
+        raise ConfigError(f"{out_dir}: refusing to replace this folder (it holds the run or the working directory); "
+                          "choose a new OUT_DIR")
     if out.exists() and any(out.iterdir()):
         config = out / CONFIG_FILE
         try:
@@ -142,7 +140,7 @@ def check_replaceable(out_dir: Path, run_dir: Path) -> None:
         except (ValueError, OSError):
             ours = False
         if not ours:
-            raise ValueError(f"{out_dir}: exists and is not an earlier export; choose a new OUT_DIR or remove it")
+            raise ConfigError(f"{out_dir}: exists and is not an earlier export; choose a new OUT_DIR or remove it")
 
 
 def _metrics(scores: Scores | None, dev_path: str | None, history: list[dict]) -> dict:
