@@ -132,3 +132,14 @@ def test_nan_weights_are_rejected(exported, tmp_path):
     save_file(state, str(bad / "model.safetensors"))
     with pytest.raises(WeightsError, match="NaN"):
         load_weights_dir(bad)
+
+
+@pytest.mark.parametrize("field,value", [("max_len", 50_000_000), ("d_model", 10**6), ("n_encoder_layers", 10**4)])
+def test_absurd_sizes_in_config_json_are_one_line_weights_errors(exported, tmp_path, field, value):
+    _, path, _ = exported
+    bad = copy_weights(path, tmp_path / "bad")
+    config = json.loads((bad / "config.json").read_text())
+    config["model"][field] = value
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match=f"config.json: bad 'model' section \\({field} is .*more than this project"):
+        load_weights_dir(bad)

@@ -167,3 +167,10 @@ def test_trace_records_pieces_and_words_and_pools_them_for_display(subword_run):
     np.testing.assert_allclose(cross["weights"].sum(-1), 1.0, atol=1e-5)
     hidden = select(tr, View(kind="encoder", words=True, show_special=False))
     assert hidden["x_labels"] == tr.source_words[:-1]
+
+
+def test_too_few_subwords_for_the_alphabet_is_a_one_line_config_error():
+    from training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--subwords 50 is too small.*use at least"):
+        Subwords.train(SENTENCES, vocab_size=50)

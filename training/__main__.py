@@ -24,6 +24,13 @@ def positive_int(s: str) -> int:
     return v
 
 
+def non_negative_int(s: str) -> int:
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
 def non_negative_float(s: str) -> float:
     v = float(s)
     if v < 0:
@@ -63,7 +70,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="LayerNorm after each residual add, as in the 2017 paper (default: pre-norm)")
     _opt(g, "--max-len", "max_len", positive_int, "longest sequence (tokens) the model accepts")
     g = p.add_argument_group("data and vocabulary")
-    _opt(g, "--subwords", "subwords", int,
+    _opt(g, "--subwords", "subwords", non_negative_int,
          "English subword pieces to learn (SentencePiece BPE over NLTK words, training split only); 0: whole words")
     _opt(g, "--min-freq-src", "min_freq_src", positive_int, "English words rarer than this become <unk>")
     _opt(g, "--min-freq-tgt", "min_freq_tgt", positive_int, "Chinese characters rarer than this become <unk>")

@@ -35,6 +35,10 @@ class Architecture:
     pre_norm: bool = True  # LayerNorm before each sub-layer (stabler) vs after (2017 paper)
 
 
+SIZE_LIMITS = {"src_vocab_size": 1_000_000, "tgt_vocab_size": 1_000_000, "d_model": 8192, "n_heads": 256,
+               "d_ff": 65536, "max_len": 8192, "n_encoder_layers": 64, "n_decoder_layers": 64}
+
+
 # kw_only: fields without defaults may follow the inherited ones, and a positional call
 # cannot put a vocabulary size into d_model.
 @dataclass(kw_only=True)
@@ -53,6 +57,11 @@ class ModelConfig(Architecture):
                      "n_encoder_layers", "n_decoder_layers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        # Far beyond any model this project trains; a config.json asking for more is damaged or
+        # hostile, and would otherwise be a raw allocation error (max_len 5e7 asks torch for 51 GB).
+        for name, limit in SIZE_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{name} is {getattr(self, name):,}, more than this project supports ({limit:,})")
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:

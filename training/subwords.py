@@ -19,7 +19,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from .text import EOS, PAD, UNK, BOS, UNK_ID, Vocab
+from .errors import ConfigError
+from .text import BOS, EOS, PAD, UNK, UNK_ID, Vocab
 
 WORD_START = "\u2581"  # ▁
 
@@ -49,6 +50,12 @@ class Subwords:
     def train(cls, sentences: list[list[str]], vocab_size: int, lowercase: bool = True) -> "Subwords":
         """Learn a BPE model of at most `vocab_size` pieces from word-tokenized sentences."""
         alphabet = string.ascii_lowercase + (string.ascii_uppercase if not lowercase else "")
+        required = alphabet + string.digits + string.punctuation
+        # One piece per character (and the 4 specials and the word mark) comes before any merge.
+        smallest = len(set(required) | {ch for words in sentences for w in words for ch in w}) + 5
+        if vocab_size < smallest:
+            raise ConfigError(f"--subwords {vocab_size} is too small: the training split's English needs one piece "
+                              f"per character and the specials; use at least {smallest} (a few thousand is typical)")
         out = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(" ".join(words) for words in sentences if words),
@@ -57,7 +64,7 @@ class Subwords:
             vocab_size=vocab_size,
             hard_vocab_limit=False,  # a small corpus may not support the size asked for
             character_coverage=1.0,
-            required_chars=alphabet + string.digits + string.punctuation,
+            required_chars=required,
             normalization_rule_name="identity",  # text.clean() already normalized; keep words as NLTK made them
             pad_id=0, unk_id=1, bos_id=2, eos_id=3,
             pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
