@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.files import OPTIONAL_WEIGHT_FILES, WEIGHT_FILES
+from training.hub import redact_url
 from training.translator import Translator, WeightsError, load_weights_dir
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -121,8 +122,6 @@ def _hub_reason(error: Exception, endpoint: str, label: str) -> str:
 def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: str | None,
                    cache_dir: str | Path | None, timeout: float) -> LoadedModel:
     from huggingface_hub import constants
-
-    from training.hub import redact_url
 
     label = f"{repo_id}@{revision or 'main'}"
     where = redact_url(endpoint or constants.ENDPOINT).rstrip("/")  # it is shown: notices, logs, the page
