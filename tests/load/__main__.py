@@ -110,7 +110,7 @@ def run(opts: Options) -> dict:
     return report
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, str | None]:
     d = Options()
     p = argparse.ArgumentParser(prog="python -m tests.load", description=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
     a("--quick", action="store_true", help="small numbers (4×3 clients, overload 40 on a queue of 4, soak 30, burst 8), "
       "as the test suite runs it; explicit options still win")
     a("--json", action="store_true", help="print the report as JSON (machine use) instead of text")
+    a("--json-file", metavar="PATH", help="also write the JSON report to PATH (text still printed)")
     a("--phases", default=",".join(PHASES), help=f"comma-separated phases to run, in this order (default: all: {','.join(PHASES)})")
     a("--weights", help="weights folder (default: the app's default, the bundled weights/)")
     a("--threads", type=int, default=d.threads, help=f"torch threads of the app (default: {d.threads})")
@@ -141,15 +142,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool]:
     chosen = tuple(x.strip() for x in ns.phases.split(",") if x.strip())
     if unknown := set(chosen) - set(PHASES):
         p.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
-    given = {k: v for k, v in vars(ns).items() if v is not None and k not in ("quick", "json", "phases")}
+    given = {k: v for k, v in vars(ns).items() if v is not None and k not in ("quick", "json", "json_file", "phases")}
     opts = Options.quick_mode(**given) if ns.quick else Options(**given)
     opts.phases = chosen
-    return opts, ns.json
+    return opts, ns.json, ns.json_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts, as_json = parse_args(argv)
+    opts, as_json, json_file = parse_args(argv)
     report = run(opts)
+    if json_file:
+        Path(json_file).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else text_report(report))
     return 1 if report["problems"] else 0
 

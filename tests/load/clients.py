@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-
-from .stats import pct
+from .stats import bounded_map, pct
 
 SENTENCES = ["I love you.", "Where is the book?", "She is my sister.", "It is going to rain tomorrow.",
              "Do you want to drink some tea?", "My brother became an engineer.", "Thank you.", "We are students."]
@@ -40,8 +38,7 @@ def concurrency(url: str, n_clients: int, n_requests: int, timeout: float) -> di
     def run(k):
         return [one_request(clients[k], k * n_requests + j, timeout) for j in range(n_requests)]
 
-    with ThreadPoolExecutor(n_clients) as pool:
-        results = [r for rs in pool.map(run, range(n_clients)) for r in rs]
+    results = [r for rs in bounded_map(run, range(n_clients), n_clients) for r in rs]
     lat = [t * 1000 for ok, t, _ in results if ok]
     errors = [e for ok, _, e in results if not ok]
     return {"clients": n_clients, "requests": len(results), "failed": len(errors), "errors": errors[:3],
@@ -54,7 +51,7 @@ def overload(url: str, n: int, timeout: float) -> dict:
     barrier = threading.Barrier(n)
 
     def fire(i):
-        barrier.wait()
+        barrier.wait(timeout)  # bounded: an interrupted run must not leave threads waiting here
         t0 = time.perf_counter()
         try:
             c.submit(SENTENCES[i % len(SENTENCES)] * 3, 4, api_name="/translate").result(timeout=timeout)
@@ -63,8 +60,7 @@ def overload(url: str, n: int, timeout: float) -> dict:
             msg = str(e)
             return ("busy" if "queue is full" in msg.lower() else "error"), time.perf_counter() - t0, msg[:200]
 
-    with ThreadPoolExecutor(n) as pool:
-        outcomes = list(pool.map(fire, range(n)))
+    outcomes = bounded_map(fire, range(n), n)
     busy = [t for kind, t, _ in outcomes if kind == "busy"]
     return {"sent": n, "served": sum(k == "ok" for k, _, _ in outcomes), "refused_busy": len(busy),
             "other_errors": [m for k, _, m in outcomes if k == "error"][:3],

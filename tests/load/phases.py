@@ -5,14 +5,13 @@ import math
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from .clients import SENTENCES
 from .protocol import Endpoints, Result, call_queue, call_run, upload
-from .stats import memory, pct, temp_size, unknown_words
+from .stats import bounded_map, memory, pct, temp_size, unknown_words
 
 KINDS = ("translate", "trace", "ui")
 # Long inputs (about 2,000 characters) that the public page accepts: markup the tokenizer splits into
@@ -56,8 +55,7 @@ def soak(http: httpx.Client, url: str, ep: Endpoints, pid: int, temp_root: Path,
         text = LONG_TEXTS[i % len(LONG_TEXTS)] if long else SENTENCES[i % len(SENTENCES)]
         return kind, long, request(http, url, ep, kind, text, ep.default_beam, timeout)
 
-    with ThreadPoolExecutor(workers) as pool:
-        done = [r for r in pool.map(one, range(n)) if r is not None]
+    done = [r for r in bounded_map(one, range(n), workers) if r is not None]
     wall = time.perf_counter() - t0
     mem1, temp1 = memory(pid), temp_size(temp_root)
     rows = {}
@@ -96,21 +94,20 @@ def run_burst(url: str, pid: int, n: int, text: str, beam: int, timeout: float) 
         during: list[float | None] = []
 
         def watch():
-            barrier.wait()
+            barrier.wait(timeout)  # bounded: an interrupted run must not leave threads waiting here
             deadline = time.perf_counter() + timeout + 10
             while not finished.is_set() and time.perf_counter() < deadline:
                 during.append(timed_get(http, url + "config", timeout))
                 finished.wait(0.2)
 
         def fire(_):
-            barrier.wait()
+            barrier.wait(timeout)
             return call_run(http, url, "translate", [text, beam], timeout)
 
         watcher = threading.Thread(target=watch)
         watcher.start()
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(n) as pool:
-            results = list(pool.map(fire, range(n)))
+        results = bounded_map(fire, range(n), n)
         wall = time.perf_counter() - t0
         finished.set()
         watcher.join()

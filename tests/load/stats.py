@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import string
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,3 +45,13 @@ def unknown_words(n_chars: int) -> str:
         words.append(word)
         used += len(word) + 1
     return " ".join(words)
+
+
+def bounded_map(fn, items, workers: int) -> list:
+    """pool.map that, when interrupted (Ctrl-C, a timeout's SIGINT), drops the requests not yet sent
+    instead of sending them all before the app can be stopped."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
