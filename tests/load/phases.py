@@ -11,7 +11,7 @@ import httpx
 
 from .clients import SENTENCES
 from .protocol import Endpoints, Result, call_queue, call_run, upload
-from .stats import bounded_map, memory, pct, temp_size, unknown_words
+from .stats import bounded_map, memory, pct, reset_peak, temp_size, unknown_words
 
 KINDS = ("translate", "trace", "ui")
 # Long inputs (about 2,000 characters) that the public page accepts: markup the tokenizer splits into
@@ -45,6 +45,7 @@ def soak(http: httpx.Client, url: str, ep: Endpoints, pid: int, temp_root: Path,
     """n requests, a new session each, `workers` at a time; memory and temp folder before and after."""
     for kind in KINDS:  # warm every code path before the first reading
         request(http, url, ep, kind, SENTENCES[0], ep.default_beam, timeout)
+    reset_peak(pid)
     mem0, temp0 = memory(pid), temp_size(temp_root)
     plan, t0 = soak_plan(n, long_share), time.perf_counter()
 
@@ -90,6 +91,7 @@ def run_burst(url: str, pid: int, n: int, text: str, beam: int, timeout: float) 
     """n simultaneous POST /run/translate; meanwhile GET /config, as a new visitor's page load would."""
     with httpx.Client(limits=httpx.Limits(max_connections=n + 4)) as http:
         idle = [timed_get(http, url + "config", timeout) for _ in range(5)]
+        reset_peak(pid)
         barrier, finished = threading.Barrier(n + 1), threading.Event()
         during: list[float | None] = []
 
@@ -149,13 +151,15 @@ def worst_case(http: httpx.Client, url: str, ep: Endpoints, pid: int, temp_root:
     """The largest input we know of at the largest beam, through /trace and through the Translate button."""
     text, out = unknown_words(chars), {}
     for kind in ("trace", "ui"):
+        reset_peak(pid)
         mem0, temp0 = memory(pid), temp_size(temp_root)
         r = request(http, url, ep, kind, text, beam, timeout, keep_output=True)
         mem1, temp1 = memory(pid), temp_size(temp_root)
         out[kind] = {"outcome": r.outcome, "detail": r.detail, "seconds": round(r.seconds, 2),
                      "server_s": None if r.server_s is None else round(r.server_s, 2), "response_bytes": r.bytes,
-                     "target_tokens": target_tokens(kind, r.output), "rss_growth_mb": round(mem1["rss_mb"] - mem0["rss_mb"], 1),
-                     "peak_mb": mem1["peak_mb"], "temp_growth_bytes": temp1["bytes"] - temp0["bytes"]}
+                     "target_tokens": target_tokens(kind, r.output), "rss_before_mb": mem0["rss_mb"],
+                     "peak_mb": mem1["peak_mb"], "peak_growth_mb": round(mem1["peak_mb"] - mem0["rss_mb"], 1),
+                     "temp_growth_bytes": temp1["bytes"] - temp0["bytes"]}
     return {"text_chars": len(text), "beam": beam, **out,
             "max_response_bytes": max(v["response_bytes"] for v in out.values())}
 

@@ -26,6 +26,14 @@ def memory(pid: int) -> dict:
     return {"rss_mb": mb(proc_status_mb(pid, "VmRSS")), "peak_mb": mb(proc_status_mb(pid, "VmHWM"))}
 
 
+def reset_peak(pid: int) -> None:
+    """Restart the kernel's peak-RSS count (VmHWM), so a phase's peak is its own, not an earlier phase's."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass  # not our process to reset: the peak then covers the app's whole life, still an upper bound
+
+
 def temp_size(root: Path) -> dict:
     """The app's temp folder, split into its trace files and Gradio's cache (its GRADIO_TEMP_DIR)."""
     total, files = dir_size(root)
