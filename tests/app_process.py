@@ -81,3 +81,16 @@ def listening_addresses(port: int) -> set[str]:
                     words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
                     found.add(socket.inet_ntop(socket.AF_INET6, words))
     return found
+
+
+def dir_size(path: Path) -> tuple[int, int]:
+    """(bytes, files) under `path`, counting files that vanish while it is walked as gone."""
+    total = files = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+                files += 1
+            except OSError:
+                pass
+    return total, files

@@ -1,19 +1,44 @@
-"""The load script in quick mode, so it cannot rot: concurrency, overload refusals, soak."""
+"""The load script in quick mode, so it cannot rot.
+
+Asserts only what holds today: every request answered (none hung), the server alive, the counts adding
+up. The figures of known holes (report["summary"]: run_route_accepted, rss_growth_mb, max_response_bytes,
+temp_dir_growth_bytes, upload_accepted_bytes) are left unjudged until the fixes land.
+"""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.load.__main__ import run  # noqa: E402
+from tests.load.__main__ import Options, run  # noqa: E402
 
 
-def test_concurrent_clients_overload_and_soak(zh_weights):
+def test_quick_load(zh_weights):
     # A queue of 4 and 40 simultaneous requests: most must be refused, each at once.
-    report = run(str(zh_weights), clients=4, requests=3, overload_n=40, soak_n=30, threads=1, queue_size=4)
-    c, o, s = report["concurrency"], report["overload"], report["soak"]
+    report = run(Options.quick_mode(weights=str(zh_weights)))
+    c, o, s, b, w, u = (report[k] for k in ("concurrency", "overload", "soak", "run", "worst", "upload"))
     assert c["requests"] == 12 and c["failed"] == 0, c["errors"]
     assert o["refused_busy"] > 0 and o["other_errors"] == []
     assert o["served"] + o["refused_busy"] == 40
     assert o["slowest_refusal_s"] < 10
-    assert s["failed"] == 0
-    assert report["app_alive"]
+
+    # Soak: every request a new session, long ones included, every kind served.
+    assert s["sent"] == 30 and s["long"] == 3
+    assert sum(row["sent"] for row in s["rows"].values()) == 30
+    assert {k.split()[0] for k in s["rows"]} == {"translate", "trace", "ui"}
+    assert s["short_not_ok"] == 0 and s["total"]["timeout"] == 0, s["errors"]
+    assert s["rss_after_mb"] > 0 and s["temp_after"]["bytes"] >= 0
+
+    # /run/: accepted or refused, but answered; and the page stays reachable meanwhile.
+    assert b["run_route_accepted"] + b["run_route_refused"] + b["run_route_failed"] == 8
+    assert "timeout" not in b["statuses"]
+    assert b["config_idle_ms"] is not None and b["config_failed_during"] == 0
+
+    for kind in ("trace", "ui"):
+        assert w[kind]["outcome"] != "timeout" and w[kind]["response_bytes"] > 0
+    assert u["status"] is not None
+
+    assert report["app_alive"] and report["problems"] == []
+    summary = report["summary"]
+    for field in ("run_route_accepted", "rss_growth_mb", "max_response_bytes", "temp_dir_growth_bytes",
+                  "temp_dir_left_after_exit_bytes", "upload_accepted_bytes"):
+        assert summary[field] is not None, field

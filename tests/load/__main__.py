@@ -1,144 +1,161 @@
-"""Load test: python -m tests.load --help
+"""Load test of the attention explorer as a public Space sees it: python -m tests.load --help
 
-Starts the app (`python app.py`) on 127.0.0.1, then
-  1. concurrency: N gradio_client clients × M requests each (translate and trace endpoints);
-  2. overload: more simultaneous requests than the queue holds; the excess must be refused at
-     once with Gradio's "queue is full" message, never hang or crash the server;
-  3. soak: K requests, with the server's resident memory read before and after.
-Everything is bounded in count and time, and the app is stopped at the end.
+Starts `python app.py` on 127.0.0.1 with a temp folder of its own, then runs these phases in order:
+  concurrency  gradio_client clients, each sending requests to /translate and /trace in turn;
+  overload     more simultaneous requests than the queue holds: the excess must be refused at once;
+  run          simultaneous POST /gradio_api/run/translate (a route outside the queue today),
+               with GET /config timed meanwhile;
+  worst        the largest input we know of (about 2,000 characters of unknown words) at beam 8,
+               through /trace and through the page's Translate button: time, answer size, memory;
+  soak         many requests, each in a new session as a new visitor's, a share of them long, across
+               /translate, /trace and the Translate button's private event: RSS and temp folder before/after;
+  upload       one file POSTed to /gradio_api/upload: what the server keeps.
+Every loop is bounded in count and time, and the app is stopped and its temp folder removed at the end.
+Exit status 1 when something that works today broke (a failed or hung request, the app gone); the
+figures of known holes (run_route_accepted, rss_growth_mb, max_response_bytes, temp_dir_growth_bytes,
+upload_accepted_bytes) are reported in "summary", not judged.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
+
+from . import clients, phases
+from .protocol import discover
+from .report import problems, summarize, text_report
+from .stats import memory, temp_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app_process import AppProcess, proc_status_mb  # noqa: E402
+from app_process import AppProcess  # noqa: E402
 
-SENTENCES = ["I love you.", "Where is the book?", "She is my sister.", "It is going to rain tomorrow.",
-             "Do you want to drink some tea?", "My brother became an engineer.", "Thank you.", "We are students."]
-REQUEST_TIMEOUT_S = 120
+PHASES = ("concurrency", "overload", "run", "worst", "soak", "upload")
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+@dataclass
+class Options:
+    weights: str | None = None  # None: the app's default, the bundled weights/
+    threads: int = 1
+    queue_size: int | None = None  # None: the app's default
+    concurrency_limit: int | None = None  # the app's --concurrency; None: the app's default
+    clients: int = 20
+    requests: int = 10
+    overload: int = 80
+    soak: int = 1000
+    soak_workers: int = 4
+    long_share: float = 0.1
+    soak_max_s: float = 1800
+    run_burst: int = 40
+    run_text: str = "long"
+    worst_chars: int = 2000
+    worst_beam: int = 8
+    upload_mb: float = 1.0
+    timeout: float = 300
+    phases: tuple[str, ...] = PHASES
+    app_log: str | None = None
+    quick: bool = False
+
+    @classmethod
+    def quick_mode(cls, **overrides) -> Options:
+        """Seconds to a minute on a toy model: what the test suite runs so the script cannot rot."""
+        small = dict(clients=4, requests=3, overload=40, soak=30, soak_max_s=120, run_burst=8, queue_size=4,
+                     timeout=60, quick=True)
+        return cls(**{**small, **overrides})
 
 
-def client(url: str):
-    from gradio_client import Client
-
-    return Client(url, verbose=False)
-
-
-def one_request(c, i: int) -> tuple[bool, float, str]:
-    text = SENTENCES[i % len(SENTENCES)]
-    t0 = time.perf_counter()
+def run(opts: Options) -> dict:
+    temp_root = Path(tempfile.mkdtemp(prefix="load-app-"))
+    # TMPDIR holds the app's trace folder (tempfile.gettempdir()), GRADIO_TEMP_DIR Gradio's cache: both measured.
+    env = {"TMPDIR": str(temp_root), "GRADIO_TEMP_DIR": str(temp_root / "gradio")}
+    args = ["--threads", str(opts.threads)] + (["--weights", opts.weights] if opts.weights else [])
+    args += ["--queue-size", str(opts.queue_size)] if opts.queue_size else []
+    args += ["--concurrency", str(opts.concurrency_limit)] if opts.concurrency_limit else []
+    app = AppProcess(args, log=Path(opts.app_log) if opts.app_log else None, env=env)
+    report: dict = {"options": dataclasses.asdict(opts), "app": {"args": args}}
     try:
-        if i % 2:
-            out = c.submit(text, 2, api_name="/trace").result(timeout=REQUEST_TIMEOUT_S)
-            data = json.loads(out) if isinstance(out, str) else out
-            ok = bool(data["translation"]) and len(data["attention"]["cross"]) > 0
-        else:
-            ok = isinstance(c.submit(text, 2, api_name="/translate").result(timeout=REQUEST_TIMEOUT_S), str)
-        return ok, time.perf_counter() - t0, ""
-    except Exception as e:  # noqa: BLE001 - every failure is counted and reported
-        return False, time.perf_counter() - t0, f"{type(e).__name__}: {e}"[:200]
-
-
-def concurrency(url: str, n_clients: int, n_requests: int) -> dict:
-    clients = [client(url) for _ in range(n_clients)]
-
-    def run(k):
-        return [one_request(clients[k], k * n_requests + j) for j in range(n_requests)]
-
-    with ThreadPoolExecutor(n_clients) as pool:
-        results = [r for rs in pool.map(run, range(n_clients)) for r in rs]
-    lat = [t * 1000 for ok, t, _ in results if ok]
-    errors = [e for ok, _, e in results if not ok]
-    return {"requests": len(results), "failed": len(errors), "errors": errors[:3],
-            "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95)}
-
-
-def overload(url: str, n: int) -> dict:
-    """n requests at the same instant from one client: the queue keeps what it can, refuses the rest."""
-    c = client(url)
-    barrier = threading.Barrier(n)
-    outcomes = []
-
-    def fire(i):
-        barrier.wait()
-        t0 = time.perf_counter()
-        try:
-            c.submit(SENTENCES[i % len(SENTENCES)] * 3, 4, api_name="/translate").result(timeout=REQUEST_TIMEOUT_S)
-            return "ok", time.perf_counter() - t0, ""
-        except Exception as e:  # noqa: BLE001
-            msg = str(e)
-            return ("busy" if "queue is full" in msg.lower() else "error"), time.perf_counter() - t0, msg[:200]
-
-    with ThreadPoolExecutor(n) as pool:
-        outcomes = list(pool.map(fire, range(n)))
-    busy = [t for kind, t, _ in outcomes if kind == "busy"]
-    return {"sent": n, "served": sum(k == "ok" for k, _, _ in outcomes), "refused_busy": len(busy),
-            "other_errors": [m for k, _, m in outcomes if k == "error"][:3],
-            "slowest_refusal_s": max(busy, default=0.0)}
-
-
-def soak(app: AppProcess, n: int, workers: int = 4) -> dict:
-    clients = [client(app.url) for _ in range(workers)]
-    for i in range(8):  # warm every code path before the first reading
-        one_request(clients[0], i)
-    before = proc_status_mb(app.proc.pid, "VmRSS")
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda i: one_request(clients[i % workers], i), range(n)))
-    after = proc_status_mb(app.proc.pid, "VmRSS")
-    return {"requests": n, "failed": sum(not ok for ok, _, _ in results), "rss_before_mb": round(before, 1),
-            "rss_after_mb": round(after, 1), "rss_growth_mb": round(after - before, 1)}
-
-
-def run(weights: str | None, clients: int, requests: int, overload_n: int, soak_n: int, threads: int,
-        queue_size: int | None = None) -> dict:
-    args = ["--threads", str(threads)] + (["--weights", weights] if weights else [])
-    app = AppProcess(args + (["--queue-size", str(queue_size)] if queue_size else []))
-    try:
-        app.wait()
-        report = {"concurrency": concurrency(app.url, clients, requests)}
-        report["overload"] = overload(app.url, overload_n)
-        report["soak"] = soak(app, soak_n)
-        report["app_alive"] = app.proc.poll() is None
-        return report
+        report["app"]["start_s"] = round(app.wait(), 1)
+        pid, url, t = app.proc.pid, app.url, opts.timeout
+        with httpx.Client(limits=httpx.Limits(max_connections=2 * opts.soak_workers + 8)) as http:
+            ep = discover(http, url)
+            report["app"].update(default_beam=ep.default_beam, memory_start=memory(pid), temp_start=temp_size(temp_root))
+            long_text = phases.LONG_TEXTS[1] if opts.run_text == "long" else clients.SENTENCES[3]
+            steps = {
+                "concurrency": lambda: clients.concurrency(url, opts.clients, opts.requests, t),
+                "overload": lambda: clients.overload(url, opts.overload, t),
+                "run": lambda: phases.run_burst(url, pid, opts.run_burst, long_text, ep.default_beam, t),
+                "worst": lambda: phases.worst_case(http, url, ep, pid, temp_root, opts.worst_chars, opts.worst_beam, t),
+                "soak": lambda: phases.soak(http, url, ep, pid, temp_root, opts.soak, opts.soak_workers,
+                                            opts.long_share, opts.soak_max_s, t),
+                "upload": lambda: phases.uploads(http, url, temp_root, opts.upload_mb, t),
+            }
+            for name in PHASES:
+                if name in opts.phases:
+                    report[name] = steps[name]()
+            report["app"].update(memory_end=memory(pid), temp_end=temp_size(temp_root))
+            report["app_alive"] = app.proc.poll() is None and phases.timed_get(http, url + "config", 30) is not None
     finally:
         app.stop()
+        report["app"]["temp_after_exit"] = temp_size(temp_root)  # what a stopped app leaves on disk
+        shutil.rmtree(temp_root, ignore_errors=True)
+    report["summary"] = summarize(report)
+    report["problems"] = problems(report)
+    return report
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m tests.load", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", help="weights folder (default: the app's default, the bundled weights/)")
-    p.add_argument("--clients", type=int, default=20, help="concurrent gradio_client clients (default: 20)")
-    p.add_argument("--requests", type=int, default=10, help="requests per client (default: 10)")
-    p.add_argument("--overload", type=int, default=80, help="simultaneous requests in the overload phase (default: 80)")
-    p.add_argument("--soak", type=int, default=1000, help="requests in the memory soak (default: 1000)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the app (default: 1)")
-    p.add_argument("--queue-size", type=int, help="the app's --queue-size (default: the app's default)")
-    args = p.parse_args()
-    report = run(args.weights, args.clients, args.requests, args.overload, args.soak, args.threads, args.queue_size)
-    c, o, s = report["concurrency"], report["overload"], report["soak"]
-    print(f"concurrency: {args.clients} clients × {args.requests} requests = {c['requests']}, failed {c['failed']}, "
-          f"latency p50 {c['p50_ms']:.0f} ms, p95 {c['p95_ms']:.0f} ms")
-    print(f"overload: {o['sent']} at once → served {o['served']}, refused 'queue is full' {o['refused_busy']} "
-          f"(slowest refusal {o['slowest_refusal_s']:.2f} s), other errors {len(o['other_errors'])}")
-    print(f"soak: {s['requests']} requests, failed {s['failed']}, RSS {s['rss_before_mb']} → {s['rss_after_mb']} MB "
-          f"({s['rss_growth_mb']:+} MB)")
-    print(f"app still serving: {report['app_alive']}")
-    failed = c["failed"] or o["other_errors"] or s["failed"] or not report["app_alive"]
-    sys.exit(1 if failed else 0)
+def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, str | None]:
+    d = Options()
+    p = argparse.ArgumentParser(prog="python -m tests.load", description=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--quick", action="store_true", help="small numbers (4×3 clients, overload 40 on a queue of 4, soak 30, burst 8), "
+      "as the test suite runs it; explicit options still win")
+    a("--json", action="store_true", help="print the report as JSON (machine use) instead of text")
+    a("--json-file", metavar="PATH", help="also write the JSON report to PATH (text still printed)")
+    a("--phases", default=",".join(PHASES), help=f"comma-separated phases to run, in this order (default: all: {','.join(PHASES)})")
+    a("--weights", help="weights folder (default: the app's default, the bundled weights/)")
+    a("--threads", type=int, default=d.threads, help=f"torch threads of the app (default: {d.threads})")
+    a("--queue-size", type=int, help="the app's --queue-size (default: the app's default)")
+    a("--concurrency-limit", type=int, help="the app's --concurrency (default: the app's default)")
+    a("--clients", type=int, help=f"concurrency phase: gradio_client clients (default: {d.clients})")
+    a("--requests", type=int, help=f"concurrency phase: requests per client (default: {d.requests})")
+    a("--overload", type=int, help=f"overload phase: simultaneous requests (default: {d.overload})")
+    a("--soak", type=int, help=f"soak phase: requests, each a new session (default: {d.soak})")
+    a("--soak-workers", type=int, help=f"soak phase: requests in flight at once (default: {d.soak_workers})")
+    a("--long-share", type=float, help=f"soak phase: share of ~2,000-character inputs (default: {d.long_share})")
+    a("--soak-max-s", type=float, help=f"soak phase: no new request after this many seconds (default: {d.soak_max_s:.0f})")
+    a("--run-burst", type=int, help=f"run phase: simultaneous POST /run/translate (default: {d.run_burst})")
+    a("--run-text", choices=("long", "short"), help="run phase: a ~2,000-character input or one sentence (default: long)")
+    a("--worst-chars", type=int, help=f"worst phase: characters of unknown words (default: {d.worst_chars})")
+    a("--worst-beam", type=int, help=f"worst phase: beam size (default: {d.worst_beam})")
+    a("--upload-mb", type=float, help=f"upload phase: size of the file (default: {d.upload_mb:g} MB)")
+    a("--timeout", type=float, help=f"seconds one request may take before it counts as hung (default: {d.timeout:.0f}; quick: 60)")
+    a("--app-log", help="write the app's output to this file (default: discarded)")
+    ns = p.parse_args(argv)
+    chosen = tuple(x.strip() for x in ns.phases.split(",") if x.strip())
+    if unknown := set(chosen) - set(PHASES):
+        p.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
+    given = {k: v for k, v in vars(ns).items() if v is not None and k not in ("quick", "json", "json_file", "phases")}
+    opts = Options.quick_mode(**given) if ns.quick else Options(**given)
+    opts.phases = chosen
+    return opts, ns.json, ns.json_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts, as_json, json_file = parse_args(argv)
+    report = run(opts)
+    if json_file:
+        Path(json_file).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else text_report(report))
+    return 1 if report["problems"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
