@@ -135,23 +135,28 @@ class Translator:
         return [t.text for t in self.decode([self.prepare(t) for t in texts], batch_size, **overrides)]
 
     @torch.inference_mode()
-    def teacher_forced(
-        self, translation: Translation, head_mask: HeadMask | None = None, internals: bool = False,
-        attention: bool = True,
+    def forward_pass(
+        self, translation: Translation, capture: str = "weights", head_mask: HeadMask | None = None
     ) -> tuple[torch.Tensor, AttentionMaps | None]:
+        """One teacher-forced pass over a translation: (logits (T, V), maps or None), see `Transformer.forward`."""
+        src = torch.tensor([translation.source.ids], device=self.device)  # (1, S)
+        tgt = torch.tensor([translation.decoder_input], device=self.device)  # (1, T)
+        logits, maps = self.model(src, tgt, capture=capture, head_mask=head_mask)
+        return logits[0], maps
+
+    @torch.inference_mode()
+    def teacher_forced(
+        self, translation: Translation, head_mask: HeadMask | None = None, internals: bool = False
+    ) -> tuple[torch.Tensor, AttentionMaps]:
         """Re-run a translation in one pass with attention capture.
 
         Returns the next-token log-probabilities of every decoder position (T, V), as
         decoding scores them, and every attention map: the numbers behind the output.
         head_mask: heads switched off (see `HeadMask`); internals=True adds q, k, v, the heads'
-        outputs and the residual streams as `maps.internals`; attention=False runs the fused
-        kernel and returns no maps (what decoding runs; the trace's checks compare the two).
+        outputs and the residual streams around each attention sublayer as `maps.internals`.
         """
-        src = torch.tensor([translation.source.ids], device=self.device)  # (1, S)
-        tgt = torch.tensor([translation.decoder_input], device=self.device)  # (1, T)
-        capture = ("internals" if internals else "weights") if attention else "none"
-        logits, maps = self.model(src, tgt, capture=capture, head_mask=head_mask)
-        return next_token_logprobs(logits[0]), maps
+        logits, maps = self.forward_pass(translation, "internals" if internals else "weights", head_mask)
+        return next_token_logprobs(logits), maps
 
     @torch.inference_mode()
     def output_logprobs(self, translation: Translation, head_mask: HeadMask | None = None) -> torch.Tensor:
