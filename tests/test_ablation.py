@@ -254,3 +254,19 @@ def test_concurrent_traces_with_different_ablations_each_get_their_own_result(tr
         assert len(got) == 5
         for g in got:
             assert g == alone[i], f"job {i} got another request's numbers"
+
+
+def test_the_capture_check_is_the_gap_between_the_capturing_and_the_fused_pass(translator):
+    gaps = []
+    for text in SENTENCES:
+        tr = trace(translator, text, beam=2, head_mask=[("encoder", 1, 1)])
+        src = torch.tensor([translator.prepare(text).ids])
+        tgt = torch.tensor([translator.tgt_vocab.encode(tr.target_tokens)])
+        mask = HeadMask.ones(translator.model.cfg)
+        mask.encoder[1, 1] = 0
+        with torch.inference_mode():
+            explicit, _ = translator.model(src, tgt, capture="weights", head_mask=mask)
+            fused, _ = translator.model(src, tgt, head_mask=mask)
+        gaps.append((explicit - fused).abs().max().item())
+        assert tr.checks.capture_logit_diff == gaps[-1]
+    assert max(gaps) > 0  # the two kernels differ in their last bits here, so the check measures something
