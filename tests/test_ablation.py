@@ -140,7 +140,9 @@ def test_trace_internals_are_those_of_the_model_on_the_final_output(translator):
 
 
 def test_ablating_no_head_changes_nothing(translator):
-    for text in SENTENCES[:2]:
+    # The last sentence is one the model is unsure of: a path that changed the last bits of the logits
+    # would show in its log-probabilities (on the memorized ones they round to the same float).
+    for text in SENTENCES[:2] + ["The dog drinks tea at the station tomorrow."]:
         for beam in (1, 3):
             out = ablate(translator, text, [], beam=beam)
             assert out["ablated_translation"] == out["translation"] == trace(translator, text, beam=beam).translation
