@@ -90,6 +90,10 @@ class HeadMask:
         m = getattr(self, kind)
         return None if m is None else m[..., layer, :]
 
+    def to(self, device: torch.device) -> HeadMask:
+        move = lambda m: None if m is None else m.to(device)  # noqa: E731  (no copy when already there)
+        return HeadMask(move(self.encoder), move(self.decoder), move(self.cross))
+
     def rows(self, index: torch.Tensor) -> HeadMask:
         """Pick batch rows of per-row masks (beam search repeats each sentence); shared masks stay."""
         pick = lambda m: m.index_select(0, index.to(m.device)) if m is not None and m.dim() == 3 else m  # noqa: E731
@@ -110,6 +114,11 @@ class HeadMask:
                                  f"give one row per sentence or a shared ({n}, {cfg.n_heads}) mask")
             if not ((m == 0) | (m == 1)).all():
                 raise ValueError(f"head_mask.{kind} must hold only 0 (head off) and 1 (head on)")
+
+
+def layer_gates(head_mask: HeadMask | None, kind: str, layer: int) -> torch.Tensor | None:
+    """One layer's gates, (H,) or (B, H); None when no mask is given (every head runs)."""
+    return None if head_mask is None else head_mask.gates(kind, layer)
 
 
 @dataclass
@@ -443,6 +452,13 @@ class Transformer(nn.Module):
             with torch.no_grad():
                 emb.weight[self.cfg.pad_id].zero_()
 
+    def _checked(self, head_mask: HeadMask | None, batch: int) -> HeadMask | None:
+        """Validate a call's head mask (one-line ValueError) and bring it to the model's device."""
+        if head_mask is None:
+            return None
+        head_mask.check(self.cfg, batch)
+        return head_mask.to(self.pos_enc.device)
+
     def _embed(self, emb: nn.Embedding, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         t = offset + ids.size(1)
         if t > self.cfg.max_len:
@@ -457,13 +473,12 @@ class Transformer(nn.Module):
 
         capture "none" takes the fused attention kernel and returns no internals ([])."""
         check_capture(capture)
-        if head_mask is not None:
-            head_mask.check(self.cfg, src.size(0))
+        head_mask = self._checked(head_mask, src.size(0))
         src_mask = padding_mask(src, self.cfg.pad_id)
         x = self._embed(self.src_embed, src)
         seen = []
         for i, layer in enumerate(self.encoder):
-            x, s = layer(x, src_mask, capture, None if head_mask is None else head_mask.gates("encoder", i))
+            x, s = layer(x, src_mask, capture, layer_gates(head_mask, "encoder", i))
             seen.append(s)
         return self.encoder_norm(x), src_mask, seen if capture != "none" else []
 
@@ -478,16 +493,14 @@ class Transformer(nn.Module):
         """tgt: (B, T) decoder input ids (starting with <s>) → (hidden (B, T, D), per-layer self-attention
         internals, per-layer cross-attention internals); the lists are empty when capture is "none"."""
         check_capture(capture)
-        if head_mask is not None:
-            head_mask.check(self.cfg, tgt.size(0))
+        head_mask = self._checked(head_mask, tgt.size(0))
         t = tgt.size(1)
         tgt_mask = padding_mask(tgt, self.cfg.pad_id) & causal_mask(t, tgt.device)  # (B, 1, T, T)
         y = self._embed(self.tgt_embed, tgt)
         seen_self, seen_cross = [], []
         for i, layer in enumerate(self.decoder):
-            self_gates, cross_gates = (None, None) if head_mask is None else (
-                head_mask.gates("decoder", i), head_mask.gates("cross", i))
-            y, s, c = layer(y, memory, tgt_mask, src_mask, capture, self_gates=self_gates, cross_gates=cross_gates)
+            y, s, c = layer(y, memory, tgt_mask, src_mask, capture, self_gates=layer_gates(head_mask, "decoder", i),
+                            cross_gates=layer_gates(head_mask, "cross", i))
             seen_self.append(s)
             seen_cross.append(c)
         if capture == "none":
@@ -507,13 +520,11 @@ class Transformer(nn.Module):
         Gives the same result as `decode` on the whole prefix, without recomputing it.
 
         head_mask must be the same at every step of one decoding (the cache holds the past it shaped)."""
-        if head_mask is not None:
-            head_mask.check(self.cfg, tokens.size(0))
+        head_mask = self._checked(head_mask, tokens.size(0))
         y = self._embed(self.tgt_embed, tokens, offset=cache.length)
         for i, (layer, layer_cache) in enumerate(zip(self.decoder, cache.layers)):
-            self_gates, cross_gates = (None, None) if head_mask is None else (
-                head_mask.gates("decoder", i), head_mask.gates("cross", i))
-            y = layer.step(y, layer_cache, cache.src_mask, self_gates, cross_gates)
+            y = layer.step(y, layer_cache, cache.src_mask, layer_gates(head_mask, "decoder", i),
+                           layer_gates(head_mask, "cross", i))
         cache.length += 1
         return self.decoder_norm(y)
 
