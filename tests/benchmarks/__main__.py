@@ -23,10 +23,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess, proc_status_mb  # noqa: E402
 
-from explorer.inference import ablate, head_importance, head_mask, prepare, trace  # noqa: E402
+from explorer.inference import ablate, head_importance, head_mask, prepare, trace, trust_checks  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
 from training.data import collate, encode_pairs, make_batches, pad, read_tsv, tokenize_pairs  # noqa: E402
-from training.decoding import DecodeSettings, decode  # noqa: E402
+from training.decoding import DecodeSettings, decode, next_token_logprobs  # noqa: E402
 from training.model import Transformer  # noqa: E402
 from training.text import PAD_ID  # noqa: E402
 from training.train import cpu_name, loss_fn  # noqa: E402
@@ -141,19 +141,33 @@ def bench_inside_a_head(tr: Translator, repeats: int, head: tuple[str, int, int]
     print(f"   its JSON: {size(t_plain):.2f} MB in {pct(plain_json, 50):.1f} ms without internals, "
           f"{size(t_inside):.2f} MB in {pct(inside_json, 50):.1f} ms with (p50)")
     c = t_plain.checks
-    print(f"   trust checks on it: row sums off by {c.row_sum_error:.1e}, masked weight {c.masked_weight}, "
-          f"capture vs fused logits {c.capture_logit_diff:.1e}, cached vs teacher-forced {c.cached_vs_teacher_forced:.1e}")
+    translation = tr.decode([prepare(tr, text)[1]])[0]
+    logits, maps = tr.forward_pass(translation, "weights")
+
+    def checks() -> None:  # what the checks add to every trace: a fused pass, then the measurements
+        fused, _ = tr.forward_pass(translation, "none")
+        trust_checks(translation, maps, logits, fused, next_token_logprobs(logits))
+
+    check_ms = timed(checks, repeats)
+    print(f"   trust checks: p50 {pct(check_ms, 50):.1f} ms of every trace; on this one: row sums off by "
+          f"{c.row_sum_error:.1e}, masked weight {c.masked_weight}, capture vs fused logits {c.capture_logit_diff:.1e}, "
+          f"cached vs teacher-forced {c.cached_vs_teacher_forced:.1e}")
 
     _, source, _ = prepare(tr, text)
     mask = head_mask(tr, [head])
     tr.decode([source], head_mask=mask)  # warm-up
-    redecode = timed(lambda: tr.decode([source], head_mask=mask), repeats)
-    whole = timed(lambda: ablate(tr, text, [head]), repeats)
+    plain_decode, redecode, whole = [], [], []
+    for _ in range(repeats):  # alternate, so load affects all three alike
+        plain_decode += timed(lambda: tr.decode([source]), 1)
+        redecode += timed(lambda: tr.decode([source], head_mask=mask), 1)
+        whole += timed(lambda: ablate(tr, text, [head]), 1)
     out = ablate(tr, text, [head])
-    print(f"   ablated re-translation ({head[0]} layer {head[1]} head {head[2]} off; "
-          f"{len(tr.decode([source], head_mask=mask)[0].tokens)} output tokens): p50 {pct(redecode, 50):.1f} ms, "
-          f"p95 {pct(redecode, 95):.1f} ms; ablate() in all (both translations + two teacher-forced passes): "
-          f"p50 {pct(whole, 50):.1f} ms, p95 {pct(whole, 95):.1f} ms  [total Δ log p {sum(out['delta_logprob']):+.2f}]")
+    n_plain, n_ablated = len(tr.decode([source])[0].tokens), len(tr.decode([source], head_mask=mask)[0].tokens)
+    print(f"   ablated re-translation ({head[0]} layer {head[1]} head {head[2]} off): p50 {pct(redecode, 50):.1f} ms, "
+          f"p95 {pct(redecode, 95):.1f} ms ({n_ablated} output tokens); the same translation with every head on: "
+          f"p50 {pct(plain_decode, 50):.1f} ms ({n_plain} tokens)")
+    print(f"   ablate() in all (both translations + two teacher-forced passes): p50 {pct(whole, 50):.1f} ms, "
+          f"p95 {pct(whole, 95):.1f} ms  [total Δ log p of the translation {sum(out['delta_logprob']):+.2f}]")
 
     cfg = tr.model.cfg
     n = (cfg.n_encoder_layers + 2 * cfg.n_decoder_layers) * cfg.n_heads
