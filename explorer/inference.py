@@ -105,15 +105,15 @@ class Trace:
         """Plain JSON: attention as nested lists [layer][head][query][key]; with internals, `internals`
         = {kind: {"q", "k", "v", "head_output": [layer][head][position][d_head]}}; `ablated_heads`
         only when heads were switched off."""
-        arrays = ("encoder_self", "decoder_self", "cross", "top_next", "checks", "internals", "ablated_heads")
+        converted = ("encoder_self", "decoder_self", "cross", "top_next", "checks", "internals", "ablated_heads")
         # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
-        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in arrays}
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
         out["top_next"] = [[{"token": t, "prob": round(p, 6)} for t, p in row] for row in self.top_next]
         out["attention"] = {name: _rounded(getattr(self, name)) for name in ("encoder_self", "decoder_self", "cross")}
         out["checks"] = None if self.checks is None else asdict(self.checks)
         if self.internals is not None:
-            out["internals"] = {name: {key: _rounded(getattr(arrays_, key)) for key in SublayerArrays.JSON_KEYS}
-                                for name, arrays_ in self.internals.items()}
+            out["internals"] = {name: {key: _rounded(getattr(sub, key)) for key in SublayerArrays.JSON_KEYS}
+                                for name, sub in self.internals.items()}
         if self.ablated_heads:
             out["ablated_heads"] = [list(h) for h in self.ablated_heads]
         return out
@@ -154,7 +154,7 @@ def translate_one(translator: Translator, text: str | None, beam: int | None = N
     return translator.decode([source], beam=beam)[0].text
 
 
-def head_mask(translator: Translator, heads: Sequence[Sequence]) -> HeadMask:
+def mask_heads(translator: Translator, heads: Sequence[Sequence]) -> HeadMask:
     """(kind, layer, head) triples → a HeadMask with those heads off and every other on.
     Raises InputError naming the valid range."""
     cfg = translator.model.cfg
@@ -167,6 +167,8 @@ def head_mask(translator: Translator, heads: Sequence[Sequence]) -> HeadMask:
 def _checked_heads(translator: Translator, heads: Sequence[Sequence]) -> list[tuple[str, int, int]]:
     cfg = translator.model.cfg
     layers = dict(zip(HeadMask.KINDS, HeadMask.layers(cfg)))
+    if isinstance(heads, str) or not isinstance(heads, Sequence):
+        raise InputError(f"heads must be a list of (kind, layer, head), kind one of {', '.join(KINDS)}; got {heads!r}")
     out = []
     for item in heads:
         if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 3:
@@ -193,7 +195,7 @@ def _as_head_mask(translator: Translator, heads: HeadMask | Sequence[Sequence] |
         except ValueError as e:
             raise InputError(str(e)) from None
         return heads
-    return head_mask(translator, heads)
+    return mask_heads(translator, heads)
 
 
 def _heads_off(mask: HeadMask | None) -> list[tuple[str, int, int]]:
@@ -256,7 +258,7 @@ def trace(
     internals=True: the Trace also carries each head's q, k, v and output, and the residual streams
     around each attention sublayer, from the same pass as the maps.
     head_mask: heads switched off for decoding and for the maps, as a HeadMask or (kind, layer, head)
-    triples (see `head_mask`)."""
+    triples (see `mask_heads`)."""
     text, source, notices = prepare(translator, text)
     mask = _as_head_mask(translator, head_mask)
     translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
@@ -307,7 +309,7 @@ def ablate(
         heads: the heads switched off, as [kind, layer, head].
     Raises InputError for unusable text or heads."""
     _, source, _ = prepare(translator, text)
-    mask = head_mask(translator, heads)
+    mask = mask_heads(translator, heads)
     original = translator.decode([source], beam=beam, **decode_overrides)[0]
     ablated = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
     on = translator.output_logprobs(original)  # (T,)

@@ -178,9 +178,11 @@ def test_ablate_deltas_are_the_textbook_ablations_log_probability_changes(transl
     ([("encoder_self", 0, 0)], "head kind must be one of encoder, decoder, cross; got 'encoder_self'"),
     ([("cross", 0)], r"a head is \(kind, layer, head\)"),
     (["cross"], r"a head is \(kind, layer, head\)"),
+    ("cross", r"heads must be a list of \(kind, layer, head\), kind one of encoder, decoder, cross; got 'cross'"),
 ])
 def test_bad_heads_are_one_line_input_errors_naming_the_valid_range(translator, heads, message):
-    for call in (lambda: ablate(translator, "I love you.", heads), lambda: trace(translator, "I love you.", head_mask=heads)):
+    text = "I love you."
+    for call in (lambda: ablate(translator, text, heads), lambda: trace(translator, text, head_mask=heads)):
         with pytest.raises(InputError, match=message) as e:
             call()
         assert "\n" not in str(e.value)
@@ -198,7 +200,8 @@ def test_head_importance_is_each_single_head_ablations_total_drop(translator):
     assert set(imp) == {"encoder", "decoder", "cross"}
     assert imp["encoder"].shape == (cfg.n_encoder_layers, cfg.n_heads)
     assert imp["decoder"].shape == imp["cross"].shape == (cfg.n_decoder_layers, cfg.n_heads)
-    for kind, layer, head in [("encoder", 0, 0), ("encoder", 1, 3), ("decoder", 1, 2), ("cross", 0, 1), ("cross", 1, 3)]:
+    for kind, layer, head in [("encoder", 0, 0), ("encoder", 1, 3), ("decoder", 1, 2), ("cross", 0, 1),
+                              ("cross", 1, 3)]:
         deltas = ablate(translator, text, [(kind, layer, head)], beam=1)["delta_logprob"]
         assert imp[kind][layer, head] == pytest.approx(-sum(deltas), abs=1e-4), (kind, layer, head)
     # and against the textbook ablation, for one head

@@ -159,7 +159,7 @@ def mask_of(cfg: ModelConfig, heads: list[tuple[str, int, int]]) -> HeadMask:
 @pytest.mark.parametrize("heads", [
     [("encoder", 0, 1)], [("encoder", 2, 3)], [("decoder", 1, 0)], [("cross", 0, 2)], [("cross", 1, 3)],
     [("encoder", 1, 0), ("decoder", 0, 3), ("cross", 1, 1), ("cross", 1, 2)],
-], ids=lambda heads: "+".join(f"{k}{l}.{h}" for k, l, h in heads))
+], ids=lambda heads: "+".join(f"{kind}{layer}.{head}" for kind, layer, head in heads))
 def test_switching_a_head_off_equals_zeroing_its_slice_of_w_o(model, heads):
     src, tgt = batch(model.cfg)
     expected, _ = zeroed_w_o(model, heads)(src, tgt)

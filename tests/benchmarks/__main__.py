@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess, proc_status_mb  # noqa: E402
 
-from explorer.inference import ablate, head_importance, head_mask, prepare, trace, trust_checks  # noqa: E402
+from explorer.inference import ablate, head_importance, mask_heads, prepare, trace, trust_checks  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
 from training.data import collate, encode_pairs, make_batches, pad, read_tsv, tokenize_pairs  # noqa: E402
 from training.decoding import DecodeSettings, decode, next_token_logprobs  # noqa: E402
@@ -154,7 +154,7 @@ def bench_inside_a_head(tr: Translator, repeats: int, head: tuple[str, int, int]
           f"cached vs teacher-forced {c.cached_vs_teacher_forced:.1e}")
 
     _, source, _ = prepare(tr, text)
-    mask = head_mask(tr, [head])
+    mask = mask_heads(tr, [head])
     tr.decode([source], head_mask=mask)  # warm-up
     plain_decode, redecode, whole = [], [], []
     for _ in range(repeats):  # alternate, so load affects all three alike
