@@ -2,17 +2,29 @@
 
 The translation comes from (KV-cached) greedy or beam decoding; the maps come
 from one teacher-forced pass over the final output with `return_attention=True`,
-the same code path that computes the logits, so what is shown is exact.
+the same code path that computes the logits, so what is shown is exact. Every
+trace carries `checks` that say how exact (see `TraceChecks`).
+
+Inside a head: `trace(..., internals=True)` adds each head's q, k, v and output
+from that same pass; `ablate` re-translates with heads switched off; and
+`head_importance` measures, for every head, what switching it off alone costs
+the current translation. Heads are named (kind, layer, head), kind one of
+"encoder", "decoder", "cross" (the attention view's kinds), layers and heads from 0.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from training.translator import SourceInput, Translator
+from training.decoding import next_token_logprobs
+from training.model import AttentionMaps, HeadMask, Internals
+from training.text import PAD_ID
+from training.translator import SourceInput, Translation, Translator
 
 MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
 TOP_K = 5
@@ -20,6 +32,37 @@ TOP_K = 5
 
 class InputError(ValueError):
     """Input the app should answer with a friendly message, not a traceback."""
+
+
+# A head-mask kind (the attention view's name) → the Trace's and the JSON's name for its maps.
+KINDS = {"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}
+IMPORTANCE_ROWS = 64  # ablation variants per forward pass in `head_importance` (bounds its memory)
+
+
+@dataclass
+class SublayerArrays:
+    """The inside of one kind of attention sublayer, every layer stacked (see `AttentionInternals`)."""
+
+    q: np.ndarray  # (L, H, Tq, d_head)
+    k: np.ndarray  # (L, H, Tk, d_head)
+    v: np.ndarray  # (L, H, Tk, d_head)
+    head_output: np.ndarray  # (L, H, Tq, d_head): weights · v, before any ablation
+    stream_in: np.ndarray  # (L, Tq, D): the residual stream entering the sublayer
+    normed: np.ndarray  # (L, Tq, D): what the queries are projected from (LN(stream_in) pre-norm)
+    attn_out: np.ndarray  # (L, Tq, D): Concat(heads, ablated ones zeroed) · W_O + b_O
+    stream_out: np.ndarray  # (L, Tq, D): the residual stream after the sublayer
+
+    JSON_KEYS = ("q", "k", "v", "head_output")
+
+
+@dataclass
+class TraceChecks:
+    """How far what is shown can be trusted, measured on the trace itself (all 0.0 would be exact)."""
+
+    row_sum_error: float  # max |Σ_keys weight − 1| over every row of every map
+    masked_weight: float  # largest weight on a future or padded key: exactly 0.0 when masking works
+    capture_logit_diff: float  # max |logit| difference between the capturing pass and the fused kernel's
+    cached_vs_teacher_forced: float  # max |Δ log p| of each chosen token: KV-cached search vs the maps' pass
 
 
 @dataclass
@@ -42,6 +85,9 @@ class Trace:
     source_word_index: list[int] = field(default_factory=list)  # S: each source token's word (index into source_words)
     predicted_prob: list[float] = field(default_factory=list)  # T: probability of the token decoding chose
     predicted_rank: list[int] = field(default_factory=list)  # T: its rank among all tokens (1 = the likeliest)
+    checks: TraceChecks | None = None
+    internals: dict[str, SublayerArrays] | None = None  # with internals=True: per KINDS value
+    ablated_heads: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, layer, head) switched off
 
     @property
     def n_encoder_layers(self) -> int:
@@ -56,14 +102,25 @@ class Trace:
         return self.encoder_self.shape[1]
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON: attention as nested lists [layer][head][query][key]."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("encoder_self", "decoder_self", "cross", "top_next")}
+        """Plain JSON: attention as nested lists [layer][head][query][key]; with internals, `internals`
+        = {kind: {"q", "k", "v", "head_output": [layer][head][position][d_head]}}; `ablated_heads`
+        only when heads were switched off."""
+        converted = ("encoder_self", "decoder_self", "cross", "top_next", "checks", "internals", "ablated_heads")
+        # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
         out["top_next"] = [[{"token": t, "prob": round(p, 6)} for t, p in row] for row in self.top_next]
-        out["attention"] = {
-            name: np.round(getattr(self, name).astype(np.float64), 6).tolist()
-            for name in ("encoder_self", "decoder_self", "cross")
-        }
+        out["attention"] = {name: _rounded(getattr(self, name)) for name in ("encoder_self", "decoder_self", "cross")}
+        out["checks"] = None if self.checks is None else asdict(self.checks)
+        if self.internals is not None:
+            out["internals"] = {name: {key: _rounded(getattr(sub, key)) for key in SublayerArrays.JSON_KEYS}
+                                for name, sub in self.internals.items()}
+        if self.ablated_heads:
+            out["ablated_heads"] = [list(h) for h in self.ablated_heads]
         return out
+
+
+def _rounded(a: np.ndarray) -> list:
+    return np.round(a.astype(np.float64), 6).tolist()
 
 
 def clean_input(text: str | None) -> tuple[str, list[str]]:
@@ -97,11 +154,117 @@ def translate_one(translator: Translator, text: str | None, beam: int | None = N
     return translator.decode([source], beam=beam)[0].text
 
 
-def trace(translator: Translator, text: str, beam: int | None = None, model_id: str = "", **decode_overrides) -> Trace:
-    """Translate `text` and capture every attention map. Raises InputError for unusable input."""
+def mask_heads(translator: Translator, heads: Sequence[Sequence]) -> HeadMask:
+    """(kind, layer, head) triples → a HeadMask with those heads off and every other on.
+    Raises InputError naming the valid range."""
+    cfg = translator.model.cfg
+    mask = HeadMask.ones(cfg)
+    for kind, layer, head in _checked_heads(translator, heads):
+        getattr(mask, kind)[layer, head] = 0
+    return mask
+
+
+def _checked_heads(translator: Translator, heads: Sequence[Sequence]) -> list[tuple[str, int, int]]:
+    cfg = translator.model.cfg
+    layers = dict(zip(HeadMask.KINDS, HeadMask.layers(cfg)))
+    if isinstance(heads, str) or not isinstance(heads, Sequence):
+        raise InputError(f"heads must be a list of (kind, layer, head), kind one of {', '.join(KINDS)}; got {heads!r}")
+    out = []
+    for item in heads:
+        if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 3:
+            raise InputError(f"a head is (kind, layer, head) with kind one of {', '.join(KINDS)}; got {item!r}")
+        kind, layer, head = item
+        if kind not in layers:
+            raise InputError(f"head kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        n = layers[kind]
+        for what, value, size in (("layer", layer, n), ("head", head, cfg.n_heads)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < size:
+                raise InputError(f"{kind} {what} must be an integer from 0 to {size - 1} "
+                                 f"({n} layers of {cfg.n_heads} heads); got {value!r}")
+        out.append((kind, int(layer), int(head)))
+    return out
+
+
+def _as_head_mask(translator: Translator, heads: HeadMask | Sequence[Sequence] | None) -> HeadMask | None:
+    if heads is None or isinstance(heads, HeadMask):
+        try:
+            if heads is not None:
+                heads.check(translator.model.cfg, batch=1)
+                if any(m is not None and m.dim() != 2 for m in (heads.encoder, heads.decoder, heads.cross)):
+                    raise ValueError("a trace takes one (layers, heads) mask per kind")
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        return heads
+    return mask_heads(translator, heads)
+
+
+def _heads_off(mask: HeadMask | None) -> list[tuple[str, int, int]]:
+    if mask is None:
+        return []
+    return [(kind, int(layer), int(head)) for kind in HeadMask.KINDS if getattr(mask, kind) is not None
+            for layer, head in (getattr(mask, kind) == 0).nonzero().tolist()]
+
+
+def trust_checks(translation: Translation, maps: AttentionMaps, logits: torch.Tensor, fused_logits: torch.Tensor,
+                 logp: torch.Tensor) -> TraceChecks:
+    """Measure a trace against what must hold (see `TraceChecks`).
+
+    logits (T, V) from the capturing pass that produced `maps`, fused_logits (T, V) from the fused kernel,
+    logp (T, V) the capturing pass's next-token log-probabilities."""
+    src_pad = torch.tensor(translation.source.ids) == PAD_ID  # (S,)
+    t = len(translation.decoder_input)
+    tgt_pad = torch.tensor(translation.decoder_input) == PAD_ID  # (T,)
+    future = torch.ones(t, t, dtype=torch.bool).triu(1)  # (T, T): key after query
+    row_error, masked = 0.0, 0.0
+    for ws, forbidden in ((maps.encoder_self, src_pad[None, :]), (maps.cross, src_pad[None, :]),
+                          (maps.decoder_self, future | tgt_pad[None, :])):
+        for w in ws:  # (1, H, Tq, Tk)
+            w = w[0].double().cpu()  # (H, Tq, Tk)
+            row_error = max(row_error, (w.sum(-1) - 1).abs().max().item())
+            on_forbidden = w.masked_select(forbidden.expand_as(w))
+            masked = max(masked, on_forbidden.max().item() if on_forbidden.numel() else 0.0)
+    chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])[:, 0]  # (T,)
+    cached = torch.tensor(translation.hypothesis.token_logprobs, dtype=torch.float64)  # (T,)
+    if cached.numel() != chosen.numel():
+        raise RuntimeError(f"decoding scored {cached.numel()} tokens but the translation has {chosen.numel()}")
+    return TraceChecks(
+        row_sum_error=row_error,
+        masked_weight=masked,
+        capture_logit_diff=(logits - fused_logits).abs().max().item(),
+        cached_vs_teacher_forced=(cached - chosen.double().cpu()).abs().max().item(),
+    )
+
+
+def _internals_arrays(internals: Internals) -> dict[str, SublayerArrays]:
+    """The model's per-layer records of sentence 0 → numpy, layers stacked."""
+    def stack(records, key):  # per layer (1, …) → (L, …)
+        return torch.stack([getattr(r, key)[0] for r in records]).float().cpu().numpy()
+
+    return {name: SublayerArrays(**{f.name: stack(getattr(internals, name), f.name) for f in fields(SublayerArrays)})
+            for name in KINDS.values()}
+
+
+def trace(
+    translator: Translator,
+    text: str,
+    beam: int | None = None,
+    model_id: str = "",
+    internals: bool = False,
+    head_mask: HeadMask | Sequence[Sequence] | None = None,
+    **decode_overrides,
+) -> Trace:
+    """Translate `text` and capture every attention map. Raises InputError for unusable input.
+
+    internals=True: the Trace also carries each head's q, k, v and output, and the residual streams
+    around each attention sublayer, from the same pass as the maps.
+    head_mask: heads switched off for decoding and for the maps, as a HeadMask or (kind, layer, head)
+    triples (see `mask_heads`)."""
     text, source, notices = prepare(translator, text)
-    translation = translator.decode([source], beam=beam, **decode_overrides)[0]
-    logp, maps = translator.teacher_forced(translation)  # (T, V), per layer (1, H, q, k)
+    mask = _as_head_mask(translator, head_mask)
+    translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+    logits, maps = translator.forward_pass(translation, "internals" if internals else "weights", mask)  # (T, V)
+    fused, _ = translator.forward_pass(translation, "none", mask)  # what decoding computes: for the checks
+    logp = next_token_logprobs(logits)  # (T, V), per layer (1, H, q, k)
     top_p, top_i = logp.exp().topk(min(TOP_K, logp.size(-1)), dim=-1)
     # Beam search may choose a token that was not the likeliest at its step: keep its rank and probability.
     chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])  # (T, 1)
@@ -127,4 +290,63 @@ def trace(translator: Translator, text: str, beam: int | None = None, model_id: 
         source_word_index=source.word_index,
         predicted_prob=chosen[:, 0].exp().tolist(),
         predicted_rank=rank.tolist(),
+        checks=trust_checks(translation, maps, logits, fused, logp),
+        internals=_internals_arrays(maps.internals) if internals else None,
+        ablated_heads=_heads_off(mask),
     )
+
+
+def ablate(
+    translator: Translator, text: str, heads: Sequence[Sequence], beam: int | None = None, **decode_overrides
+) -> dict[str, Any]:
+    """Switch heads off: re-translate, and measure what it costs the original translation.
+
+    heads: (kind, layer, head) triples. Returns
+        translation, ablated_translation: the text with every head on, and with `heads` off;
+        target_tokens: the original translation's output tokens, y1 … yn </s>;
+        delta_logprob: per target token, its teacher-forced log-probability with the heads off minus
+            with them on (negative: the heads helped predict it);
+        heads: the heads switched off, as [kind, layer, head].
+    Raises InputError for unusable text or heads."""
+    _, source, _ = prepare(translator, text)
+    mask = mask_heads(translator, heads)
+    original = translator.decode([source], beam=beam, **decode_overrides)[0]
+    ablated = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+    on = translator.output_logprobs(original)  # (T,)
+    off = translator.output_logprobs(original, mask)  # (T,)
+    return {
+        "translation": original.text,
+        "ablated_translation": ablated.text,
+        "target_tokens": translator.tgt_vocab.decode(original.decoder_output),
+        "delta_logprob": (off - on).tolist(),
+        "heads": [list(h) for h in _heads_off(mask)],
+    }
+
+
+def head_importance(
+    translator: Translator, text: str, beam: int | None = None, **decode_overrides
+) -> dict[str, np.ndarray]:
+    """For every head, the drop in the current translation's total log-probability (teacher-forced, </s>
+    included) when that head alone is switched off: {kind: (L, H)}. Positive: the head helps this output.
+
+    All L × H × 3 ablations run as rows of a few batched passes (`IMPORTANCE_ROWS` at a time), each
+    with its own head mask; each batch also holds the unablated sentence, the baseline its rows are
+    compared with."""
+    _, source, _ = prepare(translator, text)
+    translation = translator.decode([source], beam=beam, **decode_overrides)[0]
+    cfg = translator.model.cfg
+    variants = [(kind, layer, head) for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg))
+                for layer in range(n) for head in range(cfg.n_heads)]
+    drops = []
+    for start in range(0, len(variants), IMPORTANCE_ROWS - 1):
+        chunk = variants[start : start + IMPORTANCE_ROWS - 1]
+        mask = HeadMask.ones(cfg, batch=1 + len(chunk))  # row 0: every head on
+        for row, (kind, layer, head) in enumerate(chunk, start=1):
+            getattr(mask, kind)[row, layer, head] = 0
+        total = translator.output_logprobs(translation, mask).double().sum(-1)  # (1 + N,)
+        drops += (total[0] - total[1:]).tolist()
+    out, i = {}, 0
+    for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg)):
+        out[kind] = np.array(drops[i : i + n * cfg.n_heads]).reshape(n, cfg.n_heads)  # (L, H)
+        i += n * cfg.n_heads
+    return out

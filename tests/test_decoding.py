@@ -195,3 +195,20 @@ def test_reordering_the_kv_cache_mid_decoding_moves_the_whole_past(tiny_config):
             steps = [s[rows] for s in steps]
     full, _, _ = model.decode(tgt, memory, src_mask)
     assert torch.allclose(full, torch.cat(steps, dim=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_each_tokens_log_probability_is_the_one_a_teacher_forced_pass_gives(toy, tiny_config, beam):
+    # Hypothesis.token_logprobs (</s> included) is what the trace's trust check compares with the maps' pass.
+    settings = DecodeSettings(beam=beam, length_penalty=1.0)
+    cases = [(toy.model, toy_sources(toy, ["3 1 4 1 5", "2 7", "9 9 0 1 2 3"]))]
+    cases.append((random_model(tiny_config, 5), torch.randint(4, tiny_config.src_vocab_size, (4, 6))))
+    for model, src in cases:
+        for hyp, row in zip(decode(model, src, settings), src):
+            row = row[row != PAD_ID]
+            tgt = torch.tensor([[BOS_ID] + hyp.ids + [EOS_ID]])
+            logits, _ = model(row[None], tgt[:, :-1])
+            expected = logits.log_softmax(-1)[0].gather(1, tgt[0, 1:, None])[:, 0]  # (T,)
+            assert len(hyp.token_logprobs) == len(hyp.ids) + 1
+            assert hyp.token_logprobs == pytest.approx(expected.tolist(), abs=1e-4)
+            assert sum(hyp.token_logprobs) == pytest.approx(hyp.score, abs=1e-4)

@@ -81,8 +81,8 @@ def test_padding_does_not_change_a_sentences_output(model, tiny_config):
 def test_capturing_attention_does_not_change_the_logits(model, tiny_config):
     src, tgt = batch(tiny_config)
     # The explicit softmax path, its weights dropped: returning them must not change a bit of the logits.
-    memory, src_mask, _ = model.encode(src, need_weights=True)
-    hidden, _, _ = model.decode(tgt, memory, src_mask, need_weights=True)
+    memory, src_mask, _ = model.encode(src, capture="weights")
+    hidden, _, _ = model.decode(tgt, memory, src_mask, capture="weights")
     plain = model.logits(hidden)
     _, none = model(src, tgt)
     captured, maps = model(src, tgt, return_attention=True)

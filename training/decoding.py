@@ -1,16 +1,19 @@
 """Greedy and beam-search decoding, batched over sentences.
 
 Shared by evaluation and the explorer. Both return, per sentence, the
-generated ids (without <s> and </s>) and the model score: the sum of the
-log-probabilities of every generated token, </s> included.
+generated ids (without <s> and </s>), each token's log-probability as decoding
+scored it (</s> included), and the model score: their sum.
+
+A `HeadMask` switches heads off for the whole decoding (the explorer's ablated
+re-translation): it goes to the encoder and to every decoder step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from .model import Transformer
+from .model import HeadMask, Transformer
 from .text import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -19,6 +22,9 @@ class Hypothesis:
     ids: list[int]  # generated target ids, without <s> / </s>
     score: float  # sum of token log-probabilities, </s> included
     normalized: float  # score / length_penalty(len): what beam search ranks by
+    # log-probability of each generated token as the (KV-cached) search scored it, </s> included:
+    # len(ids) + 1 values summing to score (up to float rounding). Lets a teacher-forced pass be checked.
+    token_logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -65,15 +71,16 @@ class _Stepper:
     cached, it feeds only the newest token and reuses past keys/values.
     """
 
-    def __init__(self, model: Transformer, memory: torch.Tensor, src_mask: torch.Tensor, use_cache: bool):
-        self.model, self.memory, self.src_mask = model, memory, src_mask
+    def __init__(self, model: Transformer, memory: torch.Tensor, src_mask: torch.Tensor, use_cache: bool,
+                 head_mask: HeadMask | None = None):
+        self.model, self.memory, self.src_mask, self.head_mask = model, memory, src_mask, head_mask
         self.cache = model.init_cache(memory, src_mask) if use_cache else None
 
     def __call__(self, ys: torch.Tensor) -> torch.Tensor:
         if self.cache is not None:
-            hidden = self.model.decode_step(ys[:, -1:], self.cache)
+            hidden = self.model.decode_step(ys[:, -1:], self.cache, self.head_mask)
         else:
-            hidden, _, _ = self.model.decode(ys, self.memory, self.src_mask)
+            hidden, _, _ = self.model.decode(ys, self.memory, self.src_mask, head_mask=self.head_mask)
         return next_token_logprobs(self.model.logits(hidden[:, -1]))  # (N, V)
 
     def reorder(self, rows: torch.Tensor) -> None:
@@ -90,6 +97,7 @@ class _GreedyRows:
         self.limits = torch.tensor(limits, device=device)
         self.scores = torch.zeros(len(limits), device=device)
         self.done = torch.zeros(len(limits), dtype=torch.bool, device=device)
+        self.token_scores: list[torch.Tensor] = []  # per step (N,): the chosen token's log-probability
 
     def step(self, logp: torch.Tensor, step: int) -> torch.Tensor:
         """logp (N, V) → the next token of each row (PAD once a row has finished)."""
@@ -99,6 +107,7 @@ class _GreedyRows:
                 torch.arange(logp.size(1), device=logp.device) == EOS_ID, logp[at_limit], float("-inf")
             )
         tok_score, tok = logp.max(-1)
+        self.token_scores.append(tok_score)
         self.scores += torch.where(self.done, 0.0, tok_score)
         tok = torch.where(self.done, PAD_ID, tok)
         self.done |= tok == EOS_ID
@@ -106,20 +115,26 @@ class _GreedyRows:
 
     def hypotheses(self, ys: torch.Tensor, alpha: float) -> list[Hypothesis]:
         out = []
-        for row, s in zip(ys[:, 1:].tolist(), self.scores.tolist()):
+        steps = torch.stack(self.token_scores, dim=1).tolist()  # (N, steps)
+        for row, s, lps in zip(ys[:, 1:].tolist(), self.scores.tolist(), steps):
             ids = row[: row.index(EOS_ID)] if EOS_ID in row else row
-            out.append(Hypothesis(ids, s, s / length_penalty(len(ids) + 1, alpha)))
+            out.append(Hypothesis(ids, s, s / length_penalty(len(ids) + 1, alpha), lps[: len(ids) + 1]))
         return out
 
 
 @torch.inference_mode()
 def greedy(
-    model: Transformer, src: torch.Tensor, settings: DecodeSettings | None = None, use_cache: bool = True
+    model: Transformer,
+    src: torch.Tensor,
+    settings: DecodeSettings | None = None,
+    use_cache: bool = True,
+    head_mask: HeadMask | None = None,
 ) -> list[Hypothesis]:
+    """Take the likeliest token at every step. head_mask: heads switched off (see `HeadMask`)."""
     settings = settings or DecodeSettings(beam=1)
     rows = _GreedyRows(max_target_lengths(src, settings, model.cfg.max_len), src.device)
-    memory, src_mask, _ = model.encode(src)
-    step_fn = _Stepper(model, memory, src_mask, use_cache)
+    memory, src_mask, _ = model.encode(src, head_mask=head_mask)
+    step_fn = _Stepper(model, memory, src_mask, use_cache, head_mask)
     ys = torch.full((src.size(0), 1), BOS_ID, dtype=torch.long, device=src.device)
     for step in range(int(rows.limits.max())):
         ys = torch.cat([ys, rows.step(step_fn(ys), step)[:, None]], dim=1)
@@ -130,7 +145,11 @@ def greedy(
 
 @torch.inference_mode()
 def beam_search(
-    model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True
+    model: Transformer,
+    src: torch.Tensor,
+    settings: DecodeSettings,
+    use_cache: bool = True,
+    head_mask: HeadMask | None = None,
 ) -> list[Hypothesis]:
     """Batched beam search.
 
@@ -153,16 +172,22 @@ def beam_search(
     greedy. It is decoded in the same batch, as one extra row per sentence:
     decoding a small model is bound by reading its weights, so the row is
     almost free.
+
+    head_mask: heads switched off (see `HeadMask`); a per-sentence (B, L, H) mask follows each
+    sentence to its beams and its greedy row.
     """
     k, alpha = settings.beam, settings.length_penalty
     b, device = src.size(0), src.device
     limits = max_target_lengths(src, settings, model.cfg.max_len)
-    memory, src_mask, _ = model.encode(src)
+    memory, src_mask, _ = model.encode(src, head_mask=head_mask)
     n_beam = b * k  # rows [0, n_beam) are the beams, sentence i at i*k … i*k+k-1; then one greedy row each
+    sentence_of_row = torch.cat([torch.arange(b).repeat_interleave(k), torch.arange(b)])  # (n_beam + b,)
     step_fn = _Stepper(model, torch.cat([memory.repeat_interleave(k, dim=0), memory]),
-                       torch.cat([src_mask.repeat_interleave(k, dim=0), src_mask]), use_cache)
+                       torch.cat([src_mask.repeat_interleave(k, dim=0), src_mask]), use_cache,
+                       None if head_mask is None else head_mask.rows(sentence_of_row))
     greedy_rows = _GreedyRows(limits, device)
     ys = torch.full((n_beam + b, 1), BOS_ID, dtype=torch.long, device=device)
+    ys_logp = torch.zeros(n_beam, 0, device=device)  # each beam's tokens' log-probabilities, beside ys[:n_beam, 1:]
     beam_scores = torch.full((b, k), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # at step 0 every beam is the same <s>: expand only one
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
@@ -180,24 +205,28 @@ def beam_search(
                 logp[rows, EOS_ID] = eos
         cand = (beam_scores.view(-1, 1) + logp).view(b, k * vocab)
         top_scores, top_idx = cand.topk(2 * k, dim=1)  # 2K: enough to refill K live beams after </s>
+        top_logp = logp.view(b, k * vocab).gather(1, top_idx).tolist()  # the new token's own log-probability
         top_scores, top_idx = top_scores.tolist(), top_idx.tolist()
         next_beam = torch.zeros(b, k, dtype=torch.long)
         next_tok = torch.full((b, k), PAD_ID, dtype=torch.long)
         next_scores = torch.full((b, k), float("-inf"))
+        next_logp = torch.zeros(b, k)
         for i in range(b):
             if not active[i]:
                 continue
             filled = 0
-            for rank, (score, idx) in enumerate(zip(top_scores[i], top_idx[i])):
+            for rank, (score, idx, tok_logp) in enumerate(zip(top_scores[i], top_idx[i], top_logp[i])):
                 if score == float("-inf"):
                     break
                 beam, tok = divmod(idx, vocab)
                 if tok == EOS_ID:
                     if rank < k:  # only hypotheses that made the top K may finish
                         ids = ys[i * k + beam, 1:].tolist()
-                        finished[i].append(Hypothesis(ids, score, score / length_penalty(len(ids) + 1, alpha)))
+                        lps = ys_logp[i * k + beam].tolist() + [tok_logp]
+                        finished[i].append(Hypothesis(ids, score, score / length_penalty(len(ids) + 1, alpha), lps))
                     continue
                 next_beam[i, filled], next_tok[i, filled], next_scores[i, filled] = beam, tok, score
+                next_logp[i, filled] = tok_logp
                 filled += 1
                 if filled == k:
                     break
@@ -210,12 +239,19 @@ def beam_search(
         rows = rows.to(device)
         step_fn.reorder(rows)
         ys = torch.cat([ys[rows], torch.cat([next_tok.view(-1).to(device), greedy_tok]).view(-1, 1)], dim=1)
+        ys_logp = torch.cat([ys_logp[rows[:n_beam]], next_logp.view(-1, 1).to(device)], dim=1)  # (n_beam, t)
         beam_scores = next_scores.to(device)
     greedy_hyps = greedy_rows.hypotheses(ys[n_beam:], alpha)
     return [max(hyps + [g], key=lambda h: h.normalized) for hyps, g in zip(finished, greedy_hyps)]
 
 
-def decode(model: Transformer, src: torch.Tensor, settings: DecodeSettings, use_cache: bool = True) -> list[Hypothesis]:
-    """Greedy for beam 1, beam search otherwise."""
+def decode(
+    model: Transformer,
+    src: torch.Tensor,
+    settings: DecodeSettings,
+    use_cache: bool = True,
+    head_mask: HeadMask | None = None,
+) -> list[Hypothesis]:
+    """Greedy for beam 1, beam search otherwise; head_mask switches heads off for the whole search."""
     search = greedy if settings.beam == 1 else beam_search
-    return search(model, src, settings, use_cache)
+    return search(model, src, settings, use_cache, head_mask)

@@ -9,14 +9,19 @@ Each layer is written as its equations, in both placements of the LayerNorm:
     post-norm (the 2017 paper):                x = norm(x + drop(sublayer(x)))
 
 Masks are boolean and broadcastable to (B, H, Tq, Tk); True means "may attend".
-Attention weights are never stored on a module: an attention sublayer returns
-(output, weights), and `encode`/`decode` hand the weights up beside the hidden
-states, so concurrent requests cannot see each other's maps.
+Nothing a request asks for is stored on a module, so concurrent requests cannot
+see each other's numbers:
+  - `capture` ("none" | "weights" | "internals") asks a pass for what it computed:
+    an attention sublayer returns (output, `AttentionInternals` or None), and
+    `encode`/`decode` hand them up beside the hidden states;
+  - `head_mask` (a `HeadMask`) switches heads off for one call, and is passed down
+    the same way, into `decode_step` too.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -43,6 +48,109 @@ def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
 def causal_mask(t: int, device: torch.device | None = None) -> torch.Tensor:
     """(1, 1, T, T): True on and below the diagonal (a position sees itself and the past)."""
     return torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]  # the same for every sentence and head
+
+
+Capture = Literal["none", "weights", "internals"]
+CAPTURES = ("none", "weights", "internals")
+
+
+def check_capture(capture: str) -> None:
+    if capture not in CAPTURES:
+        raise ValueError(f"capture must be one of {', '.join(CAPTURES)}; got {capture!r}")
+
+
+@dataclass
+class HeadMask:
+    """Which heads run, for one call: per kind of attention sublayer, 1 keeps a head and 0 switches it
+    off, i.e. its slice of Concat(head_1, …, head_H) is set to zero before W_O mixes the heads.
+
+    Each field is None (every head on), (L, H) (one mask for the whole batch), or (B, L, H) (one per
+    batch row: many ablations side by side in one pass). An argument, never module state.
+    """
+
+    encoder: torch.Tensor | None = None  # encoder self-attention
+    decoder: torch.Tensor | None = None  # decoder (masked) self-attention
+    cross: torch.Tensor | None = None  # decoder → encoder attention
+
+    KINDS = ("encoder", "decoder", "cross")
+
+    @classmethod
+    def ones(cls, cfg: ModelConfig, batch: int | None = None) -> HeadMask:
+        """Every head on: (L, H) per kind, or (batch, L, H). Switch heads off by writing 0s."""
+        lead = () if batch is None else (batch,)
+        return cls(*(torch.ones(*lead, n, cfg.n_heads) for n in cls.layers(cfg)))
+
+    @staticmethod
+    def layers(cfg: ModelConfig) -> tuple[int, int, int]:
+        """How many layers each kind has: (encoder, decoder, cross)."""
+        return cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.n_decoder_layers
+
+    def gates(self, kind: str, layer: int) -> torch.Tensor | None:
+        """The gates of one layer: (H,) or (B, H), or None when every head of the kind is on."""
+        m = getattr(self, kind)
+        return None if m is None else m[..., layer, :]
+
+    def to(self, device: torch.device) -> HeadMask:
+        move = lambda m: None if m is None else m.to(device)  # noqa: E731  (no copy when already there)
+        return HeadMask(move(self.encoder), move(self.decoder), move(self.cross))
+
+    def rows(self, index: torch.Tensor) -> HeadMask:
+        """Pick batch rows of per-row masks (beam search repeats each sentence); shared masks stay."""
+        pick = lambda m: m.index_select(0, index.to(m.device)) if m is not None and m.dim() == 3 else m  # noqa: E731
+        return HeadMask(pick(self.encoder), pick(self.decoder), pick(self.cross))
+
+    def check(self, cfg: ModelConfig, batch: int | None = None) -> None:
+        """Raise a one-line ValueError unless every field fits the model (and the batch, if given)."""
+        for kind, n in zip(self.KINDS, self.layers(cfg)):
+            m = getattr(self, kind)
+            if m is None:
+                continue
+            if not isinstance(m, torch.Tensor) or m.dim() not in (2, 3) or tuple(m.shape[-2:]) != (n, cfg.n_heads):
+                shape = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+                raise ValueError(f"head_mask.{kind} must be a tensor of shape ({n}, {cfg.n_heads}) or "
+                                 f"(batch, {n}, {cfg.n_heads}) (layers, heads); got {shape}")
+            if m.dim() == 3 and batch is not None and m.size(0) != batch:
+                raise ValueError(f"head_mask.{kind} has {m.size(0)} rows but the batch has {batch}; "
+                                 f"give one row per sentence or a shared ({n}, {cfg.n_heads}) mask")
+            if not ((m == 0) | (m == 1)).all():
+                raise ValueError(f"head_mask.{kind} must hold only 0 (head off) and 1 (head on)")
+
+
+def layer_gates(head_mask: HeadMask | None, kind: str, layer: int) -> torch.Tensor | None:
+    """One layer's gates, (H,) or (B, H); None when no mask is given (every head runs)."""
+    return None if head_mask is None else head_mask.gates(kind, layer)
+
+
+@dataclass
+class AttentionInternals:
+    """Inside one attention sublayer for one pass: each step of the chain below is computed from the
+    one before, so the explorer can show (and a test can redo) every step.
+
+        normed      = LN(stream_in) pre-norm, stream_in post-norm (what the queries are projected from)
+        q, k, v     = split_heads(normed W_Q), split_heads(kv_input W_K), split_heads(kv_input W_V)
+                      (kv_input: normed for self-attention, the encoder output for cross-attention)
+        weights     = softmax(q kᵀ / √d_head + mask)
+        head_output = weights · v
+        attn_out    = Concat(head_1, …, head_H) W_O + b_O   (a masked-off head's slice zeroed first)
+        stream_out  = stream_in + attn_out (pre-norm), LN(stream_in + attn_out) (post-norm)
+
+    In training mode dropout sits on the weights and on attn_out; the record is meant for eval mode.
+    """
+
+    q: torch.Tensor  # (B, H, Tq, d_head)
+    k: torch.Tensor  # (B, H, Tk, d_head)
+    v: torch.Tensor  # (B, H, Tk, d_head)
+    weights: torch.Tensor  # (B, H, Tq, Tk), before dropout
+    head_output: torch.Tensor  # (B, H, Tq, d_head), before any head mask
+    attn_out: torch.Tensor  # (B, Tq, D): W_O's output
+    stream_in: torch.Tensor | None = None  # (B, Tq, D): the residual stream entering the sublayer
+    normed: torch.Tensor | None = None  # (B, Tq, D)
+    stream_out: torch.Tensor | None = None  # (B, Tq, D): the residual stream after it
+
+    def around(self, stream_in: torch.Tensor, normed: torch.Tensor, stream_out: torch.Tensor) -> AttentionInternals:
+        """Add the residual-stream side, which only the layer sees."""
+        self.stream_in, self.normed, self.stream_out = stream_in, normed, stream_out
+        return self
 
 
 def attention(
@@ -100,13 +208,17 @@ class MultiHeadAttention(nn.Module):
         x: torch.Tensor,
         memory: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        need_weights: bool = False,
+        capture: Capture = "none",
         cache: KVCache | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        gates: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, AttentionInternals | None]:
         """Queries from x (B, Tq, D); keys and values from memory (B, Tk, D), or from x itself when
-        memory is None (self-attention). Returns (output (B, Tq, D), weights (B, H, Tq, Tk) or None).
+        memory is None (self-attention). Returns (output (B, Tq, D), internals or None).
 
-        cache: incremental decoding, where x is only the newest position (see `KVCache`)."""
+        capture "none" takes the fused kernel and returns None; otherwise the weights are materialized
+        and the internals returned (the layer adds the residual-stream side).
+        cache: incremental decoding, where x is only the newest position (see `KVCache`).
+        gates: (H,) or (B, H), 0 switches a head off (see `HeadMask`)."""
         q = self.split_heads(self.q_proj(x))  # (B, H, Tq, d_head)
         if cache is not None and not cache.grows:
             k, v = cache.k, cache.v  # cross-attention: the encoder output does not change between steps
@@ -115,11 +227,18 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)  # self-attention: the newest position attends to the whole past
         p = self.dropout if self.training else 0.0
-        out, weights = attention(q, k, v, mask, dropout_p=p, need_weights=need_weights)  # (B, H, Tq, d_head)
+        heads, weights = attention(q, k, v, mask, dropout_p=p, need_weights=capture != "none")  # (B, H, Tq, d_head)
+        out = heads
+        if gates is not None:
+            # where(), not a product: an off head gives exactly 0 and an on head exactly itself.
+            out = torch.where(gates.reshape(-1, self.n_heads, 1, 1) != 0, heads, 0.0)  # (H,) | (B, H) → (1 | B, H, 1, 1)
         b, _, tq, _ = out.shape
         # Concat(head_1, …, head_H) of the paper, then W_O mixes the heads.
         out = out.transpose(1, 2).reshape(b, tq, self.n_heads * self.d_head)  # (B, Tq, H, d_head) → (B, Tq, D)
-        return self.out_proj(out), weights
+        out = self.out_proj(out)  # (B, Tq, D)
+        if capture == "none":
+            return out, None
+        return out, AttentionInternals(q, k, v, weights, heads, out)
 
 
 class FeedForward(nn.Module):
@@ -161,19 +280,23 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: torch.Tensor, src_mask: torch.Tensor, need_weights: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, S, D) → (x (B, S, D), self-attention weights (B, H, S, S) or None)."""
+        self, x: torch.Tensor, src_mask: torch.Tensor, capture: Capture = "none", gates: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, AttentionInternals | None]:
+        """x: (B, S, D) → (x (B, S, D), the self-attention's internals, or None when capture is "none").
+
+        gates: this layer's head mask, (H,) or (B, H)."""
         norm1, norm2, drop = self.res_attn.norm, self.res_ff.norm, self.dropout
         if self.pre_norm:
-            a, w = self.self_attn(norm1(x), mask=src_mask, need_weights=need_weights)
-            x = x + drop(a)
-            x = x + drop(self.ff(norm2(x)))
+            h = norm1(x)
+            a, seen = self.self_attn(h, mask=src_mask, capture=capture, gates=gates)
+            x1 = x + drop(a)
+            x2 = x1 + drop(self.ff(norm2(x1)))
         else:
-            a, w = self.self_attn(x, mask=src_mask, need_weights=need_weights)
-            x = norm1(x + drop(a))
-            x = norm2(x + drop(self.ff(x)))
-        return x, w
+            h = x
+            a, seen = self.self_attn(h, mask=src_mask, capture=capture, gates=gates)
+            x1 = norm1(x + drop(a))
+            x2 = norm2(x1 + drop(self.ff(x1)))
+        return x2, None if seen is None else seen.around(x, h, x1)
 
 
 class DecoderLayer(nn.Module):
@@ -197,35 +320,51 @@ class DecoderLayer(nn.Module):
         memory: torch.Tensor | None,
         tgt_mask: torch.Tensor | None,
         src_mask: torch.Tensor,
-        need_weights: bool = False,
+        capture: Capture = "none",
         cache: LayerCache | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        self_gates: torch.Tensor | None = None,
+        cross_gates: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, AttentionInternals | None, AttentionInternals | None]:
         """y: (B, T, D) target positions, memory: (B, S, D) encoder output → (y (B, T, D),
-        self-attention weights (B, H, T, T), cross-attention weights (B, H, T, S); None without need_weights).
+        self-attention internals, cross-attention internals; None when capture is "none").
 
-        With a cache (see `step`) the keys and values come from it, and memory is not read."""
+        With a cache (see `step`) the keys and values come from it, and memory is not read.
+        self_gates, cross_gates: this layer's head masks, (H,) or (B, H)."""
         norm1, norm2, norm3, drop = self.res_self.norm, self.res_cross.norm, self.res_ff.norm, self.dropout
         self_kv, cross_kv = (None, None) if cache is None else (cache.self_attn, cache.cross_attn)
         if self.pre_norm:
-            a, w_self = self.self_attn(norm1(y), mask=tgt_mask, need_weights=need_weights, cache=self_kv)
-            y = y + drop(a)
-            a, w_cross = self.cross_attn(norm2(y), memory, src_mask, need_weights, cache=cross_kv)
-            y = y + drop(a)
-            y = y + drop(self.ff(norm3(y)))
+            h1 = norm1(y)
+            a, seen_self = self.self_attn(h1, mask=tgt_mask, capture=capture, cache=self_kv, gates=self_gates)
+            y1 = y + drop(a)
+            h2 = norm2(y1)
+            a, seen_cross = self.cross_attn(h2, memory, src_mask, capture, cache=cross_kv, gates=cross_gates)
+            y2 = y1 + drop(a)
+            y3 = y2 + drop(self.ff(norm3(y2)))
         else:
-            a, w_self = self.self_attn(y, mask=tgt_mask, need_weights=need_weights, cache=self_kv)
-            y = norm1(y + drop(a))
-            a, w_cross = self.cross_attn(y, memory, src_mask, need_weights, cache=cross_kv)
-            y = norm2(y + drop(a))
-            y = norm3(y + drop(self.ff(y)))
-        return y, w_self, w_cross
+            h1 = y
+            a, seen_self = self.self_attn(h1, mask=tgt_mask, capture=capture, cache=self_kv, gates=self_gates)
+            y1 = norm1(y + drop(a))
+            h2 = y1
+            a, seen_cross = self.cross_attn(h2, memory, src_mask, capture, cache=cross_kv, gates=cross_gates)
+            y2 = norm2(y1 + drop(a))
+            y3 = norm3(y2 + drop(self.ff(y2)))
+        if capture != "none":
+            seen_self, seen_cross = seen_self.around(y, h1, y1), seen_cross.around(y1, h2, y2)
+        return y3, seen_self, seen_cross
 
-    def step(self, y: torch.Tensor, cache: LayerCache, src_mask: torch.Tensor) -> torch.Tensor:
+    def step(
+        self,
+        y: torch.Tensor,
+        cache: LayerCache,
+        src_mask: torch.Tensor,
+        self_gates: torch.Tensor | None = None,
+        cross_gates: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One new position, y: (B, 1, D) → (B, 1, D); the cache grows by its keys and values.
 
         No self-attention mask: the cached past is all there is, so causality holds by construction.
         """
-        y, _, _ = self(y, None, None, src_mask, cache=cache)
+        y, _, _ = self(y, None, None, src_mask, cache=cache, self_gates=self_gates, cross_gates=cross_gates)
         return y
 
 
@@ -274,6 +413,16 @@ class AttentionMaps:
     encoder_self: list[torch.Tensor]  # per layer (B, H, S, S)
     decoder_self: list[torch.Tensor]  # per layer (B, H, T, T), zero above the diagonal
     cross: list[torch.Tensor]  # per layer (B, H, T, S)
+    internals: Internals | None = None  # with capture="internals": q, k, v, head outputs, residual streams
+
+
+@dataclass
+class Internals:
+    """Inside every attention sublayer of one forward pass, one record per layer (see `AttentionInternals`)."""
+
+    encoder_self: list[AttentionInternals]  # q (B, H, S, d_head), k and v (B, H, S, d_head)
+    decoder_self: list[AttentionInternals]  # q (B, H, T, d_head), k and v (B, H, T, d_head)
+    cross: list[AttentionInternals]  # q (B, H, T, d_head), k and v (B, H, S, d_head)
 
 
 class Transformer(nn.Module):
@@ -303,6 +452,13 @@ class Transformer(nn.Module):
             with torch.no_grad():
                 emb.weight[self.cfg.pad_id].zero_()
 
+    def _checked(self, head_mask: HeadMask | None, batch: int) -> HeadMask | None:
+        """Validate a call's head mask (one-line ValueError) and bring it to the model's device."""
+        if head_mask is None:
+            return None
+        head_mask.check(self.cfg, batch)
+        return head_mask.to(self.pos_enc.device)
+
     def _embed(self, emb: nn.Embedding, ids: torch.Tensor, offset: int = 0) -> torch.Tensor:
         t = offset + ids.size(1)
         if t > self.cfg.max_len:
@@ -311,52 +467,64 @@ class Transformer(nn.Module):
         return self.embed_dropout(x)
 
     def encode(
-        self, src: torch.Tensor, need_weights: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """src: (B, S) ids → (memory (B, S, D), src_mask (B, 1, 1, S), per-layer (B, H, S, S) weights).
+        self, src: torch.Tensor, capture: Capture = "none", head_mask: HeadMask | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[AttentionInternals]]:
+        """src: (B, S) ids → (memory (B, S, D), src_mask (B, 1, 1, S), per-layer self-attention internals).
 
-        need_weights=False takes the fused attention kernel and returns no weights."""
+        capture "none" takes the fused attention kernel and returns no internals ([])."""
+        check_capture(capture)
+        head_mask = self._checked(head_mask, src.size(0))
         src_mask = padding_mask(src, self.cfg.pad_id)
         x = self._embed(self.src_embed, src)
-        weights = []
-        for layer in self.encoder:
-            x, w = layer(x, src_mask, need_weights)
-            weights.append(w)
-        return self.encoder_norm(x), src_mask, weights if need_weights else []
+        seen = []
+        for i, layer in enumerate(self.encoder):
+            x, s = layer(x, src_mask, capture, layer_gates(head_mask, "encoder", i))
+            seen.append(s)
+        return self.encoder_norm(x), src_mask, seen if capture != "none" else []
 
     def decode(
         self,
         tgt: torch.Tensor,
         memory: torch.Tensor,
         src_mask: torch.Tensor,
-        need_weights: bool = False,
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """tgt: (B, T) decoder input ids (starting with <s>) → (hidden (B, T, D), self weights, cross weights)."""
+        capture: Capture = "none",
+        head_mask: HeadMask | None = None,
+    ) -> tuple[torch.Tensor, list[AttentionInternals], list[AttentionInternals]]:
+        """tgt: (B, T) decoder input ids (starting with <s>) → (hidden (B, T, D), per-layer self-attention
+        internals, per-layer cross-attention internals); the lists are empty when capture is "none"."""
+        check_capture(capture)
+        head_mask = self._checked(head_mask, tgt.size(0))
         t = tgt.size(1)
         tgt_mask = padding_mask(tgt, self.cfg.pad_id) & causal_mask(t, tgt.device)  # (B, 1, T, T)
         y = self._embed(self.tgt_embed, tgt)
-        self_w, cross_w = [], []
-        for layer in self.decoder:
-            y, ws, wc = layer(y, memory, tgt_mask, src_mask, need_weights)
-            self_w.append(ws)
-            cross_w.append(wc)
-        if not need_weights:
-            self_w, cross_w = [], []
-        return self.decoder_norm(y), self_w, cross_w
+        seen_self, seen_cross = [], []
+        for i, layer in enumerate(self.decoder):
+            y, s, c = layer(y, memory, tgt_mask, src_mask, capture, self_gates=layer_gates(head_mask, "decoder", i),
+                            cross_gates=layer_gates(head_mask, "cross", i))
+            seen_self.append(s)
+            seen_cross.append(c)
+        if capture == "none":
+            seen_self, seen_cross = [], []
+        return self.decoder_norm(y), seen_self, seen_cross
 
     def init_cache(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderCache:
-        """Project the encoder output into every layer's cross-attention keys/values, once."""
+        """Project the encoder output into every layer's cross-attention keys/values, once.
+        (A head mask does not enter here: it acts after attention, on the heads' outputs.)"""
         return DecoderCache(
             [LayerCache(KVCache(), KVCache(*layer.cross_attn.project_kv(memory), grows=False)) for layer in self.decoder],
             src_mask,
         )
 
-    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
+    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache, head_mask: HeadMask | None = None) -> torch.Tensor:
         """Incremental decoding: tokens (N, 1) at position cache.length → hidden (N, 1, D).
-        Gives the same result as `decode` on the whole prefix, without recomputing it."""
+        Gives the same result as `decode` on the whole prefix, without recomputing it.
+
+        head_mask must be the same at every step of one decoding (the cache holds the past it shaped)."""
+        head_mask = self._checked(head_mask, tokens.size(0))
         y = self._embed(self.tgt_embed, tokens, offset=cache.length)
-        for layer, layer_cache in zip(self.decoder, cache.layers):
-            y = layer.step(y, layer_cache, cache.src_mask)
+        for i, (layer, layer_cache) in enumerate(zip(self.decoder, cache.layers)):
+            y = layer.step(y, layer_cache, cache.src_mask, layer_gates(head_mask, "decoder", i),
+                           layer_gates(head_mask, "cross", i))
         cache.length += 1
         return self.decoder_norm(y)
 
@@ -365,17 +533,29 @@ class Transformer(nn.Module):
         return F.linear(hidden, self.tgt_embed.weight, self.output_bias)
 
     def forward(
-        self, src: torch.Tensor, tgt: torch.Tensor, return_attention: bool = False
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        return_attention: bool = False,
+        capture: Capture | None = None,
+        head_mask: HeadMask | None = None,
     ) -> tuple[torch.Tensor, AttentionMaps | None]:
         """Teacher-forced pass. src (B, S), tgt (B, T) → (logits (B, T, V), AttentionMaps or None).
 
-        `return_attention=True` runs the explicit softmax path, which materializes
-        the weights, and returns them; otherwise the fused kernel runs.
+        capture: "none" (the fused kernel; no maps), "weights" (the explicit softmax path, which
+        materializes the weights, and returns them), or "internals" (the weights, plus q, k, v, each
+        head's output and the residual streams around every attention sublayer, as `maps.internals`).
+        `return_attention=True` is short for capture="weights".
+        head_mask: heads to switch off for this call (see `HeadMask`); None keeps every head.
         """
-        memory, src_mask, enc_w = self.encode(src, return_attention)
-        hidden, dec_w, cross_w = self.decode(tgt, memory, src_mask, return_attention)
-        maps = AttentionMaps(enc_w, dec_w, cross_w) if return_attention else None
-        return self.logits(hidden), maps
+        capture = capture or ("weights" if return_attention else "none")
+        memory, src_mask, enc = self.encode(src, capture, head_mask)
+        hidden, dec, cross = self.decode(tgt, memory, src_mask, capture, head_mask)
+        if capture == "none":
+            return self.logits(hidden), None
+        weights = lambda seen: [s.weights for s in seen]  # noqa: E731
+        internals = Internals(enc, dec, cross) if capture == "internals" else None
+        return self.logits(hidden), AttentionMaps(weights(enc), weights(dec), weights(cross), internals)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

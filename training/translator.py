@@ -23,7 +23,7 @@ from .config import ModelConfig, read_json
 from .data import encode_source, pad
 from .decoding import DecodeSettings, Hypothesis, decode, next_token_logprobs
 from .files import CONFIG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHT_FILES, WEIGHTS_FILE
-from .model import AttentionMaps, Transformer
+from .model import AttentionMaps, HeadMask, Transformer
 from .subwords import Subwords
 from .text import BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocab, detokenize_zh, tokenize_en
 
@@ -102,12 +102,19 @@ class Translator:
         return dataclasses.replace(self.decoding, **{k: v for k, v in overrides.items() if v is not None})
 
     @torch.inference_mode()
-    def decode(self, sources: list[SourceInput], batch_size: int = 64, **overrides: Any) -> list[Translation]:
+    def decode(
+        self, sources: list[SourceInput], batch_size: int = 64, head_mask: HeadMask | None = None, **overrides: Any
+    ) -> list[Translation]:
         """The one way sentences are decoded: prepared sources in, translations out, order kept.
 
         Sentences of similar length share a batch; a source with no words (only </s>)
         gives an empty translation without running the model.
+        head_mask: heads switched off for every sentence, an (L, H) mask per kind (see `HeadMask`).
         """
+        if head_mask is not None:
+            head_mask.check(self.model.cfg)
+            if any(m is not None and m.dim() != 2 for m in (head_mask.encoder, head_mask.decoder, head_mask.cross)):
+                raise ValueError("Translator.decode takes one (layers, heads) mask per kind, shared by every sentence")
         settings = self.settings(**overrides)
         self.model.eval()
         hyps = [Hypothesis([], 0.0, 0.0) for _ in sources]
@@ -115,7 +122,7 @@ class Translator:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             src = pad([sources[i].ids for i in chunk]).to(self.device)
-            for i, hyp in zip(chunk, decode(self.model, src, settings)):
+            for i, hyp in zip(chunk, decode(self.model, src, settings, head_mask=head_mask)):
                 hyps[i] = hyp
         out = []
         for source, hyp in zip(sources, hyps):
@@ -128,16 +135,44 @@ class Translator:
         return [t.text for t in self.decode([self.prepare(t) for t in texts], batch_size, **overrides)]
 
     @torch.inference_mode()
-    def teacher_forced(self, translation: Translation) -> tuple[torch.Tensor, AttentionMaps]:
+    def forward_pass(
+        self, translation: Translation, capture: str = "weights", head_mask: HeadMask | None = None
+    ) -> tuple[torch.Tensor, AttentionMaps | None]:
+        """One teacher-forced pass over a translation: (logits (T, V), maps or None), see `Transformer.forward`."""
+        src = torch.tensor([translation.source.ids], device=self.device)  # (1, S)
+        tgt = torch.tensor([translation.decoder_input], device=self.device)  # (1, T)
+        logits, maps = self.model(src, tgt, capture=capture, head_mask=head_mask)
+        return logits[0], maps
+
+    @torch.inference_mode()
+    def teacher_forced(
+        self, translation: Translation, head_mask: HeadMask | None = None, internals: bool = False
+    ) -> tuple[torch.Tensor, AttentionMaps]:
         """Re-run a translation in one pass with attention capture.
 
         Returns the next-token log-probabilities of every decoder position (T, V), as
         decoding scores them, and every attention map: the numbers behind the output.
+        head_mask: heads switched off (see `HeadMask`); internals=True adds q, k, v, the heads'
+        outputs and the residual streams around each attention sublayer as `maps.internals`.
         """
-        src = torch.tensor([translation.source.ids], device=self.device)  # (1, S)
-        tgt = torch.tensor([translation.decoder_input], device=self.device)  # (1, T)
-        logits, maps = self.model(src, tgt, return_attention=True)
-        return next_token_logprobs(logits[0]), maps
+        logits, maps = self.forward_pass(translation, "internals" if internals else "weights", head_mask)
+        return next_token_logprobs(logits), maps
+
+    @torch.inference_mode()
+    def output_logprobs(self, translation: Translation, head_mask: HeadMask | None = None) -> torch.Tensor:
+        """Teacher-forced log-probability of each output token (y1 … yn </s>) of a translation.
+
+        head_mask None or (L, H) per kind: returns (T,). (N, L, H) per kind: the sentence is run N times
+        in one batch, row i under mask row i (many ablations in one pass); returns (N, T).
+        """
+        masks = [head_mask.encoder, head_mask.decoder, head_mask.cross] if head_mask is not None else []
+        rows = next((m.size(0) for m in masks if m is not None and m.dim() == 3), None)  # N, or None: one row
+        src = torch.tensor([translation.source.ids], device=self.device).expand(rows or 1, -1)  # (N, S)
+        tgt = torch.tensor([translation.decoder_input], device=self.device).expand(rows or 1, -1)  # (N, T)
+        out = torch.tensor(translation.decoder_output, device=self.device).expand(rows or 1, -1)  # (N, T)
+        logits, _ = self.model(src, tgt, head_mask=head_mask)
+        chosen = next_token_logprobs(logits).gather(-1, out[..., None])[..., 0]  # (N, T)
+        return chosen if rows else chosen[0]
 
 
 def _read(path: Path, what: str):

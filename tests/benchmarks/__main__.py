@@ -23,10 +23,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess, proc_status_mb  # noqa: E402
 
-from explorer.inference import trace  # noqa: E402
+from explorer.inference import ablate, head_importance, mask_heads, prepare, trace, trust_checks  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
 from training.data import collate, encode_pairs, make_batches, pad, read_tsv, tokenize_pairs  # noqa: E402
-from training.decoding import DecodeSettings, decode  # noqa: E402
+from training.decoding import DecodeSettings, decode, next_token_logprobs  # noqa: E402
 from training.model import Transformer  # noqa: E402
 from training.text import PAD_ID  # noqa: E402
 from training.train import cpu_name, loss_fn  # noqa: E402
@@ -118,6 +118,63 @@ def bench_trace(tr: Translator, repeats: int) -> None:
           f" p50 {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms")
     print(f"   re-render after a toggle (all layers × heads figure + JSON): p50 {pct(render, 50):.1f} ms, "
           f"p95 {pct(render, 95):.1f} ms")
+
+
+def bench_inside_a_head(tr: Translator, repeats: int, head: tuple[str, int, int] = ("cross", 1, 0)) -> None:
+    """What "Inside a head" adds: internals on a trace, an ablated re-translation, the head-importance map."""
+    import json
+
+    text = sentence(12)
+    trace(tr, text, internals=True)  # warm-up
+    plain, inside, plain_json, inside_json = [], [], [], []
+    for _ in range(repeats):  # alternate, so load affects both sides alike
+        plain += timed(lambda: trace(tr, text), 1)
+        inside += timed(lambda: trace(tr, text, internals=True), 1)
+    t_plain, t_inside = trace(tr, text), trace(tr, text, internals=True)
+    for _ in range(repeats):
+        plain_json += timed(lambda: json.dumps(t_plain.to_json()), 1)
+        inside_json += timed(lambda: json.dumps(t_inside.to_json()), 1)
+    size = lambda t: len(json.dumps(t.to_json())) / 1e6  # noqa: E731
+    print(f"\n6. inside a head, 12 words, default decoding (beam {tr.decoding.beam}):")
+    print(f"   trace p50 {pct(plain, 50):.1f} ms without internals, {pct(inside, 50):.1f} ms with "
+          f"(+{pct(inside, 50) - pct(plain, 50):.1f} ms); p95 {pct(plain, 95):.1f} / {pct(inside, 95):.1f} ms")
+    print(f"   its JSON: {size(t_plain):.2f} MB in {pct(plain_json, 50):.1f} ms without internals, "
+          f"{size(t_inside):.2f} MB in {pct(inside_json, 50):.1f} ms with (p50)")
+    c = t_plain.checks
+    translation = tr.decode([prepare(tr, text)[1]])[0]
+    logits, maps = tr.forward_pass(translation, "weights")
+
+    def checks() -> None:  # what the checks add to every trace: a fused pass, then the measurements
+        fused, _ = tr.forward_pass(translation, "none")
+        trust_checks(translation, maps, logits, fused, next_token_logprobs(logits))
+
+    check_ms = timed(checks, repeats)
+    print(f"   trust checks: p50 {pct(check_ms, 50):.1f} ms of every trace; on this one: row sums off by "
+          f"{c.row_sum_error:.1e}, masked weight {c.masked_weight}, capture vs fused logits {c.capture_logit_diff:.1e}, "
+          f"cached vs teacher-forced {c.cached_vs_teacher_forced:.1e}")
+
+    _, source, _ = prepare(tr, text)
+    mask = mask_heads(tr, [head])
+    tr.decode([source], head_mask=mask)  # warm-up
+    plain_decode, redecode, whole = [], [], []
+    for _ in range(repeats):  # alternate, so load affects all three alike
+        plain_decode += timed(lambda: tr.decode([source]), 1)
+        redecode += timed(lambda: tr.decode([source], head_mask=mask), 1)
+        whole += timed(lambda: ablate(tr, text, [head]), 1)
+    out = ablate(tr, text, [head])
+    n_plain, n_ablated = len(tr.decode([source])[0].tokens), len(tr.decode([source], head_mask=mask)[0].tokens)
+    print(f"   ablated re-translation ({head[0]} layer {head[1]} head {head[2]} off): p50 {pct(redecode, 50):.1f} ms, "
+          f"p95 {pct(redecode, 95):.1f} ms ({n_ablated} output tokens); the same translation with every head on: "
+          f"p50 {pct(plain_decode, 50):.1f} ms ({n_plain} tokens)")
+    print(f"   ablate() in all (both translations + two teacher-forced passes): p50 {pct(whole, 50):.1f} ms, "
+          f"p95 {pct(whole, 95):.1f} ms  [total Δ log p of the translation {sum(out['delta_logprob']):+.2f}]")
+
+    cfg = tr.model.cfg
+    n = (cfg.n_encoder_layers + 2 * cfg.n_decoder_layers) * cfg.n_heads
+    head_importance(tr, text)  # warm-up
+    imp = timed(lambda: head_importance(tr, text), max(2, repeats // 4))
+    print(f"   head importance, all {n} heads (translate + {n} ablations batched): p50 {pct(imp, 50):.0f} ms, "
+          f"max {max(imp):.0f} ms")
 
 
 class TorchTransformer(nn.Module):
@@ -263,6 +320,7 @@ def main() -> None:
     bench_training(training_batches(tr, 4 if args.quick else 12), tr.model.cfg, 3 if args.quick else 12)
     bench_cold_start(weights)
     bench_batch_cli(weights, 50 if args.quick else 1000)
+    bench_inside_a_head(tr, reps)
 
 
 if __name__ == "__main__":
