@@ -72,3 +72,55 @@ def test_a_bug_keeps_its_traceback(monkeypatch, zh_weights):
     monkeypatch.setattr("explorer.__main__.load_translator", bug)
     with pytest.raises(ValueError, match="bug in the loader"):
         main(["trace", "Hi.", "--weights", str(zh_weights)])
+
+
+def run_json(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def test_trace_internals_are_added_only_when_asked(capsys, zh_weights):
+    w = ["--weights", str(zh_weights)]
+    _, plain, _ = run_json(capsys, "trace", "I love you.", *w)
+    code, full, _ = run_json(capsys, "trace", "I love you.", *w, "--internals")
+    assert code == 0 and "internals" not in plain and "checks" in plain and "checks" in full
+    s, t = len(full["source_tokens"]), len(full["target_tokens"])
+    enc, cross = full["internals"]["encoder_self"], full["internals"]["cross"]
+    layers, heads = len(enc["q"]), len(enc["q"][0])
+    d_head = len(enc["q"][0][0][0])
+    assert [len(enc["q"][0][0]), len(cross["q"][0][0]), len(cross["k"][0][0])] == [s, t, s]
+    assert len(cross["head_output"][0][0][0]) == d_head and len(cross["v"]) == layers and len(cross["v"][0]) == heads
+    assert {k: v for k, v in full.items() if k != "internals"} == plain
+
+
+def test_ablate_none_changes_nothing_and_a_head_changes_log_probabilities(capsys, zh_weights):
+    w = ["--weights", str(zh_weights), "--beam", "1"]
+    code, none, _ = run_json(capsys, "ablate", "Where is the book?", "--heads", "none", *w)
+    assert code == 0 and none["translation"] == none["ablated_translation"]
+    assert none["delta_logprob"] == [0.0] * len(none["target_tokens"]) and none["target_tokens"][-1] == "</s>"
+    _, some, _ = run_json(capsys, "ablate", "Where is the book?", "--heads", "cross:1:1,cross:2:1,cross:2:2", *w)
+    assert some["heads"] == [["cross", 1, 1], ["cross", 2, 1], ["cross", 2, 2]]
+    assert len(some["delta_logprob"]) == len(some["target_tokens"]) and any(d != 0.0 for d in some["delta_logprob"])
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("bogus", "is not KIND:LAYER:HEAD"), ("cross:0:1", "is not KIND:LAYER:HEAD"), ("self:1:1", "is not KIND"),
+    ("cross:9:1", "this model has 2 cross layers and 4 heads (1-based)"), ("encoder:1:5", "and 4 heads"),
+])
+def test_bad_heads_are_one_line_and_exit_2(capsys, zh_weights, spec, message):
+    code, _, err = run_json(capsys, "ablate", "I love you.", "--heads", spec, "--weights", str(zh_weights))
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_head_stats_over_a_corpus(capsys, zh_weights, tmp_path):
+    data = tmp_path / "d.tsv"
+    data.write_text("I love you.\t我爱你。\nWhere is the book?\t书在哪里？\nThank you.\t谢谢你。\n", encoding="utf-8")
+    code, stats, _ = run_json(capsys, "head-stats", "--data", str(data), "--limit", "2", "--quiet",
+                              "--weights", str(zh_weights))
+    assert code == 0 and stats["sentences"] == 2
+    for kind in ("encoder", "decoder", "cross"):
+        entropy = stats["stats"][kind]["entropy_bits"]
+        assert len(entropy) == 2 and len(entropy[0]) == 4 and all(e >= 0 for row in entropy for e in row)
+    assert stats["stats"]["cross"]["distance"] == [[None] * 4] * 2  # positions do not align across languages
+    assert all(0 <= s <= 1 for row in stats["stats"]["decoder"]["same"] for s in row)

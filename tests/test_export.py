@@ -49,7 +49,8 @@ def test_float16_export_is_half_the_size_and_translates_the_same(exported, tmp_p
 def test_exported_folder_has_config_vocab_and_model_card(exported):
     _, path, scores = exported
     assert sorted(p.name for p in path.iterdir()) == [
-        "README.md", "config.json", "model.safetensors", "vocab_src.json", "vocab_tgt.json"]
+        "README.md", "config.json", "head_stats.json", "model.safetensors", "training_log.json", "vocab_src.json",
+        "vocab_tgt.json"]
     config = json.loads((path / "config.json").read_text())
     assert {"model", "tokenizer", "decoding", "metrics"} <= set(config)
     assert config["metrics"]["dev_chrf"] == round(scores.chrf, 2)
@@ -143,3 +144,13 @@ def test_absurd_sizes_in_config_json_are_one_line_weights_errors(exported, tmp_p
     (bad / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsError, match=f"config.json: bad 'model' section \\({field} is .*more than this project"):
         load_weights_dir(bad)
+
+
+def test_export_ships_the_training_log_and_the_dev_sets_head_statistics(exported, toy_run):
+    cfg, path, _ = exported
+    log = json.loads((path / "training_log.json").read_text())
+    assert [h["epoch"] for h in log["history"]] == list(range(1, cfg.epochs + 1)) and log["shipped_epoch"] == cfg.epochs
+    assert all({"train_loss", "lr", "dev_bleu"} <= set(h) for h in log["history"])
+    stats = json.loads((path / "head_stats.json").read_text())
+    assert stats["data"] == "dev.tsv" and stats["sentences"] == 100
+    assert len(stats["stats"]["encoder"]["entropy_bits"]) == cfg.n_encoder_layers

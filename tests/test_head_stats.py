@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from explorer.head_stats import STATS, average, entropy_bits, head_stats, is_punctuation
+from training.head_stats import STATS, average, entropy_bits, head_stats, is_punctuation
 
 
 def rows(matrix) -> np.ndarray:

@@ -16,8 +16,9 @@ from .data import read_tsv
 from .decoding import DecodeSettings
 from .errors import ConfigError
 from .evaluate import Scores, evaluate
+from .head_stats import corpus_head_stats
 from .files import (BEST_CHECKPOINT as BEST, CARD_FILE, CONFIG_FILE, LAST_CHECKPOINT as LAST, SRC_VOCAB_FILE,
-                    SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE)
+                    SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE, HEAD_STATS_FILE, TRAINING_LOG_FILE)
 from .model import Transformer
 from .train import load_run_config, model_config_of_run, read_subwords, read_vocabs
 from .translator import Translator
@@ -83,9 +84,11 @@ def export(
     tcfg, mcfg = load_run_config(run_dir), model.cfg
     src_vocab, tgt_vocab, decoding = translator.src_vocab, translator.tgt_vocab, translator.decoding
 
-    scores = None
+    scores = head_stats = None
     if dev_path:
-        scores, _ = evaluate(translator, read_tsv(dev_path).pairs)
+        dev = read_tsv(dev_path).pairs
+        scores, _ = evaluate(translator, dev)
+        head_stats = {"data": Path(dev_path).name, **corpus_head_stats(translator, [en for en, _ in dev])}
     history = blob["meta"].get("history", [])
     config = {
         "format": FORMAT,
@@ -111,6 +114,9 @@ def export(
         tgt_vocab.save(tmp / TGT_VOCAB_FILE)
         if translator.subwords:
             translator.subwords.save(tmp / SUBWORDS_FILE)
+        if head_stats:
+            write_json(tmp / HEAD_STATS_FILE, head_stats)
+        write_json(tmp / TRAINING_LOG_FILE, {"shipped_epoch": blob["meta"]["epoch"], "history": history})
         card = model_card(config, model.num_parameters(), tcfg.train_path)
         if card_notes.strip():
             card += "\n" + card_notes.strip() + "\n"

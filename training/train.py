@@ -369,7 +369,8 @@ def finish_epoch(run: Run, state: TrainState) -> None:
     of the next one, and checkpoint it: epoch-NNN (kept for averaging), best if dev BLEU rose, last."""
     cfg, dd, totals = run.cfg, run.dd, state.totals
     record = {"epoch": state.epoch + 1, "step": state.step, "train_loss": totals.loss_sum / max(1, totals.loss_n),
-              "tokens_per_s": totals.tokens / max(totals.seconds, 1e-9), "epoch_seconds": totals.seconds}
+              "tokens_per_s": totals.tokens / max(totals.seconds, 1e-9), "epoch_seconds": totals.seconds,
+              "lr": lr_at(max(1, state.step), run.cfg, run.total_steps)}  # the rate of the epoch's last step
     if dd.main and run.data.dev:
         scores, _ = evaluate(run.translator, run.data.dev)
         run.model.train()

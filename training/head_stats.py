@@ -1,8 +1,9 @@
-"""What each head does, in numbers: statistics of its attention rows. Pure numpy, no model, no Gradio.
+"""What each head does, in numbers: statistics of its attention rows.
 
 Every statistic is a mean over query rows, giving one number per (layer, head). For a corpus
 the per-sentence figures are averaged over sentences (`average`), so a long sentence
-counts as much as a short one.
+counts as much as a short one. The arithmetic is pure numpy; `corpus_head_stats` runs a
+translator over sentences to feed it (export ships its result with the weights).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import unicodedata
 
 import numpy as np
 
-from training.text import BOS, EOS
+from .text import BOS, EOS
 
 STATS = {  # name → what it measures (for table headers and hover text)
     "entropy_bits": "entropy of a row, in bits (0 = one key; log₂ n = uniform)",
@@ -73,3 +74,47 @@ def average(per_sentence: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if not per_sentence:
         raise ValueError("no sentences to average")
     return {name: np.mean([s[name] for s in per_sentence], axis=0) for name in STATS}
+
+
+KINDS = {"encoder": ("encoder_self", True), "decoder": ("decoder_self", True), "cross": ("cross", False)}
+
+
+def maps_head_stats(maps, source_tokens: list[str], target_tokens: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Statistics of one sentence's maps, per kind: `maps` has encoder_self, decoder_self and cross
+    as (L, H, Tq, Tk) arrays (a Trace) or as per-layer (1, H, Tq, Tk) tensors (AttentionMaps)."""
+    out = {}
+    for kind, (name, is_self) in KINDS.items():
+        weights = getattr(maps, name)
+        if isinstance(weights, list):  # per layer (1, H, q, k) tensors → (L, H, q, k)
+            weights = np.stack([w[0].float().cpu().numpy() for w in weights])
+        keys = target_tokens if kind == "decoder" else source_tokens
+        out[kind] = head_stats(weights, keys, is_self)
+    return out
+
+
+def corpus_head_stats(translator, texts: list[str], progress=None) -> dict:
+    """Per-head statistics averaged over sentences, as the explorer reads them (`head_stats.json`).
+
+    Each sentence is translated with the model's default decoding and its maps come from the
+    teacher-forced pass over that translation, as in the explorer. `progress` wraps the loop (tqdm).
+    """
+    per_kind: dict[str, list] = {kind: [] for kind in KINDS}
+    sources = [s for s in (translator.prepare(t) for t in texts) if len(s.ids) > 1]
+    translations = translator.decode(sources)
+    for translation in progress(translations) if progress else translations:
+        _, maps = translator.teacher_forced(translation)
+        tgt = translator.tgt_vocab.decode(translation.decoder_input)
+        for kind, stats in maps_head_stats(maps, translation.source.tokens, tgt).items():
+            per_kind[kind].append(stats)
+    if not translations:
+        raise ValueError("no sentence to compute head statistics on")
+    return {
+        "sentences": len(translations),
+        "descriptions": STATS,
+        "stats": {kind: {name: _jsonable(v) for name, v in average(stats).items()} for kind, stats in per_kind.items()},
+    }
+
+
+def _jsonable(values: np.ndarray) -> list:
+    """(L, H) → nested lists, rounded; NaN (a statistic that does not apply) becomes null."""
+    return [[None if np.isnan(x) else round(float(x), 6) for x in row] for row in values]
