@@ -10,10 +10,12 @@ import time
 from .loading import add_model_args, load_translator, positive_int
 
 
-def add_cli_args(p: argparse.ArgumentParser) -> None:
+def add_cli_args(p: argparse.ArgumentParser, json_output: bool = False) -> None:
     add_model_args(p)
     p.add_argument("--beam", type=positive_int, metavar="N",
                    help="beam size; 1 = greedy (default: the model's config.json)")
+    if json_output:
+        p.add_argument("--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)")
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
@@ -117,11 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "predicted_tokens, translation, attention {encoder_self [L][H][S][S], "
                                    "decoder_self [L][H][T][T], cross [L][H][T][S]}, model id and decoding settings.")
     p.add_argument("text", help="the English sentence")
-    add_cli_args(p)
+    add_cli_args(p, json_output=True)
     p.add_argument("--internals", action="store_true",
                    help="also print each head's q, k, v and output (key 'internals': {encoder_self, decoder_self, "
                         "cross}: {q [L][H][Tq][d_head], k and v [L][H][Tk][d_head], head_output [L][H][Tq][d_head]})")
-    p.add_argument("--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)")
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("ablate", help="switch heads off, re-translate, and measure what they contributed",
@@ -134,8 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", required=True, metavar="KIND:LAYER:HEAD[,...]",
                    help="heads to switch off, 1-based, KIND one of encoder, decoder, cross (e.g. cross:3:1,encoder:1:2); "
                         "'none' switches nothing off")
-    add_cli_args(p)
-    p.add_argument("--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)")
+    add_cli_args(p, json_output=True)
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("head-stats", help="what each head does, averaged over a corpus (JSON)",
@@ -146,8 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="TSV", help="English<TAB>Chinese pairs (the English side is used)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N sentences")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
-    add_cli_args(p)
-    p.add_argument("--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)")
+    add_cli_args(p, json_output=True)
     p.set_defaults(func=cmd_head_stats)
     return parser
 
