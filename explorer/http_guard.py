@@ -44,33 +44,35 @@ class Guard:
             return await PlainTextResponse("This app takes no file uploads.", status_code=403)(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            log.info("refused POST %s: body of %s bytes", path, length.decode(errors="replace"))
-            return await PlainTextResponse(f"Request body over {MAX_BODY_BYTES:,} bytes.",
-                                           status_code=413)(scope, receive, send)
-        name = path.rsplit(f"{API_PREFIX}/call/", 1)[-1] if f"{API_PREFIX}/call/" in path else None
-        if name not in self.api_defaults:
-            return await self.app(scope, receive, send)
+            return await too_large(path, length.decode(errors="replace"), scope, receive, send)
+        # Read the whole (small) body here: a chunked one has no length to check up front.
         body, more = b"", True
-        while more:  # the body is small (checked above, or refused below if chunked and large)
+        while more:
             message = await receive()
             if message["type"] != "http.request":
-                return await self.app(scope, receive, send)  # the client went away; let Gradio see it
+                return  # the client went away
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > MAX_BODY_BYTES:
-                return await PlainTextResponse(f"Request body over {MAX_BODY_BYTES:,} bytes.",
-                                               status_code=413)(scope, receive, send)
-        body = with_defaults(body, self.api_defaults[name])
+                return await too_large(path, f"over {len(body)}", scope, receive, send)
+        name = path.rsplit(f"{API_PREFIX}/call/", 1)[-1] if f"{API_PREFIX}/call/" in path else None
+        if name in self.api_defaults:
+            body = with_defaults(body, self.api_defaults[name])
         sent = False
 
         async def replay():
             nonlocal sent
             if sent:
-                return await receive()
+                return await receive()  # after the body: wait for the disconnect, as Starlette does
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
         return await self.app(scope, replay, send)
+
+
+async def too_large(path: str, size: str, scope, receive, send):
+    log.info("refused POST %s: body of %s bytes", path, size)
+    return await PlainTextResponse(f"Request body over {MAX_BODY_BYTES:,} bytes.", status_code=413)(scope, receive, send)
 
 
 def with_defaults(body: bytes, defaults: list[Any]) -> bytes:
