@@ -31,11 +31,12 @@ QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" mes
 CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
 MODEL_GROUP = "model"  # the one concurrency group of everything that runs the model
 VIEW_GROUP = "views"  # re-renders and file writes: no model, but CPU; bounded together too
-# What one trace may hold, so that no response is over ~2 MB and none takes over ~1.5 s of CPU
-# (measured on the shipped 3+3-layer, 4-head model; the decoder map of all layers grows with T²).
-MAX_WORDS = 30  # NLTK words, punctuation included (not subword pieces)
+# What one trace may hold, so that no response is over 2 MB and none takes over ~1.5 s of CPU.
+# Measured on the shipped 3+3-layer, 4-head model at beam 8: the largest response is the decoder
+# self-attention of all layers, ~80 bytes per cell × 12 maps × T²: 1.6 MB at T = 40, 1.9 at 44.
+MAX_WORDS = 30  # NLTK words, punctuation included (not subword pieces); ~40 Chinese tokens
 MAX_CHARS = 1000  # bounds the tick and hover labels of very long "words"
-MAX_TARGET_TOKENS = 44  # </s> included; the model's own cap is 2 × source length + 10
+MAX_TARGET_TOKENS = 40  # </s> included; the model's own cap is 2 × source length + 10
 # Gradio keeps every session's last output values (here the Plotly JSON) until it evicts the
 # session; this many sessions are kept (Gradio's default is 10,000).
 SESSION_CAPACITY = 128

@@ -25,7 +25,7 @@ from training.translator import SourceInput
 
 VIEW = ["cross", "all", ["1", "2", "3", "4"], "grid", True, False]
 LONG = "<b>" * 500  # ~2,000 characters of unknown tokens: the worst case of the issue
-MB = 2**20
+MB = 1_000_000  # 2 MB: 2,000,000 bytes
 
 
 def test_an_empty_server_name_means_loopback_only(tmp_path):
