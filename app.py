@@ -7,11 +7,17 @@ GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise.
 from __future__ import annotations
 
 import argparse
+import atexit
+import logging
 import os
+import signal
 import sys
+import tempfile
 
 from explorer.loading import add_model_args, load_translator, positive_int
-from explorer.ui import CONCURRENCY, QUEUE_SIZE, build_demo
+from explorer.malloc import tune_allocator
+from explorer.trace_files import TraceFiles
+from explorer.ui import CONCURRENCY, QUEUE_SIZE, build_demo, launch_options
 from training.translator import WeightsError
 
 
@@ -25,8 +31,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def temp_dir_problem() -> str | None:
+    """Gradio writes into GRADIO_TEMP_DIR (else <tmp>/gradio) from its first request: check it before starting."""
+    named = os.environ.get("GRADIO_TEMP_DIR")
+    fix = "set GRADIO_TEMP_DIR to a writable folder"
+    try:
+        folder = named or os.path.join(tempfile.gettempdir(), "gradio")
+    except FileNotFoundError as e:  # no usable temp folder at all
+        return f"no writable temp folder ({e}): {fix}"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        where = f"GRADIO_TEMP_DIR={named}" if named else f"the temp folder {folder}"
+        return f"{where} is not writable ({e.strerror or e}): {fix}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = temp_dir_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    # One line per expected refusal (see explorer.ui.refusal), on our logger only: the root logger
+    # at INFO would add a line per HTTP request of the libraries Gradio uses.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    log = logging.getLogger("explorer")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    tune_allocator()  # before the server's threads exist: they share 2 arenas
     if args.threads:
         import torch
 
@@ -36,11 +73,21 @@ def main(argv: list[str] | None = None) -> int:
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    build_demo(loaded, args.queue_size, args.concurrency).launch(
-        # Set but empty would make Gradio listen on every interface: treat it as unset.
-        server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-    )
+    files = TraceFiles()
+    files.remove_stale()  # folders of processes that died without cleaning up
+    atexit.register(files.remove_all)
+    # SIGTERM (how Spaces and process managers stop an app) as Ctrl-C: Gradio closes the server and
+    # returns from launch, so the finally below (and Gradio's cache cleanup) runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        build_demo(loaded, args.queue_size, args.concurrency, files=files).launch(
+            **launch_options(loaded),
+            # Set but empty would make Gradio listen on every interface: treat it as unset.
+            server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+            server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        )
+    finally:
+        files.remove_all()
     return 0
 
 

@@ -14,6 +14,7 @@ the current translation. Heads are named (kind, layer, head), kind one of
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -28,6 +29,8 @@ from training.translator import SourceInput, Translation, Translator
 
 MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
 TOP_K = 5
+# A lone surrogate (e.g. "\ud800" from JSON) cannot be encoded as UTF-8: JSON files and responses would fail.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -123,24 +126,41 @@ def _rounded(a: np.ndarray) -> list:
     return np.round(a.astype(np.float64), 6).tolist()
 
 
-def clean_input(text: str | None) -> tuple[str, list[str]]:
+def clean_input(text: str | None, max_chars: int = MAX_INPUT_CHARS) -> tuple[str, list[str]]:
     if text is None or not str(text).strip():
         raise InputError("Type an English sentence to translate.")
-    text, notices = str(text), []
-    if len(text) > MAX_INPUT_CHARS:
-        notices.append(f"Input cut to its first {MAX_INPUT_CHARS:,} of {len(text):,} characters.")
-        text = text[:MAX_INPUT_CHARS]
+    text, notices = LONE_SURROGATE.sub("\ufffd", str(text)), []
+    if len(text) > max_chars:
+        notices.append(f"Input cut to its first {max_chars:,} of {len(text):,} characters.")
+        text = text[:max_chars]
     return text, notices
 
 
-def prepare(translator: Translator, text: str | None) -> tuple[str, SourceInput, list[str]]:
-    """Validate and tokenize one input: (text as used, encoder input, notices). Raises InputError."""
-    text, notices = clean_input(text)
+def first_words(source: SourceInput, n: int) -> SourceInput:
+    """The encoder input of the first `n` words only (all their pieces, then </s>)."""
+    keep = next((i for i, w in enumerate(source.word_index) if w >= n), len(source.word_index))
+    n_words = len(source.words) - 1  # </s> is not a word
+    return SourceInput(source.tokens[:keep] + source.tokens[-1:], source.ids[:keep] + source.ids[-1:],
+                       source.truncated_words + n_words - n, source.unknown[:keep] + [False],
+                       source.words[:n] + source.words[-1:], source.word_index[:keep] + [n])
+
+
+def prepare(translator: Translator, text: str | None, max_words: int | None = None,
+            max_chars: int = MAX_INPUT_CHARS) -> tuple[str, SourceInput, list[str]]:
+    """Validate and tokenize one input: (text as used, encoder input, notices). Raises InputError.
+
+    `max_words` (NLTK words, punctuation included; not subword pieces) cuts below the model's own maximum.
+    """
+    text, notices = clean_input(text, max_chars)
     source = translator.prepare(text)
     if len(source.ids) == 1:  # only </s>: nothing the tokenizer kept
         raise InputError("Nothing to translate: the input has no words the tokenizer could use.")
-    if source.truncated_words:
-        kept = len(source.tokens) - 1
+    if max_words is not None and len(source.words) - 1 > max_words:
+        source = first_words(source, max_words)
+        notices.append(f"Input cut to the explorer's maximum of {max_words} words; "
+                       f"the last {source.truncated_words} were not translated.")
+    elif source.truncated_words:
+        kept = len(source.words) - 1  # words, not the subword pieces the model's maximum counts
         notices.append(f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated.")
     unknown = [t for t, u in zip(source.tokens, source.unknown) if u]
     if unknown:
@@ -251,6 +271,10 @@ def trace(
     model_id: str = "",
     internals: bool = False,
     head_mask: HeadMask | Sequence[Sequence] | None = None,
+    *,
+    max_words: int | None = None,
+    max_chars: int = MAX_INPUT_CHARS,
+    max_target_tokens: int | None = None,
     **decode_overrides,
 ) -> Trace:
     """Translate `text` and capture every attention map. Raises InputError for unusable input.
@@ -258,10 +282,22 @@ def trace(
     internals=True: the Trace also carries each head's q, k, v and output, and the residual streams
     around each attention sublayer, from the same pass as the maps.
     head_mask: heads switched off for decoding and for the maps, as a HeadMask or (kind, layer, head)
-    triples (see `mask_heads`)."""
-    text, source, notices = prepare(translator, text)
+    triples (see `mask_heads`).
+    max_words / max_chars cut the input (with a notice); max_target_tokens stops decoding early
+    (</s> included, with a notice). The app uses them to bound the size of a trace and its figures."""
+    text, source, notices = prepare(translator, text, max_words, max_chars)
     mask = _as_head_mask(translator, head_mask)
+    if max_target_tokens is not None:
+        settings = translator.settings(beam=beam, **decode_overrides)
+        own = min(int(settings.max_len_a * len(source.ids) + settings.max_len_b), translator.model.cfg.max_len - 1)
+        if max_target_tokens < own:  # a fixed length for this one sentence: a = 0, b = the cap
+            decode_overrides = {**decode_overrides, "max_len_a": 0.0, "max_len_b": max_target_tokens}
+        else:
+            max_target_tokens = None
     translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+    if max_target_tokens is not None and len(translation.hypothesis.ids) + 1 >= max_target_tokens:
+        notices.append(f"The translation reached the explorer's maximum of {max_target_tokens} tokens "
+                       "and may be cut short.")
     logits, maps = translator.forward_pass(translation, "internals" if internals else "weights", mask)  # (T, V)
     fused, _ = translator.forward_pass(translation, "none", mask)  # what decoding computes: for the checks
     logp = next_token_logprobs(logits)  # (T, V), per layer (1, H, q, k)

@@ -34,7 +34,7 @@ class Components:
     # output of a translation
     translation: gr.Textbox
     notices: gr.Markdown
-    trace_state: gr.State  # the last Trace; every view below re-renders from it
+    trace_state: gr.State  # the key of the last Trace in the server's TraceStore; every view re-renders from it
     # Attention tab: the view controls, in the order `make_view` takes them
     kind: gr.Radio
     layer: gr.Radio
@@ -47,7 +47,9 @@ class Components:
     step: gr.Slider
     step_caption: gr.Markdown
     step_plot: gr.Plot
-    # Export tab
+    # Export tab: the JSON file is written only when asked for
+    prepare_download: gr.Button
+    download_status: gr.Markdown
     download: gr.DownloadButton
 
     @property
@@ -56,7 +58,7 @@ class Components:
         return [self.kind, self.layer, self.heads, self.average, self.show_special, self.per_map]
 
 
-def build_layout(loaded: LoadedModel, max_beam: int) -> Components:
+def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Components:
     """Lay the page out inside the current gr.Blocks; returns the components events need."""
     translator, model_id = loaded.translator, loaded.model_id
     cfg = translator.model.cfg
@@ -71,7 +73,9 @@ def build_layout(loaded: LoadedModel, max_beam: int) -> Components:
         gr.Markdown(f"⚠️ {loaded.notice}", elem_id="model-notice")
     trace_state = gr.State(None)
     with gr.Row():
+        # The cap is said where the text is typed, so a cut is no surprise.
         text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
+                          info=f"Up to {max_words} words (punctuation counts); longer input is cut, with a notice.",
                           elem_id="source-text", autofocus=True)
         beam = gr.Slider(1, max_beam, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)", scale=2)
         translate_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
@@ -113,7 +117,10 @@ def build_layout(loaded: LoadedModel, max_beam: int) -> Components:
     with gr.Tab("Export"):
         gr.Markdown("The whole trace (tokens, translation, every attention map as "
                     "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG.")
-        download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
+        with gr.Row():
+            prepare_download = gr.Button("Prepare trace JSON", interactive=False, elem_id="prepare-trace")
+            download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
+        download_status = gr.Markdown(elem_id="download-status")
     gr.Markdown(
         f"<small>Model: `{model_id}` · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {n_heads} heads, "
         f"d_model {cfg.d_model} · Training data: sentences from [Tatoeba](https://tatoeba.org) by the "
@@ -124,5 +131,6 @@ def build_layout(loaded: LoadedModel, max_beam: int) -> Components:
         text=text, beam=beam, translate_btn=translate_btn, translation=translation, notices=notices,
         trace_state=trace_state, kind=kind, layer=layer, heads=heads, average=average, show_special=show_special,
         per_map=per_map, specials_note=specials_note, attention_plot=attention_plot, step=step,
-        step_caption=step_caption, step_plot=step_plot, download=download,
+        step_caption=step_caption, step_plot=step_plot, prepare_download=prepare_download,
+        download_status=download_status, download=download,
     )

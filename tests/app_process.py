@@ -94,3 +94,38 @@ def dir_size(path: Path) -> tuple[int, int]:
             except OSError:
                 pass
     return total, files
+
+
+def fn_indices(url: str) -> dict[str, int]:
+    """Event name (api_name; a private UI event's is its function's name) → fn_index, from /config."""
+    import httpx
+
+    config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
+    return {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+
+
+def queue_event(url: str, fn_index: int, data: list, session_hash: str, timeout: float = 120) -> tuple[dict, int]:
+    """Run one event the way the browser does (POST queue/join, then read queue/data's event stream).
+
+    Returns (the final message, bytes of the stream), or ({"status", "detail"}, 0) when joining is refused.
+    The body is sent as ASCII JSON, so strings may hold characters UTF-8 cannot (lone surrogates).
+    """
+    import json
+
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None})
+    with httpx.Client(timeout=timeout) as c:
+        r = c.post(base + "/queue/join", content=body, headers={"content-type": "application/json"})
+        if r.status_code != 200:
+            return {"status": r.status_code, "detail": r.text}, 0
+        n = 0
+        with c.stream("GET", base + "/queue/data", params={"session_hash": session_hash}) as stream:
+            for line in stream.iter_lines():
+                n += len(line.encode()) + 1
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    if msg.get("msg") in ("process_completed", "unexpected_error"):
+                        return msg, n
+    raise AssertionError("the event stream ended without a result")

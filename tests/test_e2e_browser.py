@@ -164,6 +164,8 @@ def test_trace_json_download_and_png_button(page, tmp_path):
     translate(page, "Thank you.")
     wait_plot_change(page, None)
     page.get_by_role("tab", name="Export").click()
+    page.click("#prepare-trace")  # the file is written only when asked for
+    page.wait_for_selector("#download-status :text('Ready')", timeout=15000)
     button = page.locator("#download-trace")
     page.wait_for_function("() => { const b = document.querySelector('#download-trace');"
                            " return b && !b.disabled && !b.querySelector('button[disabled]'); }", timeout=15000)

@@ -6,7 +6,7 @@ import pytest
 from gradio_client import Client
 
 from explorer.loading import load_translator
-from explorer.ui import build_demo
+from explorer.ui import build_demo, launch_options
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,8 @@ def loaded(zh_weights):
 @pytest.fixture(scope="module")
 def served(loaded):
     demo = build_demo(loaded)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**launch_options(loaded), server_name="127.0.0.1", server_port=None,
+                            prevent_thread_lock=True, quiet=True)
     try:
         yield url
     finally:
