@@ -64,9 +64,12 @@ PLOT_STATE = """sel => {
   const full = el._fullData || [];  // plotly's decoded arrays (el.data may hold base64 "bdata")
   const z = full.length && full[0].z ? Array.from(full[0].z, row => Array.from(row, v => Number.isNaN(v) ? null : v)) : null;
   return {
-    n: el.data.filter(t => t.type === 'heatmap').length,
+    // Maps, not the grey layers that mark masked cells.
+    n: el.data.filter(t => t.type === 'heatmap' && !String(t.hovertemplate).includes('masked')).length,
     z: z,
-    x: ax.xaxis.ticktext, y: ax.yaxis.ticktext,
+    // Labels are the heatmap's categories; zero-width spaces keep repeated tokens apart.
+    x: full.length && full[0].x ? Array.from(full[0].x, v => String(v).replace(/\u200b/g, '')) : null,
+    y: full.length && full[0].y ? Array.from(full[0].y, v => String(v).replace(/\u200b/g, '')) : null,
     shapes: (ax.shapes || []).length,
     shape_rows: (ax.shapes || []).map(s => s.y0 + 0.5),
     title: ax.title && ax.title.text,
