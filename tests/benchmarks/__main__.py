@@ -313,8 +313,10 @@ def main() -> None:
     browser.add_argument("--browser", action="store_true",
                          help="start `python app.py` (with --weights/--threads if given) and time Translate, a layer, "
                               "kind and head toggle and a step-slider move in Chromium at 1400x1000")
-    browser.add_argument("--url", help="measure the app already running at URL instead of starting one (e.g. an "
-                                       "older checkout, to compare); --weights and --threads then do nothing")
+    browser.add_argument("--url", action="append", metavar="URL",
+                         help="measure the app already running at URL instead of starting one; give it twice (an "
+                              "older checkout's app, then this one's) to compare: each repetition then samples both, "
+                              "so load changes hit both alike; --weights and --threads then do nothing")
     browser.add_argument("--repeats", type=int, metavar="N",
                          help="timed repetitions of each action (default: 10, or 2 with --quick); p95 of 10 is the "
                               "slowest")

@@ -9,7 +9,11 @@ and the time is taken in the next requestAnimationFrame callback (the frame that
 
 Payload is read from Chromium's network log (CDP), outside the page: the bytes of Gradio's queue
 event stream during each action, and the attention figure's JSON inside its `process_completed`
-message, with the server's own processing time for the event.
+message, with the server's own processing time for the event and when the message had arrived
+(so each action splits into "result received" and the page's own work after it).
+
+`--url A --url B` compares two running apps (say an older checkout and this one): each repetition
+samples both, in alternating order, so a change in the machine's load hits both alike.
 """
 from __future__ import annotations
 
@@ -259,38 +263,48 @@ class Bench:
                                                  "value": step.value, "timeoutMs": EVENT_TIMEOUT_MS})
         return timing, self.settle()
 
-    def run(self, action: Action, repeats: int, warmup: bool) -> Row:
-        row = Row(action)
+    def start(self, action: Action, warmup: bool) -> Row:
+        self.done_steps = 0
         if action.setup:
             self.do(action.setup, action.target)
         if warmup:  # the first render of a new figure shape pays for Plotly's one-time work
             for step in action.steps:
                 self.do(step, action.target)
-        n = 0
-        while len(row.ms) < repeats:
-            which = n % 2
+        return Row(action)
+
+    def sample(self, row: Row) -> None:
+        """Alternate `row.action`'s steps until one more timed sample is in `row`."""
+        action, wanted = row.action, len(row.ms) + 1
+        while len(row.ms) < wanted:
+            which = self.done_steps % 2
             timing, streams = self.do(action.steps[which], action.target)
-            n += 1
+            self.done_steps += 1
             if action.timed[which]:
-                outputs = completed_events(streams)
-                row.ms.append(timing["ms"])
-                row.dom_ms.append(timing["dom_ms"])
-                arrived = [o["arrived_epoch_ms"] for o in outputs if o["arrived_epoch_ms"] is not None]
-                if arrived:  # the action's last result in the browser: what is left is the page's own work
-                    row.arrived_ms.append(max(arrived) - timing["t0_epoch_ms"])
-                    row.page_ms.append(timing["ms"] - row.arrived_ms[-1])
-                row.stream_bytes.append(sum(s["bytes"] for s in streams))
-                size = first_figure_bytes(outputs)
-                if size is not None:
-                    row.figure_bytes.append(size)
-                durations = [o["duration"] for o in outputs if isinstance(o.get("duration"), (int, float))]
-                if durations:
-                    row.server_ms.append(1000 * sum(durations))
-        if n % 2:
+                record(row, timing, streams)
+
+    def finish(self, action: Action) -> None:
+        """Back to the default view for the next action."""
+        if self.done_steps % 2:
             self.do(action.steps[1], action.target)
         if action.teardown:
             self.do(action.teardown, action.target)
-        return row
+
+
+def record(row: Row, timing: dict, streams: list[dict]) -> None:
+    outputs = completed_events(streams)
+    row.ms.append(timing["ms"])
+    row.dom_ms.append(timing["dom_ms"])
+    arrived = [o["arrived_epoch_ms"] for o in outputs if o["arrived_epoch_ms"] is not None]
+    if arrived:  # the action's own event completes first; what is left after it is the page's own work
+        row.arrived_ms.append(min(arrived) - timing["t0_epoch_ms"])
+        row.page_ms.append(timing["ms"] - row.arrived_ms[-1])
+    row.stream_bytes.append(sum(s["bytes"] for s in streams))
+    size = first_figure_bytes(outputs)
+    if size is not None:
+        row.figure_bytes.append(size)
+    durations = [o["duration"] for o in outputs if isinstance(o.get("duration"), (int, float))]
+    if durations:
+        row.server_ms.append(1000 * sum(durations))
 
 
 def kb(xs: list[int]) -> str:
@@ -310,70 +324,103 @@ def print_table(rows: list[Row]) -> None:
         print(f"   {r.action.name:<25} {r.action.alternates:<29} {pct(r.ms, 50):>6.0f} {pct(r.ms, 95):>6.0f} "
               f"{p50(r.server_ms):>6} {p50(r.arrived_ms):>6} {p50(r.page_ms):>6} {kb(r.figure_bytes):>9} "
               f"{kb(r.stream_bytes):>9}")
+
+
+def print_legend() -> None:
     print("   p50/p95 ms: input event → first animation frame with the new plot, timed in the page\n"
-          "   server: the app's processing time for the action's events; result: input event → the event's result "
-          "all received by\n   Chromium; page: the rest, what the page spends on it (parse, Svelte, Plotly); "
+          "   server: the app's processing time for the action's event; result: input event → its result all "
+          "received by\n   Chromium; page: the rest, what the page spends on it (parse, Svelte, Plotly); "
           "all three p50 ms\n"
           "   figure KB: the attention figure's JSON; stream KB: every byte of the action's event stream "
           "(min–max over the repetitions)")
 
 
-def to_json(rows: list[Row], meta: dict) -> dict:
-    return {**meta, "rows": [
-        {"action": r.action.name, "alternates": r.action.alternates, "target": r.action.target,
-         "p50_ms": pct(r.ms, 50), "p95_ms": pct(r.ms, 95), "ms": r.ms, "dom_ms": r.dom_ms,
-         "result_in_ms": r.arrived_ms, "page_ms": r.page_ms,
-         "server_ms": r.server_ms, "figure_bytes": r.figure_bytes, "stream_bytes": r.stream_bytes}
-        for r in rows]}
+def print_comparison(urls: list[str], rows: dict[str, list[Row]]) -> None:
+    def ratio(a: list[float], b: list[float]) -> str:
+        return f"{pct(b, 50) / pct(a, 50):.2f}x" if a and b else "?"
+
+    base = urls[0]
+    for url in urls[1:]:
+        print(f"   {url} against {base} (p50 over p50):")
+        for a, b in zip(rows[base], rows[url]):
+            print(f"     {a.action.name:<25} time {ratio(a.ms, b.ms):>6}   page {ratio(a.page_ms, b.page_ms):>6}   "
+                  f"figure {ratio(a.figure_bytes, b.figure_bytes):>6}")
 
 
-def bench_browser(url: str | None, app_args: list[str], repeats: int, warmup: bool, chromium: str = CHROMIUM,
-                  json_path: str | None = None) -> list[Row]:
-    """Measure `url`, or start `python app.py APP_ARGS` for the run; prints the table (and writes JSON)."""
+def rows_json(rows: list[Row]) -> list[dict]:
+    return [{"action": r.action.name, "alternates": r.action.alternates, "target": r.action.target,
+             "p50_ms": pct(r.ms, 50), "p95_ms": pct(r.ms, 95), "ms": r.ms, "dom_ms": r.dom_ms,
+             "result_in_ms": r.arrived_ms, "page_ms": r.page_ms, "server_ms": r.server_ms,
+             "figure_bytes": r.figure_bytes, "stream_bytes": r.stream_bytes} for r in rows]
+
+
+def open_page(browser, url: str) -> Bench:
+    """`url` in its own browser context (its own Gradio session), translated once, at the default view."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    streams = EventStreams(page)
+    page.goto(url)
+    # Gradio renders the page in pieces: the textbox can be there before the Attention tab is.
+    for selector in ("#source-text textarea", "#translate-btn", *{a.target for a in actions()},
+                     *{s.control for a in actions() for s in a.steps if not s.text}):
+        page.wait_for_selector(selector, state="attached", timeout=60_000)
+    bench = Bench(page, streams)
+    # The view every action starts from: a translation of the first sentence, default controls.
+    bench.do(Step("#translate-btn", text=SENTENCES[0]), "#attention-plot")
+    return bench
+
+
+def bench_browser(urls: list[str] | None, app_args: list[str], repeats: int, warmup: bool, chromium: str = CHROMIUM,
+                  json_path: str | None = None) -> dict[str, list[Row]]:
+    """Measure the apps at `urls`, or start `python app.py APP_ARGS` for the run; prints a table per app (and
+    writes JSON). With two or more apps, every repetition takes one sample of each in turn, in an order that
+    alternates, so a change in the machine's load hits them alike."""
     from app_process import AppProcess
 
     if sync_playwright is None:
         raise SystemExit("--browser needs Python playwright (pip install -r tests/requirements.txt)")
 
-    app, log = None, None
-    if url is None:
-        log = Path(tempfile.mkdtemp()) / "app.log"
-        app = AppProcess(app_args, log=log)
+    app = None
+    if not urls:
+        app = AppProcess(app_args, log=Path(tempfile.mkdtemp()) / "app.log")
         app.wait(timeout=180)
-        url = app.url
+        urls = [app.url]
     try:
         load_before = os.getloadavg()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport=VIEWPORT)
-                streams = EventStreams(page)
-                page.goto(url)
-                # Gradio renders the page in pieces: the textbox can be there before the Attention tab is.
-                for selector in ("#source-text textarea", "#translate-btn", *{a.target for a in actions()},
-                                 *{s.control for a in actions() for s in a.steps if not s.text}):
-                    page.wait_for_selector(selector, state="attached", timeout=60_000)
-                bench = Bench(page, streams)
-                # The view every action starts from: a translation of the first sentence, default controls.
-                bench.do(Step("#translate-btn", text=SENTENCES[0]), "#attention-plot")
-                print(f"browser: {url} in Chromium {browser.version} at {VIEWPORT['width']}×{VIEWPORT['height']}, "
-                      f"{repeats} repetitions each{', after one warm-up each way' if warmup else ''}")
-                rows = []
+                benches = [open_page(browser, url) for url in urls]
+                print(f"browser: Chromium {browser.version} at {VIEWPORT['width']}×{VIEWPORT['height']}, {repeats} "
+                      f"repetitions of each action{' after one warm-up each way' if warmup else ''}"
+                      f"{', alternating between the apps' if len(urls) > 1 else ''}")
+                rows: dict[str, list[Row]] = {url: [] for url in urls}
                 for action in actions():
-                    rows.append(bench.run(action, repeats, warmup))
+                    started = [(url, bench, bench.start(action, warmup)) for url, bench in zip(urls, benches)]
+                    for i in range(repeats):
+                        for _, bench, row in started[::-1] if i % 2 else started:
+                            bench.sample(row)
+                    for url, bench, row in started:
+                        bench.finish(action)
+                        rows[url].append(row)
             finally:
                 browser.close()
         load_after = os.getloadavg()
     finally:
         if app:
             app.stop()
-    print_table(rows)
+    for url in urls:
+        print(f"\n   {url}" + (f" (python app.py {' '.join(app_args)})".rstrip() if app else ""))
+        print_table(rows[url])
+    print_legend()
+    if len(urls) > 1:
+        print_comparison(urls, rows)
     print(f"   load average (1 min): {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} "
           f"cores (above {os.cpu_count()}, other work was competing with the app and the browser)")
     if json_path:
-        meta = {"url": url, "app_args": app_args if app else None, "repeats": repeats, "warmup": warmup,
+        meta = {"urls": urls, "app_args": app_args if app else None, "repeats": repeats, "warmup": warmup,
                 "viewport": VIEWPORT, "machine": platform.platform(), "cores": os.cpu_count(),
                 "load_before": load_before, "load_after": load_after}
-        Path(json_path).write_text(json.dumps(to_json(rows, meta), indent=1, ensure_ascii=False) + "\n")
+        runs = [{"url": url, "rows": rows_json(rows[url])} for url in urls]
+        Path(json_path).write_text(json.dumps({**meta, "runs": runs}, indent=1, ensure_ascii=False) + "\n")
         print(f"   JSON: {json_path}")
     return rows
