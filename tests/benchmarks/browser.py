@@ -339,12 +339,17 @@ def print_comparison(urls: list[str], rows: dict[str, list[Row]]) -> None:
     def ratio(a: list[float], b: list[float]) -> str:
         return f"{pct(b, 50) / pct(a, 50):.2f}x" if a and b else "?"
 
+    def size_ratio(a: list[int], b: list[int]) -> str:
+        # Sizes take one value per side of the alternation: mid-range weighs both sides alike, even when
+        # a stream's body was missed (the p50 of 4 + 5 samples would pick a side).
+        return f"{(min(b) + max(b)) / (min(a) + max(a)):.2f}x" if a and b else "?"
+
     base = urls[0]
     for url in urls[1:]:
-        print(f"   {url} against {base} (p50 over p50):")
+        print(f"   {url} against {base} (time and page: p50 over p50; figure: mid-range over mid-range):")
         for a, b in zip(rows[base], rows[url]):
             print(f"     {a.action.name:<25} time {ratio(a.ms, b.ms):>6}   page {ratio(a.page_ms, b.page_ms):>6}   "
-                  f"figure {ratio(a.figure_bytes, b.figure_bytes):>6}")
+                  f"figure {size_ratio(a.figure_bytes, b.figure_bytes):>6}")
 
 
 def rows_json(rows: list[Row]) -> list[dict]:
