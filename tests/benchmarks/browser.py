@@ -50,6 +50,7 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
   const root = document.querySelector(target);
   const el = document.querySelector(control);
   if (!root || !el) throw new Error('not on the page: ' + (root ? control : target));
+  if (el.type === 'radio' && el.checked) return null;  // already there: no event, nothing to wait for
   const plotOf = () => root.querySelector('.js-plotly-plot');
   const before = plotOf(), beforeData = before && before.data;
   const type = how === 'range' ? 'input' : 'click';
@@ -102,8 +103,8 @@ class Action:
     target: str  # the plot whose update ends the measurement
     steps: tuple[Step, Step]
     timed: tuple[bool, bool] = (True, True)
-    setup: Step | None = None  # untimed, before the first repetition
-    teardown: Step | None = None  # untimed, after the view is back at `steps[1]`
+    setup: Step | None = None  # untimed, before the first repetition (skipped if that radio is already on)
+    restore: str | None = None  # elem_id of a radio group whose value before `setup` is put back at the end
 
 
 def radio(elem_id: str, value: str) -> Step:
@@ -118,8 +119,9 @@ def actions() -> list[Action]:
     return [
         Action("Translate → plot updated", "two 12-word sentences", "#attention-plot",
                (translate(SENTENCES[1]), translate(SENTENCES[0]))),
+        # Two single layers, whatever the default layer view is: the kind toggle measures the default one.
         Action("layer toggle", "layer 1 ↔ 2", "#attention-plot", (radio("layer", "2"), radio("layer", "1")),
-               setup=radio("layer", "1"), teardown=radio("layer", "all")),
+               setup=radio("layer", "1"), restore="layer"),
         Action("kind toggle", "cross ↔ decoder self", "#attention-plot",
                (radio("kind", "decoder"), radio("kind", "cross"))),
         Action("head untick", "head 1 off (back on untimed)", "#attention-plot", (head, head), timed=(True, False)),
@@ -255,16 +257,20 @@ class Bench:
                 return got
         raise RuntimeError("the page's events did not finish")
 
-    def do(self, step: Step, target: str) -> tuple[dict, list[dict]]:
+    def do(self, step: Step, target: str) -> tuple[dict | None, list[dict]]:
+        """Dispatch `step` and wait until its events are over; its timing is None if it changed nothing."""
         if step.text is not None:
             self.page.fill("#source-text textarea", step.text)
         self.streams.take()
         timing = self.page.evaluate(MEASURE_JS, {"target": target, "control": step.control, "how": step.how,
                                                  "value": step.value, "timeoutMs": EVENT_TIMEOUT_MS})
-        return timing, self.settle()
+        return timing, [] if timing is None else self.settle()
 
     def start(self, action: Action, warmup: bool) -> Row:
         self.done_steps = 0
+        if action.restore:
+            self.restore_value = self.page.evaluate(f"() => document.querySelector('#{action.restore} input:checked')"
+                                                    ".value")
         if action.setup:
             self.do(action.setup, action.target)
         if warmup:  # the first render of a new figure shape pays for Plotly's one-time work
@@ -286,8 +292,8 @@ class Bench:
         """Back to the default view for the next action."""
         if self.done_steps % 2:
             self.do(action.steps[1], action.target)
-        if action.teardown:
-            self.do(action.teardown, action.target)
+        if action.restore:
+            self.do(radio(action.restore, self.restore_value), action.target)
 
 
 def record(row: Row, timing: dict, streams: list[dict]) -> None:
