@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess, proc_status_mb  # noqa: E402
+from tests.benchmarks.browser import CHROMIUM, bench_browser  # noqa: E402
 
 from explorer.inference import ablate, head_importance, mask_heads, prepare, trace, trust_checks  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
@@ -302,11 +303,37 @@ def training_batches(tr: Translator, n: int):
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", help="weights folder (default: weights/ if it holds a model, else an untrained "
-                                     "default-shaped model; translation latency depends on output length)")
+                                     "default-shaped model; translation latency depends on output length; "
+                                     "with --browser, what app.py gets, whose default is weights/)")
     p.add_argument("--quick", action="store_true", help="few repetitions, small sizes: what CI runs so this cannot rot")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--threads", type=int, help="torch threads (default: 1; with --browser, the app's own default)")
+    browser = p.add_argument_group(
+        "browser", "--browser runs only the browser benchmark: the app in headless Chromium, each action timed "
+                   "from its input event to the first frame that shows the new plot")
+    browser.add_argument("--browser", action="store_true",
+                         help="start `python app.py` (with --weights/--threads if given) and time Translate, a layer, "
+                              "kind and head toggle and a step-slider move in Chromium at 1400x1000")
+    browser.add_argument("--url", action="append", metavar="URL",
+                         help="measure the app already running at URL instead of starting one; give it twice (an "
+                              "older checkout's app, then this one's) to compare: each repetition then samples both, "
+                              "so load changes hit both alike; --weights and --threads then do nothing")
+    browser.add_argument("--repeats", type=int, metavar="N",
+                         help="timed repetitions of each action (default: 10, or 2 with --quick); p95 of 10 is the "
+                              "slowest")
+    browser.add_argument("--json", metavar="PATH", help="also write every sample and the summary to PATH as JSON")
+    browser.add_argument("--chromium", default=CHROMIUM, metavar="PATH", help=f"the browser (default: {CHROMIUM})")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.browser:
+        app_args = (["--weights", args.weights] if args.weights else []) + \
+                   (["--threads", str(args.threads)] if args.threads else [])
+        repeats = args.repeats or (2 if args.quick else 10)
+        # --quick skips the warm-up: it only checks that every action still works.
+        bench_browser(args.url, app_args, repeats, warmup=not args.quick, chromium=args.chromium,
+                      json_path=args.json)
+        return
+    if args.url or args.repeats or args.json:
+        p.error("--url, --repeats and --json go with --browser")
+    torch.set_num_threads(args.threads or 1)
     weights = args.weights
     tmp = Path(tempfile.mkdtemp())
     if weights is None:

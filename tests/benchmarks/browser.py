@@ -1,0 +1,437 @@
+"""The page as a person feels it: input event → the first frame with the new plot, in real Chromium.
+
+`python -m tests.benchmarks --browser` starts `python app.py` (or measures `--url`), opens headless
+Chromium at 1400×1000 and times five actions of the Attention tab, alternating so that every
+repetition really changes the plot. What is timed lives in the page, so Playwright's round trips
+are not in it: a capture-phase listener on the document takes performance.now() when the click /
+input event is dispatched, a MutationObserver on the plot's block waits for the new Plotly figure,
+and the time is taken in the next requestAnimationFrame callback (the frame that will show it).
+
+Payload is read from Chromium's network log (CDP), outside the page: the bytes of Gradio's queue
+event stream during each action, and the attention figure's JSON inside its `process_completed`
+message, with the server's own processing time for the event and when the message had arrived
+(so each action splits into "result received" and the page's own work after it).
+
+`--url A --url B` compares two running apps (say an older checkout and this one): each repetition
+samples both, in alternating order, so a change in the machine's load hits both alike.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the other benchmarks run without Playwright
+    PlaywrightError = sync_playwright = None
+
+CHROMIUM = "/usr/bin/chromium"
+# As tests/test_e2e_browser.py launches it: headless, software rendering, nothing from the network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
+# Two 12-word sentences: Translate alternates them, so every translation changes the plot.
+SENTENCES = ("The old man saw a small dog near the river this morning.",
+             "My sister said that she would come to our house tomorrow evening.")
+EVENT_TIMEOUT_MS = 120_000  # one translation on a loaded 2-core machine can take many seconds
+
+# Runs in the page. Resolves with the milliseconds from the input event to the first animation frame
+# after the plot in `target` is a new, drawn Plotly figure. Gradio re-creates the plot's <div> for each
+# new value and only then calls Plotly.react on it, and its loading overlay mutates the same block: so
+# a mutation counts only once the block holds a drawn figure (`_fullLayout`) that is not the old one.
+MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
+  const root = document.querySelector(target);
+  const el = document.querySelector(control);
+  if (!root || !el) throw new Error('not on the page: ' + (root ? control : target));
+  if (el.type === 'radio' && el.checked) return null;  // already there: no event, nothing to wait for
+  const plotOf = () => root.querySelector('.js-plotly-plot');
+  const before = plotOf(), beforeData = before && before.data;
+  const type = how === 'range' ? 'input' : 'click';
+  let t0 = null;
+  const onInput = e => { if (t0 === null && el.contains(e.target)) t0 = performance.now(); };
+  document.addEventListener(type, onInput, {capture: true});
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { mo.disconnect(); reject(new Error(target + ' did not change')); }, timeoutMs);
+      const mo = new MutationObserver(() => {
+        const plot = plotOf();
+        if (t0 === null || !plot || !plot._fullLayout || (plot === before && plot.data === beforeData)) return;
+        mo.disconnect();
+        const mutated = performance.now();
+        requestAnimationFrame(() => {
+          clearTimeout(timer);
+          resolve({ms: performance.now() - t0, dom_ms: mutated - t0, t0_epoch_ms: performance.timeOrigin + t0});
+        });
+      });
+      mo.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+      if (how === 'range') {  // what dragging the slider does: set the value, then an input event
+        el.value = value;
+        el.dispatchEvent(new Event('input', {bubbles: true}));
+      } else {
+        el.click();
+      }
+    });
+  } finally {
+    document.removeEventListener(type, onInput, {capture: true});
+  }
+}"""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One input: click `control` (a radio, a checkbox, the button), or set the range input `control` to `value`."""
+
+    control: str
+    how: str = "click"
+    value: str | None = None
+    text: str | None = None  # typed into the source textbox first, untimed
+
+
+@dataclass(frozen=True)
+class Action:
+    """A table row: `steps` alternate, starting from the default view; `timed` says which of the two count."""
+
+    name: str
+    alternates: str
+    target: str  # the plot whose update ends the measurement
+    steps: tuple[Step, Step]
+    timed: tuple[bool, bool] = (True, True)
+    setup: Step | None = None  # untimed, before the first repetition (skipped if that radio is already on)
+    restore: str | None = None  # elem_id of a radio group whose value before `setup` is put back at the end
+
+
+def radio(elem_id: str, value: str) -> Step:
+    return Step(f"#{elem_id} input[type=radio][value='{value}']")
+
+
+def actions() -> list[Action]:
+    """In this order, each leaving the default view behind it (the next one starts from what a newcomer sees)."""
+    translate = lambda text: Step("#translate-btn", text=text)  # noqa: E731
+    head = Step("#heads input[type=checkbox][name='1']")
+    step = lambda n: Step("#step input[type=range]", how="range", value=str(n))  # noqa: E731
+    return [
+        Action("Translate → plot updated", "two 12-word sentences", "#attention-plot",
+               (translate(SENTENCES[1]), translate(SENTENCES[0]))),
+        # Two single layers, whatever the default layer view is: the kind toggle measures the default one.
+        Action("layer toggle", "layer 1 ↔ 2", "#attention-plot", (radio("layer", "2"), radio("layer", "1")),
+               setup=radio("layer", "1"), restore="layer"),
+        Action("kind toggle", "cross ↔ decoder self", "#attention-plot",
+               (radio("kind", "decoder"), radio("kind", "cross"))),
+        Action("head untick", "head 1 off (back on untimed)", "#attention-plot", (head, head), timed=(True, False)),
+        Action("step-slider move", "step 1 ↔ 2, to the step chart", "#step-plot", (step(2), step(1))),
+    ]
+
+
+class EventStreams:
+    """Gradio's queue/data event streams as Chromium received them, from its network log (CDP).
+
+    Chromium hands the bodies over only because `Network.streamResourceContent` asks for them: Gradio's
+    client aborts each stream once its events are done, so Playwright's response.body() never has them.
+    """
+
+    def __init__(self, page):
+        self.cdp = page.context.new_cdp_session(page)
+        self.open: dict[str, dict] = {}
+        self.done: list[dict] = []
+        self.cdp.on("Network.requestWillBeSent", self._sent)
+        self.cdp.on("Network.responseReceived", self._response)
+        self.cdp.on("Network.dataReceived", self._data)
+        self.cdp.on("Network.loadingFinished", self._end)
+        self.cdp.on("Network.loadingFailed", self._end)
+        self.cdp.send("Network.enable")
+
+    def _sent(self, e: dict) -> None:
+        if "/queue/data" in e["request"]["url"]:
+            # wallTime and timestamp of the same instant: Chromium's network clock to epoch milliseconds
+            self.open[e["requestId"]] = {"bytes": 0, "body": None, "arrivals": [],
+                                         "clock": (e["wallTime"], e["timestamp"])}
+            self._stream(e["requestId"])
+
+    def _response(self, e: dict) -> None:
+        stream = self.open.get(e["requestId"])
+        if stream is not None and stream["body"] is None:
+            self._stream(e["requestId"])  # asking before the response can fail: ask again
+
+    def _stream(self, request_id: str) -> None:
+        """Ask as early as possible: a toggle's stream can be over in 100 ms, and once it is, its body is gone
+        (then only its size counts)."""
+        stream = self.open[request_id]
+        stream["body"] = bytearray()  # other events may be handled while this waits: theirs go after
+        try:
+            got = self.cdp.send("Network.streamResourceContent", {"requestId": request_id})
+        except PlaywrightError:
+            stream["body"] = None
+            return
+        stream["body"][:0] = base64.b64decode(got["bufferedData"])
+
+    def _data(self, e: dict) -> None:
+        stream = self.open.get(e["requestId"])
+        if stream is not None:
+            stream["bytes"] += e["dataLength"]
+            wall, mono = stream["clock"]
+            stream["arrivals"].append((stream["bytes"], 1000 * (wall + e["timestamp"] - mono)))
+            if stream["body"] is not None and e.get("data"):
+                stream["body"] += base64.b64decode(e["data"])
+
+    def _end(self, e: dict) -> None:
+        stream = self.open.pop(e["requestId"], None)
+        if stream is not None:
+            self.done.append(stream)
+
+    def take(self) -> list[dict]:
+        done, self.done = self.done, []
+        return done
+
+
+def completed_events(streams: list[dict]) -> list[dict]:
+    """The `output` of every process_completed message in these streams (Server-Sent Events, JSON data lines),
+    each with `arrived_epoch_ms`: when Chromium had received the whole message."""
+    out = []
+    for s in streams:
+        if s["body"] is None:
+            continue
+        end = 0
+        for line in bytes(s["body"]).split(b"\n"):
+            end += len(line) + 1
+            if line.startswith(b"data:"):
+                msg = json.loads(line[5:])
+                if msg.get("msg") == "process_completed" and msg.get("success"):
+                    arrived = next((t for n, t in s["arrivals"] if n >= end - 1), None)
+                    out.append({**(msg.get("output") or {}), "arrived_epoch_ms": arrived})
+    return out
+
+
+def first_figure_bytes(outputs: list[dict]) -> int | None:
+    """UTF-8 size of the first Plotly figure's JSON in these events' outputs: the attention plot, which
+    comes first in the outputs of Translate, every toggle and the step slider."""
+    for output in outputs:
+        for value in output.get("data") or []:
+            if isinstance(value, dict) and value.get("type") == "plotly" and isinstance(value.get("plot"), str):
+                return len(value["plot"].encode())
+    return None
+
+
+@dataclass
+class Row:
+    action: Action
+    ms: list[float] = field(default_factory=list)
+    dom_ms: list[float] = field(default_factory=list)
+    arrived_ms: list[float] = field(default_factory=list)
+    page_ms: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
+    figure_bytes: list[int] = field(default_factory=list)
+    stream_bytes: list[int] = field(default_factory=list)
+
+
+def pct(xs: list[float], p: float) -> float:
+    """Nearest-rank percentile, as the other benchmarks report (with 10 samples, p95 is the slowest)."""
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class Bench:
+    def __init__(self, page, streams: EventStreams):
+        self.page, self.streams = page, streams
+
+    def settle(self, timeout: float = 60) -> list[dict]:
+        """Wait until the action's events are over (every event stream closed, and none reopens at once),
+        so the next action neither queues behind it nor gets its bytes; returns its streams."""
+        got, deadline, quiet_since = [], time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            self.page.wait_for_timeout(25)  # lets Playwright deliver the CDP events
+            got += self.streams.take()
+            if self.streams.open or not got:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 0.15:
+                return got
+        raise RuntimeError("the page's events did not finish")
+
+    def do(self, step: Step, target: str) -> tuple[dict | None, list[dict]]:
+        """Dispatch `step` and wait until its events are over; its timing is None if it changed nothing."""
+        if step.text is not None:
+            self.page.fill("#source-text textarea", step.text)
+        self.streams.take()
+        timing = self.page.evaluate(MEASURE_JS, {"target": target, "control": step.control, "how": step.how,
+                                                 "value": step.value, "timeoutMs": EVENT_TIMEOUT_MS})
+        return timing, [] if timing is None else self.settle()
+
+    def start(self, action: Action, warmup: bool) -> Row:
+        self.done_steps = 0
+        if action.restore:
+            self.restore_value = self.page.evaluate(f"() => document.querySelector('#{action.restore} input:checked')"
+                                                    ".value")
+        if action.setup:
+            self.do(action.setup, action.target)
+        if warmup:  # the first render of a new figure shape pays for Plotly's one-time work
+            for step in action.steps:
+                self.do(step, action.target)
+        return Row(action)
+
+    def sample(self, row: Row) -> None:
+        """Alternate `row.action`'s steps until one more timed sample is in `row`."""
+        action, wanted = row.action, len(row.ms) + 1
+        while len(row.ms) < wanted:
+            which = self.done_steps % 2
+            timing, streams = self.do(action.steps[which], action.target)
+            self.done_steps += 1
+            if action.timed[which]:
+                record(row, timing, streams)
+
+    def finish(self, action: Action) -> None:
+        """Back to the default view for the next action."""
+        if self.done_steps % 2:
+            self.do(action.steps[1], action.target)
+        if action.restore:
+            self.do(radio(action.restore, self.restore_value), action.target)
+
+
+def record(row: Row, timing: dict, streams: list[dict]) -> None:
+    outputs = completed_events(streams)
+    row.ms.append(timing["ms"])
+    row.dom_ms.append(timing["dom_ms"])
+    arrived = [o["arrived_epoch_ms"] for o in outputs if o["arrived_epoch_ms"] is not None]
+    if arrived:  # the action's own event completes first; what is left after it is the page's own work
+        row.arrived_ms.append(min(arrived) - timing["t0_epoch_ms"])
+        row.page_ms.append(timing["ms"] - row.arrived_ms[-1])
+    row.stream_bytes.append(sum(s["bytes"] for s in streams))
+    size = first_figure_bytes(outputs)
+    if size is not None:
+        row.figure_bytes.append(size)
+    durations = [o["duration"] for o in outputs if isinstance(o.get("duration"), (int, float))]
+    if durations:
+        row.server_ms.append(1000 * sum(durations))
+
+
+def kb(xs: list[int]) -> str:
+    if not xs:
+        return "?"
+    lo, hi = min(xs) / 1000, max(xs) / 1000
+    return f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}–{hi:.0f}"
+
+
+def print_table(rows: list[Row]) -> None:
+    p50 = lambda xs: f"{pct(xs, 50):.0f}" if xs else "?"  # noqa: E731
+    head = (f"   {'action':<25} {'alternates':<29} {'p50 ms':>6} {'p95 ms':>6} {'server':>6} {'result':>6} "
+            f"{'page':>6} {'figure KB':>9} {'stream KB':>9}")
+    print(head)
+    print("   " + "-" * (len(head) - 3))
+    for r in rows:
+        print(f"   {r.action.name:<25} {r.action.alternates:<29} {pct(r.ms, 50):>6.0f} {pct(r.ms, 95):>6.0f} "
+              f"{p50(r.server_ms):>6} {p50(r.arrived_ms):>6} {p50(r.page_ms):>6} {kb(r.figure_bytes):>9} "
+              f"{kb(r.stream_bytes):>9}")
+
+
+def print_legend() -> None:
+    print("   p50/p95 ms: input event → first animation frame with the new plot, timed in the page\n"
+          "   server: the app's processing time for the action's event; result: input event → its result all "
+          "received by\n   Chromium; page: the rest, what the page spends on it (parse, Svelte, Plotly); "
+          "all three p50 ms\n"
+          "   figure KB: the attention figure's JSON; stream KB: every byte of the action's event stream "
+          "(min–max over the repetitions)")
+
+
+def print_comparison(urls: list[str], rows: dict[str, list[Row]]) -> None:
+    def ratio(a: list[float], b: list[float]) -> str:
+        return f"{pct(b, 50) / pct(a, 50):.2f}x" if a and b else "?"
+
+    def size_ratio(a: list[int], b: list[int]) -> str:
+        # Sizes take one value per side of the alternation: mid-range weighs both sides alike, even when
+        # a stream's body was missed (the p50 of 4 + 5 samples would pick a side).
+        return f"{(min(b) + max(b)) / (min(a) + max(a)):.2f}x" if a and b else "?"
+
+    base = urls[0]
+    for url in urls[1:]:
+        print(f"   {url} against {base} (time and page: p50 over p50; figure: mid-range over mid-range):")
+        for a, b in zip(rows[base], rows[url]):
+            print(f"     {a.action.name:<25} time {ratio(a.ms, b.ms):>6}   page {ratio(a.page_ms, b.page_ms):>6}   "
+                  f"figure {size_ratio(a.figure_bytes, b.figure_bytes):>6}")
+
+
+def rows_json(rows: list[Row]) -> list[dict]:
+    return [{"action": r.action.name, "alternates": r.action.alternates, "target": r.action.target,
+             "p50_ms": pct(r.ms, 50), "p95_ms": pct(r.ms, 95), "ms": r.ms, "dom_ms": r.dom_ms,
+             "result_in_ms": r.arrived_ms, "page_ms": r.page_ms, "server_ms": r.server_ms,
+             "figure_bytes": r.figure_bytes, "stream_bytes": r.stream_bytes} for r in rows]
+
+
+def open_page(browser, url: str) -> Bench:
+    """`url` in its own browser context (its own Gradio session), translated once, at the default view."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    streams = EventStreams(page)
+    page.goto(url)
+    # Gradio renders the page in pieces: the textbox can be there before the Attention tab is.
+    for selector in ("#source-text textarea", "#translate-btn", *{a.target for a in actions()},
+                     *{s.control for a in actions() for s in a.steps if not s.text}):
+        page.wait_for_selector(selector, state="attached", timeout=60_000)
+    bench = Bench(page, streams)
+    # The view every action starts from: a translation of the first sentence, default controls.
+    bench.do(Step("#translate-btn", text=SENTENCES[0]), "#attention-plot")
+    return bench
+
+
+def bench_browser(urls: list[str] | None, app_args: list[str], repeats: int, warmup: bool, chromium: str = CHROMIUM,
+                  json_path: str | None = None) -> dict[str, list[Row]]:
+    """Measure the apps at `urls`, or start `python app.py APP_ARGS` for the run; prints a table per app (and
+    writes JSON). With two or more apps, every repetition takes one sample of each in turn, in an order that
+    alternates, so a change in the machine's load hits them alike."""
+    from app_process import AppProcess
+
+    if sync_playwright is None:
+        raise SystemExit("--browser needs Python playwright (pip install -r tests/requirements.txt)")
+
+    app = None
+    if not urls:
+        app = AppProcess(app_args, log=Path(tempfile.mkdtemp()) / "app.log")
+        app.wait(timeout=180)
+        urls = [app.url]
+    try:
+        load_before = os.getloadavg()
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                benches = [open_page(browser, url) for url in urls]
+                print(f"browser: Chromium {browser.version} at {VIEWPORT['width']}×{VIEWPORT['height']}, {repeats} "
+                      f"repetitions of each action{' after one warm-up each way' if warmup else ''}"
+                      f"{', alternating between the apps' if len(urls) > 1 else ''}")
+                rows: dict[str, list[Row]] = {url: [] for url in urls}
+                for action in actions():
+                    started = [(url, bench, bench.start(action, warmup)) for url, bench in zip(urls, benches)]
+                    for i in range(repeats):
+                        for _, bench, row in started[::-1] if i % 2 else started:
+                            bench.sample(row)
+                    for url, bench, row in started:
+                        bench.finish(action)
+                        rows[url].append(row)
+            finally:
+                browser.close()
+        load_after = os.getloadavg()
+    finally:
+        if app:
+            app.stop()
+    for url in urls:
+        print(f"\n   {url}" + (f" (python app.py {' '.join(app_args)})".rstrip() if app else ""))
+        print_table(rows[url])
+    print_legend()
+    if len(urls) > 1:
+        print_comparison(urls, rows)
+    print(f"   load average (1 min): {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} "
+          f"cores (above {os.cpu_count()}, other work was competing with the app and the browser)")
+    if json_path:
+        meta = {"urls": urls, "app_args": app_args if app else None, "repeats": repeats, "warmup": warmup,
+                "viewport": VIEWPORT, "machine": platform.platform(), "cores": os.cpu_count(),
+                "load_before": load_before, "load_after": load_after}
+        runs = [{"url": url, "rows": rows_json(rows[url])} for url in urls]
+        Path(json_path).write_text(json.dumps({**meta, "runs": runs}, indent=1, ensure_ascii=False) + "\n")
+        print(f"   JSON: {json_path}")
+    return rows
