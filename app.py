@@ -4,6 +4,7 @@ Weights: --weights DIR, or --repo-id USER/NAME [--revision REV] (also MODEL_REPO
 MODEL_REVISION), else the bundled weights/. Listens on 127.0.0.1:7860 unless
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,20 @@ from training.translator import WeightsError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Serve the English→Chinese attention explorer.")
     add_model_args(p)
-    p.add_argument("--queue-size", type=positive_int, default=QUEUE_SIZE, metavar="N",
-                   help=f"requests that may wait; more are refused at once with 'queue is full' (default: {QUEUE_SIZE})")
-    p.add_argument("--concurrency", type=positive_int, default=CONCURRENCY, metavar="N",
-                   help=f"translations run at the same time (default: {CONCURRENCY})")
+    p.add_argument(
+        "--queue-size",
+        type=positive_int,
+        default=QUEUE_SIZE,
+        metavar="N",
+        help=f"requests that may wait; more are refused at once with 'queue is full' (default: {QUEUE_SIZE})",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=CONCURRENCY,
+        metavar="N",
+        help=f"translations run at the same time (default: {CONCURRENCY})",
+    )
     return p.parse_args(argv)
 
 

@@ -1,4 +1,5 @@
 """Command line: python -m explorer {translate,trace,ablate,head-stats} --help"""
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,16 @@ from .loading import add_model_args, load_translator, positive_int
 
 def add_cli_args(p: argparse.ArgumentParser, json_output: bool = False) -> None:
     add_model_args(p)
-    p.add_argument("--beam", type=positive_int, metavar="N",
-                   help="beam size; 1 = greedy (default: the model's config.json)")
+    p.add_argument(
+        "--beam",
+        type=positive_int,
+        metavar="N",
+        help="beam size; 1 = greedy (default: the model's config.json)",
+    )
     if json_output:
-        p.add_argument("--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)")
+        p.add_argument(
+            "--indent", type=int, default=None, metavar="N", help="pretty-print the JSON (default: compact)"
+        )
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
@@ -29,8 +36,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     seconds = time.perf_counter() - start
     if not args.quiet:
-        print(f"{len(lines)} lines in {seconds:.1f}s ({len(lines) / max(seconds, 1e-9):.1f} sentences/s) · "
-              f"{loaded.model_id}", file=sys.stderr)
+        print(
+            f"{len(lines)} lines in {seconds:.1f}s ({len(lines) / max(seconds, 1e-9):.1f} sentences/s) · "
+            f"{loaded.model_id}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -38,7 +48,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from .inference import trace
 
     loaded = load_translator(args.weights, args.repo_id, args.revision)
-    tr = trace(loaded.translator, args.text, beam=args.beam, model_id=loaded.model_id, internals=args.internals)
+    tr = trace(
+        loaded.translator, args.text, beam=args.beam, model_id=loaded.model_id, internals=args.internals
+    )
     json.dump(tr.to_json(), sys.stdout, ensure_ascii=False, indent=args.indent)
     sys.stdout.write("\n")
     for notice in tr.notices:
@@ -47,7 +59,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def parse_heads(spec: str) -> list[tuple[str, int, int]]:
-    """"none" or KIND:LAYER:HEAD[,KIND:LAYER:HEAD...] with 1-based layer and head → 0-based triples."""
+    """ "none" or KIND:LAYER:HEAD[,KIND:LAYER:HEAD...] with 1-based layer and head → 0-based triples."""
     from .inference import InputError
 
     if spec.strip().lower() == "none":
@@ -55,18 +67,21 @@ def parse_heads(spec: str) -> list[tuple[str, int, int]]:
     heads = []
     for item in spec.split(","):
         parts = item.strip().split(":")
-        if len(parts) != 3 or parts[0] not in ("encoder", "decoder", "cross") or not all(
-                p.isdigit() and int(p) >= 1 for p in parts[1:]):
-            raise InputError(f"--heads: {item.strip()!r} is not KIND:LAYER:HEAD (KIND encoder, decoder or cross; "
-                             "layer and head from 1), e.g. --heads cross:2:1,encoder:1:3, or --heads none")
+        if (
+            len(parts) != 3
+            or parts[0] not in ("encoder", "decoder", "cross")
+            or not all(p.isdigit() and int(p) >= 1 for p in parts[1:])
+        ):
+            raise InputError(
+                f"--heads: {item.strip()!r} is not KIND:LAYER:HEAD (KIND encoder, decoder or cross; "
+                "layer and head from 1), e.g. --heads cross:2:1,encoder:1:3, or --heads none"
+            )
         heads.append((parts[0], int(parts[1]) - 1, int(parts[2]) - 1))
     return heads
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .inference import ablate
-
-    from .inference import InputError
+    from .inference import InputError, ablate
 
     heads = parse_heads(args.heads)
     loaded = load_translator(args.weights, args.repo_id, args.revision)
@@ -74,10 +89,14 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     for kind, layer, head in heads:
         n_layers = cfg.n_encoder_layers if kind == "encoder" else cfg.n_decoder_layers
         if layer >= n_layers or head >= cfg.n_heads:
-            raise InputError(f"--heads {kind}:{layer + 1}:{head + 1}: this model has {n_layers} {kind} layers "
-                             f"and {cfg.n_heads} heads (1-based)")
+            raise InputError(
+                f"--heads {kind}:{layer + 1}:{head + 1}: this model has {n_layers} {kind} layers "
+                f"and {cfg.n_heads} heads (1-based)"
+            )
     result = ablate(loaded.translator, args.text, heads, beam=args.beam)
-    result["heads"] = [[kind, layer + 1, head + 1] for kind, layer, head in result.get("heads", [])]  # as typed
+    result["heads"] = [
+        [kind, layer + 1, head + 1] for kind, layer, head in result.get("heads", [])
+    ]  # as typed
     json.dump(result, sys.stdout, ensure_ascii=False, indent=args.indent)
     sys.stdout.write("\n")
     return 0
@@ -94,56 +113,90 @@ def cmd_head_stats(args: argparse.Namespace) -> int:
     corpus = read_tsv(args.data)
     texts = [en for en, _ in corpus.pairs][: args.limit]
     if not texts:
-        raise InputError(f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+        raise InputError(
+            f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)"
+        )
     loaded = load_translator(args.weights, args.repo_id, args.revision)
     bar = lambda xs: tqdm(xs, desc="head statistics", unit="sentence", disable=args.quiet, file=sys.stderr)  # noqa: E731
-    stats = {"model_id": loaded.model_id, "data": args.data, **corpus_head_stats(loaded.translator, texts, bar)}
+    stats = {
+        "model_id": loaded.model_id,
+        "data": args.data,
+        **corpus_head_stats(loaded.translator, texts, bar),
+    }
     json.dump(stats, sys.stdout, ensure_ascii=False, indent=args.indent)
     sys.stdout.write("\n")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explorer",
-                                     description="Translate English to Chinese, or trace every attention map.")
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer", description="Translate English to Chinese, or trace every attention map."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{translate,trace,ablate,head-stats}")
-    p = sub.add_parser("translate", help="translate stdin to stdout, one line per line",
-                       description="Translate English lines from stdin; one Chinese line per input line, in order "
-                                   "(an empty line for an empty line). Timing goes to stderr.")
+    p = sub.add_parser(
+        "translate",
+        help="translate stdin to stdout, one line per line",
+        description="Translate English lines from stdin; one Chinese line per input line, in order "
+        "(an empty line for an empty line). Timing goes to stderr.",
+    )
     add_cli_args(p)
-    p.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="sentences decoded together (default: 64)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="sentences decoded together (default: 64)",
+    )
     p.add_argument("--quiet", action="store_true", help="no timing line on stderr")
     p.set_defaults(func=cmd_translate)
-    p = sub.add_parser("trace", help="print the trace JSON of one sentence",
-                       description="Translate one sentence and print its trace as JSON: source_tokens, target_tokens, "
-                                   "predicted_tokens, translation, attention {encoder_self [L][H][S][S], "
-                                   "decoder_self [L][H][T][T], cross [L][H][T][S]}, model id and decoding settings.")
+    p = sub.add_parser(
+        "trace",
+        help="print the trace JSON of one sentence",
+        description="Translate one sentence and print its trace as JSON: source_tokens, target_tokens, "
+        "predicted_tokens, translation, attention {encoder_self [L][H][S][S], "
+        "decoder_self [L][H][T][T], cross [L][H][T][S]}, model id and decoding settings.",
+    )
     p.add_argument("text", help="the English sentence")
     add_cli_args(p, json_output=True)
-    p.add_argument("--internals", action="store_true",
-                   help="also print each head's q, k, v and output (key 'internals': {encoder_self, decoder_self, "
-                        "cross}: {q [L][H][Tq][d_head], k and v [L][H][Tk][d_head], head_output [L][H][Tq][d_head]})")
+    p.add_argument(
+        "--internals",
+        action="store_true",
+        help="also print each head's q, k, v and output (key 'internals': {encoder_self, decoder_self, "
+        "cross}: {q [L][H][Tq][d_head], k and v [L][H][Tk][d_head], head_output [L][H][Tq][d_head]})",
+    )
     p.set_defaults(func=cmd_trace)
 
-    p = sub.add_parser("ablate", help="switch heads off, re-translate, and measure what they contributed",
-                       description="Translate the sentence with every head on, then with --heads switched off (their "
-                                   "slice of the concatenated heads is zeroed before W_O). Prints JSON: translation, "
-                                   "ablated_translation, target_tokens (the original output, </s> included) and "
-                                   "delta_logprob (per target token: log-probability with the heads off minus on; "
-                                   "negative = the heads helped).")
+    p = sub.add_parser(
+        "ablate",
+        help="switch heads off, re-translate, and measure what they contributed",
+        description="Translate the sentence with every head on, then with --heads switched off (their "
+        "slice of the concatenated heads is zeroed before W_O). Prints JSON: translation, "
+        "ablated_translation, target_tokens (the original output, </s> included) and "
+        "delta_logprob (per target token: log-probability with the heads off minus on; "
+        "negative = the heads helped).",
+    )
     p.add_argument("text", help="the English sentence")
-    p.add_argument("--heads", required=True, metavar="KIND:LAYER:HEAD[,...]",
-                   help="heads to switch off, 1-based, KIND one of encoder, decoder, cross (e.g. cross:3:1,encoder:1:2); "
-                        "'none' switches nothing off")
+    p.add_argument(
+        "--heads",
+        required=True,
+        metavar="KIND:LAYER:HEAD[,...]",
+        help="heads to switch off, 1-based, KIND one of encoder, decoder, cross (e.g. cross:3:1,encoder:1:2); "
+        "'none' switches nothing off",
+    )
     add_cli_args(p, json_output=True)
     p.set_defaults(func=cmd_ablate)
 
-    p = sub.add_parser("head-stats", help="what each head does, averaged over a corpus (JSON)",
-                       description="Per head and kind: entropy of its rows (bits), mean row maximum, mean query-key "
-                                   "distance and the share on the same and the previous position (self-attention), "
-                                   "the share on <s>/</s> and on punctuation; each a mean over rows, averaged over "
-                                   "sentences. `training export --dev` ships the dev set's figures as head_stats.json.")
-    p.add_argument("--data", required=True, metavar="TSV", help="English<TAB>Chinese pairs (the English side is used)")
+    p = sub.add_parser(
+        "head-stats",
+        help="what each head does, averaged over a corpus (JSON)",
+        description="Per head and kind: entropy of its rows (bits), mean row maximum, mean query-key "
+        "distance and the share on the same and the previous position (self-attention), "
+        "the share on <s>/</s> and on punctuation; each a mean over rows, averaged over "
+        "sentences. `training export --dev` ships the dev set's figures as head_stats.json.",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="TSV", help="English<TAB>Chinese pairs (the English side is used)"
+    )
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N sentences")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     add_cli_args(p, json_output=True)
@@ -164,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (WeightsError, InputError, DataError) as e:  # what the user can fix; anything else is a bug and keeps its traceback
+    except (
+        WeightsError,
+        InputError,
+        DataError,
+    ) as e:  # what the user can fix; anything else is a bug and keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

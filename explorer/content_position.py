@@ -15,6 +15,7 @@ where "bias" gathers every product that involves β or b_q / b_k. A post-norm la
 reads x itself, so h_c = c, h_p = p and only b_q / b_k make the bias term.
 Pure numpy: arrays in, arrays out.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,6 +48,7 @@ def split_scores(
     self-attention); w_* (D, D) and b_* (D,) are the projections as nn.Linear stores them;
     `norm` is the pre-norm LayerNorm's (γ, β, eps), or None for a post-norm layer.
     """
+
     def parts(content: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c, p = content.astype(np.float64), position.astype(np.float64)
         if norm is None:
@@ -54,9 +56,11 @@ def split_scores(
         gamma, beta, eps = (np.asarray(norm[0], np.float64), np.asarray(norm[1], np.float64), norm[2])
         x = c + p
         sigma = np.sqrt(x.var(-1, keepdims=True) + eps)  # (T, 1): LayerNorm's, from the sum
-        return (gamma * (c - c.mean(-1, keepdims=True)) / sigma,
-                gamma * (p - p.mean(-1, keepdims=True)) / sigma,
-                beta)
+        return (
+            gamma * (c - c.mean(-1, keepdims=True)) / sigma,
+            gamma * (p - p.mean(-1, keepdims=True)) / sigma,
+            beta,
+        )
 
     def project(h_c, h_p, h_b, w, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
@@ -87,14 +91,28 @@ def first_layer_terms(model, ids: list[int], side: str) -> dict[str, np.ndarray]
     if side not in ("encoder", "decoder"):
         raise ValueError(f"side must be 'encoder' or 'decoder', got {side!r}")
     cfg, state = model.cfg, {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
-    prefix, embed, norm_name = (("encoder.0", "src_embed", "res_attn") if side == "encoder"
-                                else ("decoder.0", "tgt_embed", "res_self"))
+    prefix, embed, norm_name = (
+        ("encoder.0", "src_embed", "res_attn")
+        if side == "encoder"
+        else ("decoder.0", "tgt_embed", "res_self")
+    )
     content = state[f"{embed}.weight"][ids] * np.sqrt(cfg.d_model)  # (T, D)
     position = model.pos_enc[: len(ids)].detach().cpu().double().numpy()  # (T, D)
-    norm = ((state[f"{prefix}.{norm_name}.norm.weight"], state[f"{prefix}.{norm_name}.norm.bias"], 1e-5)
-            if cfg.pre_norm else None)
+    norm = (
+        (state[f"{prefix}.{norm_name}.norm.weight"], state[f"{prefix}.{norm_name}.norm.bias"], 1e-5)
+        if cfg.pre_norm
+        else None
+    )
     attn = f"{prefix}.self_attn"
-    return split_scores(content, position, content, position,
-                        w_q=state[f"{attn}.q_proj.weight"], b_q=state[f"{attn}.q_proj.bias"],
-                        w_k=state[f"{attn}.k_proj.weight"], b_k=state[f"{attn}.k_proj.bias"],
-                        n_heads=cfg.n_heads, norm=norm)
+    return split_scores(
+        content,
+        position,
+        content,
+        position,
+        w_q=state[f"{attn}.q_proj.weight"],
+        b_q=state[f"{attn}.q_proj.bias"],
+        w_k=state[f"{attn}.k_proj.weight"],
+        b_k=state[f"{attn}.k_proj.bias"],
+        n_heads=cfg.n_heads,
+        norm=norm,
+    )

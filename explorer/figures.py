@@ -4,12 +4,13 @@ Axes are numeric with tick labels (a categorical axis would merge repeated
 tokens such as the two "the" in a sentence). Labels are HTML-escaped because
 Plotly renders a few tags inside text; a token like "<b>" must show as text.
 """
+
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -59,8 +60,9 @@ class GridGeometry:
     top: int  # px above the panels: the title, and the colour bar on a phone
 
 
-def grid_geometry(n_rows: int, n_cols: int, x_labels: Sequence[str], y_labels: Sequence[str],
-                  width: int, show_scale: bool) -> GridGeometry:
+def grid_geometry(
+    n_rows: int, n_cols: int, x_labels: Sequence[str], y_labels: Sequence[str], width: int, show_scale: bool
+) -> GridGeometry:
     tq, tk = max(1, len(y_labels)), max(1, len(x_labels))
     longest_y = max((len(t) for t in y_labels), default=1)
     longest_x = max((len(t) for t in x_labels), default=1)
@@ -83,8 +85,9 @@ def grid_geometry(n_rows: int, n_cols: int, x_labels: Sequence[str], y_labels: S
     gap_y = 34.0
     top = 70 + (40 if narrow and show_scale else 0)
     height = int(top + n_rows * panel_h + (n_rows - 1) * gap_y + bottom)
-    return GridGeometry(cell_w, cell_h, x_font, y_font, x_angle, x_step, narrow, left, bottom, panel_h, gap_y,
-                        height, top)
+    return GridGeometry(
+        cell_w, cell_h, x_font, y_font, x_angle, x_step, narrow, left, bottom, panel_h, gap_y, height, top
+    )
 
 
 def attention_figure(
@@ -120,7 +123,9 @@ def attention_figure(
         raise ValueError(f"weights must be (rows, cols, queries, keys), got shape {weights.shape}")
     n_rows, n_cols, tq, tk = weights.shape
     if (tq, tk) != (len(y_labels), len(x_labels)):
-        raise ValueError(f"weights are {tq}×{tk} but there are {len(y_labels)} row and {len(x_labels)} column labels")
+        raise ValueError(
+            f"weights are {tq}×{tk} but there are {len(y_labels)} row and {len(x_labels)} column labels"
+        )
     xs, ys = unique_labels(x_labels), unique_labels(y_labels)
     geo = grid_geometry(n_rows, n_cols, x_labels, y_labels, width or DEFAULT_WIDTH, shared_scale)
     plot_h = geo.height - geo.top - geo.bottom  # the panels and the gaps between them, in px
@@ -149,68 +154,157 @@ def attention_figure(
             if not shared_scale:
                 visible = z[scale_rows] if scale_rows.any() else z
                 zmax = max(float(np.nanmax(visible)) if np.isfinite(visible).any() else 1.0, 1e-9)
-            traces.append(go.Heatmap(
-                z=z, x=xs, y=ys, xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                zmin=0.0, zmax=zmax, colorscale=COLORSCALE, hoverongaps=False, hovertemplate=hover,
-                showscale=shared_scale and r == 0 and c == n_cols - 1,
-                colorbar=(dict(orientation="h", x=0.5, xanchor="center", y=1 + 12 / plot_h, yanchor="bottom",
-                                    thickness=10, len=0.6, title=dict(text="weight", side="top"))
-                          if geo.narrow else
-                          dict(title=dict(text="weight"), thickness=12, len=min(1.0, 320 / plot_h), y=1,
-                               yanchor="top")),
-            ))
+            traces.append(
+                go.Heatmap(
+                    z=z,
+                    x=xs,
+                    y=ys,
+                    xaxis=f"x{suffix}",
+                    yaxis=f"y{suffix}",
+                    zmin=0.0,
+                    zmax=zmax,
+                    colorscale=COLORSCALE,
+                    hoverongaps=False,
+                    hovertemplate=hover,
+                    showscale=shared_scale and r == 0 and c == n_cols - 1,
+                    colorbar=(
+                        dict(
+                            orientation="h",
+                            x=0.5,
+                            xanchor="center",
+                            y=1 + 12 / plot_h,
+                            yanchor="bottom",
+                            thickness=10,
+                            len=0.6,
+                            title=dict(text="weight", side="top"),
+                        )
+                        if geo.narrow
+                        else dict(
+                            title=dict(text="weight"),
+                            thickness=12,
+                            len=min(1.0, 320 / plot_h),
+                            y=1,
+                            yanchor="top",
+                        )
+                    ),
+                )
+            )
             if mask_z is not None:
-                traces.append(go.Heatmap(
-                    z=mask_z, x=xs, y=ys, xaxis=f"x{suffix}", yaxis=f"y{suffix}", showscale=False,
-                    colorscale=[[0, MASKED_BG], [1, MASKED_BG]], hoverongaps=False,
-                    hovertemplate="query: %{y}<br>key: %{x}<br>masked: a future position<extra></extra>",
-                ))
+                traces.append(
+                    go.Heatmap(
+                        z=mask_z,
+                        x=xs,
+                        y=ys,
+                        xaxis=f"x{suffix}",
+                        yaxis=f"y{suffix}",
+                        showscale=False,
+                        colorscale=[[0, MASKED_BG], [1, MASKED_BG]],
+                        hoverongaps=False,
+                        hovertemplate="query: %{y}<br>key: %{x}<br>masked: a future position<extra></extra>",
+                    )
+                )
             bottom_row = r == n_rows - 1
             layout[f"xaxis{suffix}"] = dict(
-                domain=x_dom, anchor=f"y{suffix}", type="category", tickangle=geo.x_angle,
-                tickmode="array", tickvals=xs[:: geo.x_step], ticktext=[x.replace("\u200b", "") for x in xs[:: geo.x_step]],
-                tickfont=dict(size=geo.x_font), showgrid=False, zeroline=False, range=[-0.5, tk - 0.5],
-                showticklabels=bottom_row, title=dict(text=x_title, standoff=6) if bottom_row else None)
+                domain=x_dom,
+                anchor=f"y{suffix}",
+                type="category",
+                tickangle=geo.x_angle,
+                tickmode="array",
+                tickvals=xs[:: geo.x_step],
+                ticktext=[x.replace("\u200b", "") for x in xs[:: geo.x_step]],
+                tickfont=dict(size=geo.x_font),
+                showgrid=False,
+                zeroline=False,
+                range=[-0.5, tk - 0.5],
+                showticklabels=bottom_row,
+                title=dict(text=x_title, standoff=6) if bottom_row else None,
+            )
             layout[f"yaxis{suffix}"] = dict(
-                domain=y_dom, anchor=f"x{suffix}", type="category", tickfont=dict(size=geo.y_font),
-                showgrid=False, zeroline=False, range=[tq - 0.5, -0.5], showticklabels=c == 0,
-                title=dict(text=y_title, standoff=4) if c == 0 and n_rows == 1 else None)
-            parts = [row_titles[r] if r < len(row_titles) else "", col_titles[c] if c < len(col_titles) else ""]
+                domain=y_dom,
+                anchor=f"x{suffix}",
+                type="category",
+                tickfont=dict(size=geo.y_font),
+                showgrid=False,
+                zeroline=False,
+                range=[tq - 0.5, -0.5],
+                showticklabels=c == 0,
+                title=dict(text=y_title, standoff=4) if c == 0 and n_rows == 1 else None,
+            )
+            parts = [
+                row_titles[r] if r < len(row_titles) else "",
+                col_titles[c] if c < len(col_titles) else "",
+            ]
             if not shared_scale:
                 parts.append(f"darkest = {zmax:.2f}")
-            annotations.append(dict(text=escape(" · ".join(p for p in parts if p)), x=x0 + panel_w / 2, y=y1,
-                                    xref="paper", yref="paper", xanchor="center", yanchor="bottom",
-                                    showarrow=False, font=dict(size=12)))
+            annotations.append(
+                dict(
+                    text=escape(" · ".join(p for p in parts if p)),
+                    x=x0 + panel_w / 2,
+                    y=y1,
+                    xref="paper",
+                    yref="paper",
+                    xanchor="center",
+                    yanchor="bottom",
+                    showarrow=False,
+                    font=dict(size=12),
+                )
+            )
             if highlight_row is not None and 0 <= highlight_row < tq:
-                shapes.append(dict(type="rect", xref=f"x{suffix}", yref=f"y{suffix}", x0=-0.5, x1=tk - 0.5,
-                                   y0=highlight_row - 0.5, y1=highlight_row + 0.5,
-                                   line=dict(color=HIGHLIGHT, width=2)))
+                shapes.append(
+                    dict(
+                        type="rect",
+                        xref=f"x{suffix}",
+                        yref=f"y{suffix}",
+                        x0=-0.5,
+                        x1=tk - 0.5,
+                        y0=highlight_row - 0.5,
+                        y1=highlight_row + 0.5,
+                        line=dict(color=HIGHLIGHT, width=2),
+                    )
+                )
     heading = escape(title if n_rows == 1 else f"{title} · rows: {y_title}")
     if subtitle:
         heading += f"<br><sup>{escape(subtitle)}</sup>"
     layout.update(
-        title=dict(text=heading, x=0, xanchor="left", font=dict(size=15)), plot_bgcolor="white",
+        title=dict(text=heading, x=0, xanchor="left", font=dict(size=15)),
+        plot_bgcolor="white",
         margin=dict(l=geo.left, r=70 if shared_scale and not geo.narrow else 12, t=geo.top, b=geo.bottom),
-        height=geo.height, font=dict(family=FONT, size=12), annotations=annotations, shapes=shapes,
+        height=geo.height,
+        font=dict(family=FONT, size=12),
+        annotations=annotations,
+        shapes=shapes,
     )
     return go.Figure(data=traces, layout=layout)
 
 
-def top_k_figure(tokens: Sequence[str], probs: Sequence[float], title: str = "", chosen: int | None = None) -> go.Figure:
+def top_k_figure(
+    tokens: Sequence[str], probs: Sequence[float], title: str = "", chosen: int | None = None
+) -> go.Figure:
     """Horizontal bars of next-token probabilities, likeliest on top; bar `chosen` (the token decoding
     actually output) is drawn in the highlight colour and labelled "chosen"."""
     labels = [escape(t) for t in tokens]
     colours = [HIGHLIGHT if i == chosen else "#3b75af" for i in range(len(labels))]
     text = [f"{p:.1%}" + (" · chosen" if i == chosen else "") for i, p in enumerate(probs)]
-    fig = go.Figure(go.Bar(
-        x=list(probs), y=list(range(len(labels))), orientation="h", marker_color=colours,
-        text=text, textposition="auto", customdata=labels, hovertemplate="%{customdata}: %{x:.4f}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=list(probs),
+            y=list(range(len(labels))),
+            orientation="h",
+            marker_color=colours,
+            text=text,
+            textposition="auto",
+            customdata=labels,
+            hovertemplate="%{customdata}: %{x:.4f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(tickvals=list(range(len(labels))), ticktext=labels, autorange="reversed")
     fig.update_xaxes(range=[0, 1], title_text="probability")
-    fig.update_layout(title=dict(text=escape(title), x=0, xanchor="left", font=dict(size=13)),
-                      height=60 + 40 * max(5, len(labels)), margin=dict(l=10, r=10, t=50, b=10),
-                      font=dict(family=FONT, size=13))
+    fig.update_layout(
+        title=dict(text=escape(title), x=0, xanchor="left", font=dict(size=13)),
+        height=60 + 40 * max(5, len(labels)),
+        margin=dict(l=10, r=10, t=50, b=10),
+        font=dict(family=FONT, size=13),
+    )
     return fig
 
 
@@ -219,21 +313,39 @@ def positional_encoding_figure(pe: np.ndarray, dims: Sequence[int] = (0, 1, 4, 5
     pe = np.asarray(pe, dtype=np.float64)
     n_pos, d = pe.shape
     dims = [k for k in dims if k < d]
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.55, 0.45], vertical_spacing=0.14,
-                        subplot_titles=("PE[position, dimension]", "a few dimensions by position"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        row_heights=[0.55, 0.45],
+        vertical_spacing=0.14,
+        subplot_titles=("PE[position, dimension]", "a few dimensions by position"),
+    )
     # The colour bar stays beside the table and the legend goes under the curves: they never overlap.
-    fig.add_trace(go.Heatmap(z=pe, colorscale="RdBu", zmin=-1, zmax=1,
-                             colorbar=dict(len=0.5, y=1, yanchor="top", thickness=12),
-                             hovertemplate="position %{y}<br>dimension %{x}<br>value %{z:.3f}<extra></extra>"),
-                  row=1, col=1)
+    fig.add_trace(
+        go.Heatmap(
+            z=pe,
+            colorscale="RdBu",
+            zmin=-1,
+            zmax=1,
+            colorbar=dict(len=0.5, y=1, yanchor="top", thickness=12),
+            hovertemplate="position %{y}<br>dimension %{x}<br>value %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     for k in dims:
         wave = "sin" if k % 2 == 0 else "cos"
-        fig.add_trace(go.Scatter(x=list(range(n_pos)), y=pe[:, k], mode="lines", name=f"dim {k} ({wave})"),
-                      row=2, col=1)
+        fig.add_trace(
+            go.Scatter(x=list(range(n_pos)), y=pe[:, k], mode="lines", name=f"dim {k} ({wave})"), row=2, col=1
+        )
     fig.update_yaxes(title_text="position", autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text="dimension", row=1, col=1)
     fig.update_xaxes(title_text="position", row=2, col=1)
-    fig.update_layout(height=700, margin=dict(l=10, r=10, t=40, b=10), font=dict(family=FONT, size=12),
-                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top"))
+    fig.update_layout(
+        height=700,
+        margin=dict(l=10, r=10, t=40, b=10),
+        font=dict(family=FONT, size=12),
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top"),
+    )
     fig.update_annotations(font_size=13, x=0, xanchor="left")  # subplot titles: left-aligned, never cut
     return fig

@@ -6,6 +6,7 @@
   (Gradio's client and /call/v2 fill them in; plain /call requires every one).
 - A /call/v2 request with an unknown or missing argument is a 4xx with one line, not a 500 traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,9 @@ class Guard:
         path = _path(scope)
         if any(path.endswith(API_PREFIX + route) for route in FILE_ROUTES):
             log.info("refused POST %s: this app takes no files", path)
-            return await PlainTextResponse("This app takes no file uploads.", status_code=403)(scope, receive, send)
+            return await PlainTextResponse("This app takes no file uploads.", status_code=403)(
+                scope, receive, send
+            )
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return await too_large(path, length.decode(errors="replace"), scope, receive, send)
@@ -72,7 +75,9 @@ class Guard:
 
 async def too_large(path: str, size: str, scope, receive, send):
     log.info("refused POST %s: body of %s bytes", path, size)
-    return await PlainTextResponse(f"Request body over {MAX_BODY_BYTES:,} bytes.", status_code=413)(scope, receive, send)
+    return await PlainTextResponse(f"Request body over {MAX_BODY_BYTES:,} bytes.", status_code=413)(
+        scope, receive, send
+    )
 
 
 def with_defaults(body: bytes, defaults: list[Any]) -> bytes:
@@ -84,7 +89,7 @@ def with_defaults(body: bytes, defaults: list[Any]) -> bytes:
         return body  # Gradio answers malformed bodies itself
     if not isinstance(data, list) or len(data) >= len(defaults):
         return body
-    missing = defaults[len(data):]
+    missing = defaults[len(data) :]
     if any(d is REQUIRED for d in missing):
         return body
     payload["data"] = data + missing

@@ -11,6 +11,7 @@ from that same pass; `ablate` re-translates with heads switched off; and
 the current translation. Heads are named (kind, layer, head), kind one of
 "encoder", "decoder", "cross" (the attention view's kinds), layers and heads from 0.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,7 +72,9 @@ class TraceChecks:
 @dataclass
 class Trace:
     text: str  # the input as used (after any character cut)
-    source_tokens: list[str]  # S: exactly the encoder's input positions (</s> included): words or subword pieces
+    source_tokens: list[
+        str
+    ]  # S: exactly the encoder's input positions (</s> included): words or subword pieces
     source_unknown: list[bool]  # S: True where the token is not in the vocabulary (<unk>)
     target_tokens: list[str]  # T: exactly the decoder's input positions (<s> y1 … yn)
     predicted_tokens: list[str]  # T: what each decoder row predicts (y1 … yn </s>)
@@ -84,13 +87,21 @@ class Trace:
     model_id: str
     decoding: dict[str, Any]
     notices: list[str] = field(default_factory=list)  # what was cut or ignored, for the user
-    source_words: list[str] = field(default_factory=list)  # W: the NLTK words the pieces come from (</s> included)
-    source_word_index: list[int] = field(default_factory=list)  # S: each source token's word (index into source_words)
+    source_words: list[str] = field(
+        default_factory=list
+    )  # W: the NLTK words the pieces come from (</s> included)
+    source_word_index: list[int] = field(
+        default_factory=list
+    )  # S: each source token's word (index into source_words)
     predicted_prob: list[float] = field(default_factory=list)  # T: probability of the token decoding chose
-    predicted_rank: list[int] = field(default_factory=list)  # T: its rank among all tokens (1 = the likeliest)
+    predicted_rank: list[int] = field(
+        default_factory=list
+    )  # T: its rank among all tokens (1 = the likeliest)
     checks: TraceChecks | None = None
     internals: dict[str, SublayerArrays] | None = None  # with internals=True: per KINDS value
-    ablated_heads: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, layer, head) switched off
+    ablated_heads: list[tuple[str, int, int]] = field(
+        default_factory=list
+    )  # (kind, layer, head) switched off
 
     @property
     def n_encoder_layers(self) -> int:
@@ -108,15 +119,27 @@ class Trace:
         """Plain JSON: attention as nested lists [layer][head][query][key]; with internals, `internals`
         = {kind: {"q", "k", "v", "head_output": [layer][head][position][d_head]}}; `ablated_heads`
         only when heads were switched off."""
-        converted = ("encoder_self", "decoder_self", "cross", "top_next", "checks", "internals", "ablated_heads")
+        converted = (
+            "encoder_self",
+            "decoder_self",
+            "cross",
+            "top_next",
+            "checks",
+            "internals",
+            "ablated_heads",
+        )
         # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
         out["top_next"] = [[{"token": t, "prob": round(p, 6)} for t, p in row] for row in self.top_next]
-        out["attention"] = {name: _rounded(getattr(self, name)) for name in ("encoder_self", "decoder_self", "cross")}
+        out["attention"] = {
+            name: _rounded(getattr(self, name)) for name in ("encoder_self", "decoder_self", "cross")
+        }
         out["checks"] = None if self.checks is None else asdict(self.checks)
         if self.internals is not None:
-            out["internals"] = {name: {key: _rounded(getattr(sub, key)) for key in SublayerArrays.JSON_KEYS}
-                                for name, sub in self.internals.items()}
+            out["internals"] = {
+                name: {key: _rounded(getattr(sub, key)) for key in SublayerArrays.JSON_KEYS}
+                for name, sub in self.internals.items()
+            }
         if self.ablated_heads:
             out["ablated_heads"] = [list(h) for h in self.ablated_heads]
         return out
@@ -140,13 +163,19 @@ def first_words(source: SourceInput, n: int) -> SourceInput:
     """The encoder input of the first `n` words only (all their pieces, then </s>)."""
     keep = next((i for i, w in enumerate(source.word_index) if w >= n), len(source.word_index))
     n_words = len(source.words) - 1  # </s> is not a word
-    return SourceInput(source.tokens[:keep] + source.tokens[-1:], source.ids[:keep] + source.ids[-1:],
-                       source.truncated_words + n_words - n, source.unknown[:keep] + [False],
-                       source.words[:n] + source.words[-1:], source.word_index[:keep] + [n])
+    return SourceInput(
+        source.tokens[:keep] + source.tokens[-1:],
+        source.ids[:keep] + source.ids[-1:],
+        source.truncated_words + n_words - n,
+        source.unknown[:keep] + [False],
+        source.words[:n] + source.words[-1:],
+        source.word_index[:keep] + [n],
+    )
 
 
-def prepare(translator: Translator, text: str | None, max_words: int | None = None,
-            max_chars: int = MAX_INPUT_CHARS) -> tuple[str, SourceInput, list[str]]:
+def prepare(
+    translator: Translator, text: str | None, max_words: int | None = None, max_chars: int = MAX_INPUT_CHARS
+) -> tuple[str, SourceInput, list[str]]:
     """Validate and tokenize one input: (text as used, encoder input, notices). Raises InputError.
 
     `max_words` (NLTK words, punctuation included; not subword pieces) cuts below the model's own maximum.
@@ -157,11 +186,15 @@ def prepare(translator: Translator, text: str | None, max_words: int | None = No
         raise InputError("Nothing to translate: the input has no words the tokenizer could use.")
     if max_words is not None and len(source.words) - 1 > max_words:
         source = first_words(source, max_words)
-        notices.append(f"Input cut to the explorer's maximum of {max_words} words; "
-                       f"the last {source.truncated_words} were not translated.")
+        notices.append(
+            f"Input cut to the explorer's maximum of {max_words} words; "
+            f"the last {source.truncated_words} were not translated."
+        )
     elif source.truncated_words:
         kept = len(source.words) - 1  # words, not the subword pieces the model's maximum counts
-        notices.append(f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated.")
+        notices.append(
+            f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated."
+        )
     unknown = [t for t, u in zip(source.tokens, source.unknown) if u]
     if unknown:
         notices.append("Not in the model's vocabulary (read as <unk>): " + ", ".join(dict.fromkeys(unknown)))
@@ -188,19 +221,25 @@ def _checked_heads(translator: Translator, heads: Sequence[Sequence]) -> list[tu
     cfg = translator.model.cfg
     layers = dict(zip(HeadMask.KINDS, HeadMask.layers(cfg)))
     if isinstance(heads, str) or not isinstance(heads, Sequence):
-        raise InputError(f"heads must be a list of (kind, layer, head), kind one of {', '.join(KINDS)}; got {heads!r}")
+        raise InputError(
+            f"heads must be a list of (kind, layer, head), kind one of {', '.join(KINDS)}; got {heads!r}"
+        )
     out = []
     for item in heads:
         if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 3:
-            raise InputError(f"a head is (kind, layer, head) with kind one of {', '.join(KINDS)}; got {item!r}")
+            raise InputError(
+                f"a head is (kind, layer, head) with kind one of {', '.join(KINDS)}; got {item!r}"
+            )
         kind, layer, head = item
         if kind not in layers:
             raise InputError(f"head kind must be one of {', '.join(KINDS)}; got {kind!r}")
         n = layers[kind]
         for what, value, size in (("layer", layer, n), ("head", head, cfg.n_heads)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < size:
-                raise InputError(f"{kind} {what} must be an integer from 0 to {size - 1} "
-                                 f"({n} layers of {cfg.n_heads} heads); got {value!r}")
+                raise InputError(
+                    f"{kind} {what} must be an integer from 0 to {size - 1} "
+                    f"({n} layers of {cfg.n_heads} heads); got {value!r}"
+                )
         out.append((kind, int(layer), int(head)))
     return out
 
@@ -221,12 +260,21 @@ def _as_head_mask(translator: Translator, heads: HeadMask | Sequence[Sequence] |
 def _heads_off(mask: HeadMask | None) -> list[tuple[str, int, int]]:
     if mask is None:
         return []
-    return [(kind, int(layer), int(head)) for kind in HeadMask.KINDS if getattr(mask, kind) is not None
-            for layer, head in (getattr(mask, kind) == 0).nonzero().tolist()]
+    return [
+        (kind, int(layer), int(head))
+        for kind in HeadMask.KINDS
+        if getattr(mask, kind) is not None
+        for layer, head in (getattr(mask, kind) == 0).nonzero().tolist()
+    ]
 
 
-def trust_checks(translation: Translation, maps: AttentionMaps, logits: torch.Tensor, fused_logits: torch.Tensor,
-                 logp: torch.Tensor) -> TraceChecks:
+def trust_checks(
+    translation: Translation,
+    maps: AttentionMaps,
+    logits: torch.Tensor,
+    fused_logits: torch.Tensor,
+    logp: torch.Tensor,
+) -> TraceChecks:
     """Measure a trace against what must hold (see `TraceChecks`).
 
     logits (T, V) from the capturing pass that produced `maps`, fused_logits (T, V) from the fused kernel,
@@ -236,17 +284,24 @@ def trust_checks(translation: Translation, maps: AttentionMaps, logits: torch.Te
     tgt_pad = torch.tensor(translation.decoder_input) == PAD_ID  # (T,)
     future = torch.ones(t, t, dtype=torch.bool).triu(1)  # (T, T): key after query
     row_error, masked = 0.0, 0.0
-    for ws, forbidden in ((maps.encoder_self, src_pad[None, :]), (maps.cross, src_pad[None, :]),
-                          (maps.decoder_self, future | tgt_pad[None, :])):
+    for ws, forbidden in (
+        (maps.encoder_self, src_pad[None, :]),
+        (maps.cross, src_pad[None, :]),
+        (maps.decoder_self, future | tgt_pad[None, :]),
+    ):
         for w in ws:  # (1, H, Tq, Tk)
             w = w[0].double().cpu()  # (H, Tq, Tk)
             row_error = max(row_error, (w.sum(-1) - 1).abs().max().item())
             on_forbidden = w.masked_select(forbidden.expand_as(w))
             masked = max(masked, on_forbidden.max().item() if on_forbidden.numel() else 0.0)
-    chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])[:, 0]  # (T,)
+    chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])[
+        :, 0
+    ]  # (T,)
     cached = torch.tensor(translation.hypothesis.token_logprobs, dtype=torch.float64)  # (T,)
     if cached.numel() != chosen.numel():
-        raise RuntimeError(f"decoding scored {cached.numel()} tokens but the translation has {chosen.numel()}")
+        raise RuntimeError(
+            f"decoding scored {cached.numel()} tokens but the translation has {chosen.numel()}"
+        )
     return TraceChecks(
         row_sum_error=row_error,
         masked_weight=masked,
@@ -257,11 +312,16 @@ def trust_checks(translation: Translation, maps: AttentionMaps, logits: torch.Te
 
 def _internals_arrays(internals: Internals) -> dict[str, SublayerArrays]:
     """The model's per-layer records of sentence 0 → numpy, layers stacked."""
+
     def stack(records, key):  # per layer (1, …) → (L, …)
         return torch.stack([getattr(r, key)[0] for r in records]).float().cpu().numpy()
 
-    return {name: SublayerArrays(**{f.name: stack(getattr(internals, name), f.name) for f in fields(SublayerArrays)})
-            for name in KINDS.values()}
+    return {
+        name: SublayerArrays(
+            **{f.name: stack(getattr(internals, name), f.name) for f in fields(SublayerArrays)}
+        )
+        for name in KINDS.values()
+    }
 
 
 def trace(
@@ -289,16 +349,22 @@ def trace(
     mask = _as_head_mask(translator, head_mask)
     if max_target_tokens is not None:
         settings = translator.settings(beam=beam, **decode_overrides)
-        own = min(int(settings.max_len_a * len(source.ids) + settings.max_len_b), translator.model.cfg.max_len - 1)
+        own = min(
+            int(settings.max_len_a * len(source.ids) + settings.max_len_b), translator.model.cfg.max_len - 1
+        )
         if max_target_tokens < own:  # a fixed length for this one sentence: a = 0, b = the cap
             decode_overrides = {**decode_overrides, "max_len_a": 0.0, "max_len_b": max_target_tokens}
         else:
             max_target_tokens = None
     translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
     if max_target_tokens is not None and len(translation.hypothesis.ids) + 1 >= max_target_tokens:
-        notices.append(f"The translation reached the explorer's maximum of {max_target_tokens} tokens "
-                       "and may be cut short.")
-    logits, maps = translator.forward_pass(translation, "internals" if internals else "weights", mask)  # (T, V)
+        notices.append(
+            f"The translation reached the explorer's maximum of {max_target_tokens} tokens "
+            "and may be cut short."
+        )
+    logits, maps = translator.forward_pass(
+        translation, "internals" if internals else "weights", mask
+    )  # (T, V)
     fused, _ = translator.forward_pass(translation, "none", mask)  # what decoding computes: for the checks
     logp = next_token_logprobs(logits)  # (T, V), per layer (1, H, q, k)
     top_p, top_i = logp.exp().topk(min(TOP_K, logp.size(-1)), dim=-1)
@@ -317,7 +383,10 @@ def trace(
         encoder_self=stack(maps.encoder_self),
         decoder_self=stack(maps.decoder_self),
         cross=stack(maps.cross),
-        top_next=[[(vocab.itos[i], float(p)) for p, i in zip(ps, ids)] for ps, ids in zip(top_p.tolist(), top_i.tolist())],
+        top_next=[
+            [(vocab.itos[i], float(p)) for p, i in zip(ps, ids)]
+            for ps, ids in zip(top_p.tolist(), top_i.tolist())
+        ],
         score=translation.hypothesis.score,
         model_id=model_id,
         decoding=asdict(translation.settings),
@@ -371,8 +440,12 @@ def head_importance(
     _, source, _ = prepare(translator, text)
     translation = translator.decode([source], beam=beam, **decode_overrides)[0]
     cfg = translator.model.cfg
-    variants = [(kind, layer, head) for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg))
-                for layer in range(n) for head in range(cfg.n_heads)]
+    variants = [
+        (kind, layer, head)
+        for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg))
+        for layer in range(n)
+        for head in range(cfg.n_heads)
+    ]
     drops = []
     for start in range(0, len(variants), IMPORTANCE_ROWS - 1):
         chunk = variants[start : start + IMPORTANCE_ROWS - 1]

@@ -3,6 +3,7 @@
 No events here: explorer/ui.py wires them. The elem_ids are what the tests and the browser
 test find the page by.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ class Components:
     # output of a translation
     translation: gr.Textbox
     notices: gr.Markdown
-    trace_state: gr.State  # the key of the last Trace in the server's TraceStore; every view re-renders from it
+    trace_state: (
+        gr.State
+    )  # the key of the last Trace in the server's TraceStore; every view re-renders from it
     # Attention tab: the view controls, in the order `make_view` takes them
     kind: gr.Radio
     layer: gr.Radio
@@ -74,10 +77,18 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
     trace_state = gr.State(None)
     with gr.Row():
         # The cap is said where the text is typed, so a cut is no surprise.
-        text = gr.Textbox(label="English", placeholder="I love you.", scale=5, max_length=20000,
-                          info=f"Up to {max_words} words (punctuation counts); longer input is cut, with a notice.",
-                          elem_id="source-text", autofocus=True)
-        beam = gr.Slider(1, max_beam, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)", scale=2)
+        text = gr.Textbox(
+            label="English",
+            placeholder="I love you.",
+            scale=5,
+            max_length=20000,
+            info=f"Up to {max_words} words (punctuation counts); longer input is cut, with a notice.",
+            elem_id="source-text",
+            autofocus=True,
+        )
+        beam = gr.Slider(
+            1, max_beam, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)", scale=2
+        )
         translate_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
     gr.Examples(EXAMPLES, inputs=text, label="Examples")
     translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation", buttons=["copy"])
@@ -85,14 +96,25 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
 
     with gr.Tab("Attention"):
         with gr.Row():
-            kind = gr.Radio([(label, key) for key, label in KINDS.items()], value="cross", label="Attention",
-                            elem_id="kind")
-            layer = gr.Radio(["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer",
-                             elem_id="layer")
+            kind = gr.Radio(
+                [(label, key) for key, label in KINDS.items()],
+                value="cross",
+                label="Attention",
+                elem_id="kind",
+            )
+            layer = gr.Radio(
+                ["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer", elem_id="layer"
+            )
         with gr.Row():
-            heads = gr.CheckboxGroup([str(h + 1) for h in range(n_heads)], value=[str(h + 1) for h in range(n_heads)],
-                                     label="Heads", elem_id="heads")
-            average = gr.Radio(["grid", "average"], value="grid", label="Selected heads as", elem_id="average")
+            heads = gr.CheckboxGroup(
+                [str(h + 1) for h in range(n_heads)],
+                value=[str(h + 1) for h in range(n_heads)],
+                label="Heads",
+                elem_id="heads",
+            )
+            average = gr.Radio(
+                ["grid", "average"], value="grid", label="Selected heads as", elem_id="average"
+            )
             show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
             per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
         specials_note = gr.Markdown()
@@ -104,19 +126,27 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
         )
         with gr.Row():
             with gr.Column(scale=2):
-                step = gr.Slider(1, 2, value=1, step=1, label="Step through decoding", interactive=False,
-                                 elem_id="step")
+                step = gr.Slider(
+                    1, 2, value=1, step=1, label="Step through decoding", interactive=False, elem_id="step"
+                )
                 step_caption = gr.Markdown()
             with gr.Column(scale=3):
                 step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
     with gr.Tab("Positional encoding"):
-        gr.Markdown("The sinusoidal encoding added to every token embedding: "
-                    "PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).")
-        gr.Plot(positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy()),
-                label="Positional encoding", elem_id="pe-plot")
+        gr.Markdown(
+            "The sinusoidal encoding added to every token embedding: "
+            "PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d))."
+        )
+        gr.Plot(
+            positional_encoding_figure(translator.model.pos_enc[:64].cpu().numpy()),
+            label="Positional encoding",
+            elem_id="pe-plot",
+        )
     with gr.Tab("Export"):
-        gr.Markdown("The whole trace (tokens, translation, every attention map as "
-                    "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG.")
+        gr.Markdown(
+            "The whole trace (tokens, translation, every attention map as "
+            "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG."
+        )
         with gr.Row():
             prepare_download = gr.Button("Prepare trace JSON", interactive=False, elem_id="prepare-trace")
             download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
@@ -128,9 +158,24 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
         elem_id="footer",
     )
     return Components(
-        text=text, beam=beam, translate_btn=translate_btn, translation=translation, notices=notices,
-        trace_state=trace_state, kind=kind, layer=layer, heads=heads, average=average, show_special=show_special,
-        per_map=per_map, specials_note=specials_note, attention_plot=attention_plot, step=step,
-        step_caption=step_caption, step_plot=step_plot, prepare_download=prepare_download,
-        download_status=download_status, download=download,
+        text=text,
+        beam=beam,
+        translate_btn=translate_btn,
+        translation=translation,
+        notices=notices,
+        trace_state=trace_state,
+        kind=kind,
+        layer=layer,
+        heads=heads,
+        average=average,
+        show_special=show_special,
+        per_map=per_map,
+        specials_note=specials_note,
+        attention_plot=attention_plot,
+        step=step,
+        step_caption=step_caption,
+        step_plot=step_plot,
+        prepare_download=prepare_download,
+        download_status=download_status,
+        download=download,
     )

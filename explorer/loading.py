@@ -6,6 +6,7 @@ HF_HUB_OFFLINE=1, the cached copy of that revision is used; without one, the bun
 are used with a visible notice. Files that were downloaded but do not load are an error
 (WeightsError naming the repo), never a silent fallback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,12 @@ def _cached_commit(repo_id: str, revision: str | None, cache_dir: str | Path | N
     revision = revision or "main"
     if REGEX_COMMIT_HASH.fullmatch(revision):
         return revision
-    ref = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model") / "refs" / revision
+    ref = (
+        Path(cache_dir or constants.HF_HUB_CACHE)
+        / repo_folder_name(repo_id=repo_id, repo_type="model")
+        / "refs"
+        / revision
+    )
     if not ref.is_file():
         return None
     return ref.read_text().strip() or None
@@ -56,7 +62,8 @@ def _bound_hub_requests(session, seconds: float) -> None:
     def hook(request) -> None:
         limits = request.extensions.get("timeout") or {}
         request.extensions["timeout"] = {
-            phase: seconds if limits.get(phase) is None else limits[phase] for phase in ("connect", "read", "write", "pool")
+            phase: seconds if limits.get(phase) is None else limits[phase]
+            for phase in ("connect", "read", "write", "pool")
         }
 
     hook.bounds_hub_requests = True
@@ -65,8 +72,13 @@ def _bound_hub_requests(session, seconds: float) -> None:
     session.event_hooks = hooks
 
 
-def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
-              cache_dir: str | Path | None = None, timeout: float = HUB_TIMEOUT_S) -> tuple[Path, str]:
+def _download(
+    repo_id: str,
+    revision: str | None,
+    endpoint: str | None = None,
+    cache_dir: str | Path | None = None,
+    timeout: float = HUB_TIMEOUT_S,
+) -> tuple[Path, str]:
     """Only the files the app needs, into the HF cache; returns (folder, a note if an older cached copy was used)."""
     from huggingface_hub import get_session, snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
@@ -76,7 +88,12 @@ def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
     # Read before downloading: snapshot_download moves refs/<revision> to the new commit before
     # fetching its files, so after a failed transfer the previous complete copy is only reachable by its hash.
     previous = _cached_commit(repo_id, revision, cache_dir)
-    common = dict(repo_id=repo_id, allow_patterns=[*WEIGHT_FILES, *OPTIONAL_WEIGHT_FILES], endpoint=endpoint, cache_dir=cache_dir)
+    common = dict(
+        repo_id=repo_id,
+        allow_patterns=[*WEIGHT_FILES, *OPTIONAL_WEIGHT_FILES],
+        endpoint=endpoint,
+        cache_dir=cache_dir,
+    )
     try:
         return Path(snapshot_download(revision=revision, **common)), ""
     except (RepositoryNotFoundError, RevisionNotFoundError):
@@ -93,7 +110,9 @@ def _download(repo_id: str, revision: str | None, endpoint: str | None = None,
             raise error from None
         from huggingface_hub import constants
 
-        reason = _hub_reason(error, redact_url(endpoint or constants.ENDPOINT).rstrip("/"), f"{repo_id}@{revision or 'main'}")
+        reason = _hub_reason(
+            error, redact_url(endpoint or constants.ENDPOINT).rstrip("/"), f"{repo_id}@{revision or 'main'}"
+        )
         return path, f"the download failed ({reason}); using the cached copy (commit {previous[:12]})"
 
 
@@ -113,14 +132,22 @@ def _hub_reason(error: Exception, endpoint: str, label: str) -> str:
 
     if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None:
         # The client's message is several lines about the cache; the cause says what actually failed.
-        text = describe(error.__cause__, endpoint, label, known_tokens(None)) + ", and there is no cached copy"
+        text = (
+            describe(error.__cause__, endpoint, label, known_tokens(None)) + ", and there is no cached copy"
+        )
     else:
         text = describe(error, endpoint, label, known_tokens(None))
     return text.removeprefix(f"{label}: ")  # every message built around this one names the repo already
 
 
-def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: str | None,
-                   cache_dir: str | Path | None, timeout: float) -> LoadedModel:
+def _load_from_hub(
+    repo_id: str,
+    revision: str | None,
+    device: str,
+    endpoint: str | None,
+    cache_dir: str | Path | None,
+    timeout: float,
+) -> LoadedModel:
     from huggingface_hub import constants
 
     label = f"{repo_id}@{revision or 'main'}"
@@ -130,21 +157,29 @@ def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: st
     except Exception as e:  # network, auth, missing repo or revision, offline without a cached copy
         reason = _hub_reason(e, where, label)
         if not (BUNDLED_WEIGHTS / "config.json").is_file():
-            raise WeightsError(f"could not get {label} from the Hugging Face Hub: {reason}; and there are no "
-                               f"bundled weights in {BUNDLED_WEIGHTS} to fall back to") from None
-        notice = (f"Could not get {label} from the Hugging Face Hub ({reason}); "
-                  f"using the bundled weights in {BUNDLED_WEIGHTS.name}/ instead.")
+            raise WeightsError(
+                f"could not get {label} from the Hugging Face Hub: {reason}; and there are no "
+                f"bundled weights in {BUNDLED_WEIGHTS} to fall back to"
+            ) from None
+        notice = (
+            f"Could not get {label} from the Hugging Face Hub ({reason}); "
+            f"using the bundled weights in {BUNDLED_WEIGHTS.name}/ instead."
+        )
         print(f"warning: {notice}", file=sys.stderr)
         return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice)
     missing = [name for name in WEIGHT_FILES if not (path / name).is_file()]
     if missing:
-        raise WeightsError(f"{label} on {where} has no {', '.join(missing)}: it is not a weights folder "
-                           "(push one with `python -m training push WEIGHTS_DIR --repo-id USER/NAME`)")
+        raise WeightsError(
+            f"{label} on {where} has no {', '.join(missing)}: it is not a weights folder "
+            "(push one with `python -m training push WEIGHTS_DIR --repo-id USER/NAME`)"
+        )
     try:
         translator = load_weights_dir(path, device)
     except WeightsError as e:
-        raise WeightsError(f"{label} from {where} cannot be used: {e}; if the repo itself is broken, push a "
-                           "working folder with `python -m training push`") from None
+        raise WeightsError(
+            f"{label} from {where} cannot be used: {e}; if the repo itself is broken, push a "
+            "working folder with `python -m training push`"
+        ) from None
     notice = ""
     if note:
         notice = f"{label}: {note}."
@@ -152,9 +187,16 @@ def _load_from_hub(repo_id: str, revision: str | None, device: str, endpoint: st
     return LoadedModel(translator, label, notice)
 
 
-def resolve(weights: str | None = None, repo_id: str | None = None, revision: str | None = None,
-            device: str = "cpu", *, endpoint: str | None = None, cache_dir: str | Path | None = None,
-            timeout: float = HUB_TIMEOUT_S) -> LoadedModel:
+def resolve(
+    weights: str | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    device: str = "cpu",
+    *,
+    endpoint: str | None = None,
+    cache_dir: str | Path | None = None,
+    timeout: float = HUB_TIMEOUT_S,
+) -> LoadedModel:
     """Load the requested weights; a Hub failure falls back to the bundled `weights/` with a notice.
 
     A local folder that is broken is an error (WeightsError), never silently replaced; so is a Hub
@@ -181,23 +223,38 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     """The options that choose the model, shared by app.py and `python -m explorer`."""
     env = from_environment()
     p.add_argument("--weights", metavar="DIR", help="a local weights folder (default: the bundled weights/)")
-    p.add_argument("--repo-id", default=env["repo_id"], metavar="USER/NAME",
-                   help="download the weights from this Hugging Face Hub model repo (env MODEL_REPO)")
-    p.add_argument("--revision", default=env["revision"], metavar="REV",
-                   help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--repo-id",
+        default=env["repo_id"],
+        metavar="USER/NAME",
+        help="download the weights from this Hugging Face Hub model repo (env MODEL_REPO)",
+    )
+    p.add_argument(
+        "--revision",
+        default=env["revision"],
+        metavar="REV",
+        help="branch, tag or commit of --repo-id (env MODEL_REVISION; default: main)",
+    )
+    p.add_argument(
+        "--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's choice)"
+    )
 
 
 def from_environment() -> dict[str, str | None]:
     """MODEL_REPO / MODEL_REVISION (how a Space points at a model repo)."""
-    return {"repo_id": os.environ.get("MODEL_REPO") or None, "revision": os.environ.get("MODEL_REVISION") or None}
+    return {
+        "repo_id": os.environ.get("MODEL_REPO") or None,
+        "revision": os.environ.get("MODEL_REVISION") or None,
+    }
 
 
 _cache: dict[tuple, LoadedModel] = {}
 _lock = threading.Lock()
 
 
-def load_translator(weights: str | None = None, repo_id: str | None = None, revision: str | None = None) -> LoadedModel:
+def load_translator(
+    weights: str | None = None, repo_id: str | None = None, revision: str | None = None
+) -> LoadedModel:
     """Like `resolve`, but each distinct request is loaded once per process (thread-safe)."""
     key = (weights, repo_id, revision)
     with _lock:

@@ -7,6 +7,7 @@ took RSS up 180 MB with the defaults, 137 MB with 2 arenas (see the harden branc
 A trim every minute gives the free pages back to the system while the app idles.
 Not glibc (musl, macOS): nothing is changed.
 """
+
 from __future__ import annotations
 
 import ctypes

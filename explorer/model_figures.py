@@ -1,7 +1,9 @@
 """Figures about the model itself (the Model tab): its training curves. Arrays in, go.Figure out; no Gradio."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -16,26 +18,63 @@ def training_curves_figure(history: Sequence[dict[str, Any]], shipped_epoch: int
     `dev_chrf`), as `training_log.json` stores it; the shipped epoch is marked.
     """
     epochs = [h["epoch"] for h in history]
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("training loss (label-smoothed cross-entropy)", "learning rate",
-                                        "dev scores (greedy, during training)"))
-    fig.add_trace(go.Scatter(x=epochs, y=[h.get("train_loss") for h in history], mode="lines+markers",
-                             name="loss", marker_size=4), row=1, col=1)
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=(
+            "training loss (label-smoothed cross-entropy)",
+            "learning rate",
+            "dev scores (greedy, during training)",
+        ),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=epochs,
+            y=[h.get("train_loss") for h in history],
+            mode="lines+markers",
+            name="loss",
+            marker_size=4,
+        ),
+        row=1,
+        col=1,
+    )
     if any("lr" in h for h in history):
-        fig.add_trace(go.Scatter(x=epochs, y=[h.get("lr") for h in history], mode="lines", name="learning rate"),
-                      row=2, col=1)
+        fig.add_trace(
+            go.Scatter(x=epochs, y=[h.get("lr") for h in history], mode="lines", name="learning rate"),
+            row=2,
+            col=1,
+        )
     for key, name in (("dev_bleu", "BLEU"), ("dev_chrf", "chrF")):
         if any(key in h for h in history):
-            fig.add_trace(go.Scatter(x=epochs, y=[h.get(key) for h in history], mode="lines+markers",
-                                     name=name, marker_size=4), row=3, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs, y=[h.get(key) for h in history], mode="lines+markers", name=name, marker_size=4
+                ),
+                row=3,
+                col=1,
+            )
     if shipped_epoch is not None:
         fig.add_vline(x=shipped_epoch, line=dict(color="#e4572e", dash="dot", width=1.5))
-        fig.add_annotation(x=shipped_epoch, y=1, yref="paper", text=f"shipped: epoch {shipped_epoch}",
-                           showarrow=False, xanchor="left", yanchor="bottom", font=dict(color="#e4572e", size=11))
+        fig.add_annotation(
+            x=shipped_epoch,
+            y=1,
+            yref="paper",
+            text=f"shipped: epoch {shipped_epoch}",
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font=dict(color="#e4572e", size=11),
+        )
     fig.update_xaxes(title_text="epoch", row=3, col=1)
-    fig.update_layout(height=620, margin=dict(l=10, r=10, t=50, b=10), font=dict(family=FONT, size=12),
-                      hovermode="x unified",
-                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.08, yanchor="top"))
+    fig.update_layout(
+        height=620,
+        margin=dict(l=10, r=10, t=50, b=10),
+        font=dict(family=FONT, size=12),
+        hovermode="x unified",
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.08, yanchor="top"),
+    )
     for a in fig.layout.annotations[:3]:  # subplot titles: left-aligned so a phone never cuts them
         a.update(x=0, xanchor="left", font=dict(size=13))
     return fig

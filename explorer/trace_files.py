@@ -5,6 +5,7 @@ serves the file where it is instead of copying it a second time. Its name carrie
 at start the folders of dead processes (and a leftover of our own PID) are removed, and the
 app removes its own at shutdown.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,13 @@ def encode(tr: Trace) -> bytes:
 
 
 class TraceFiles:
-    def __init__(self, root: Path | None = None, max_bytes: int = MAX_BYTES, max_age_s: float = MAX_AGE_S,
-                 pid: int | None = None):
+    def __init__(
+        self,
+        root: Path | None = None,
+        max_bytes: int = MAX_BYTES,
+        max_age_s: float = MAX_AGE_S,
+        pid: int | None = None,
+    ):
         self.root = Path(root) if root is not None else cache_root()
         self.pid = os.getpid() if pid is None else pid
         self.dir = self.root / f"{FOLDER_PREFIX}{self.pid}"
@@ -64,8 +70,12 @@ class TraceFiles:
         for root in roots or [self.root, Path(tempfile.gettempdir())]:
             with contextlib.suppress(OSError):
                 for folder in root.glob(f"{FOLDER_PREFIX}*"):
-                    pid = folder.name[len(FOLDER_PREFIX):]
-                    if folder.is_dir() and pid.isdigit() and (int(pid) == self.pid or not pid_alive(int(pid))):
+                    pid = folder.name[len(FOLDER_PREFIX) :]
+                    if (
+                        folder.is_dir()
+                        and pid.isdigit()
+                        and (int(pid) == self.pid or not pid_alive(int(pid)))
+                    ):
                         shutil.rmtree(folder, ignore_errors=True)
                         removed.append(folder)
         return removed

@@ -5,6 +5,7 @@ until Gradio evicts the session. Here a session's state is a random key into one
 cap on entries and bytes and a time to live; an evicted or expired key reads as None, and the
 UI asks the user to translate again.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -27,10 +28,17 @@ def trace_nbytes(tr: Trace) -> int:
 class TraceStore:
     """Least recently used traces by key; thread-safe (Gradio runs handlers in worker threads)."""
 
-    def __init__(self, max_traces: int = MAX_TRACES, max_bytes: int = MAX_BYTES, ttl_s: float = TTL_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        max_traces: int = MAX_TRACES,
+        max_bytes: int = MAX_BYTES,
+        ttl_s: float = TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.max_traces, self.max_bytes, self.ttl_s, self.clock = max_traces, max_bytes, ttl_s, clock
-        self._items: OrderedDict[str, tuple[Trace, int, float]] = OrderedDict()  # key → (trace, bytes, last use)
+        self._items: OrderedDict[str, tuple[Trace, int, float]] = (
+            OrderedDict()
+        )  # key → (trace, bytes, last use)
         self._bytes = 0
         self._lock = threading.Lock()
 

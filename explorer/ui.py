@@ -5,6 +5,7 @@ One translation = one Trace, kept in a server-side TraceStore under a key that t
 gr.State holds; every toggle re-renders from it without running the model again.
 `launch_options` are the settings a public Space needs at launch (app.py and the tests use them).
 """
+
 from __future__ import annotations
 
 import html
@@ -41,15 +42,23 @@ MAX_TARGET_TOKENS = 40  # </s> included; the model's own cap is 2 × source leng
 # session; this many sessions are kept (Gradio's default is 10,000).
 SESSION_CAPACITY = 128
 MAX_UPLOAD = "1kb"  # no component takes files; Guard refuses the upload routes, this is the fallback
-HIDDEN_SPECIALS_NOTE = "Special tokens hidden: rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
-EXPIRED = (f"No translation to show: results are kept for {TTL_S // 60} minutes and for the most recent "
-           "visitors only. Press Translate again.")
+HIDDEN_SPECIALS_NOTE = (
+    "Special tokens hidden: rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
+)
+EXPIRED = (
+    f"No translation to show: results are kept for {TTL_S // 60} minutes and for the most recent "
+    "visitors only. Press Translate again."
+)
 
 
 def check_beam(beam) -> int:
     """The API takes any JSON value: only whole numbers 1..MAX_BEAM (memory grows with the beam)."""
-    ok = (isinstance(beam, (int, float)) and not isinstance(beam, bool) and float(beam).is_integer()
-          and 1 <= beam <= MAX_BEAM)
+    ok = (
+        isinstance(beam, (int, float))
+        and not isinstance(beam, bool)
+        and float(beam).is_integer()
+        and 1 <= beam <= MAX_BEAM
+    )
     if not ok:
         raise InputError(f"beam must be a whole number from 1 to {MAX_BEAM}, got {beam!r}")
     return int(beam)
@@ -66,9 +75,15 @@ def _layer_index(layer: str) -> int | None:
 
 
 def make_view(kind, layer, heads, average, show_special, per_map, step) -> View:
-    return View(kind=kind, layer=_layer_index(layer), heads=[int(h) - 1 for h in heads or []],
-                average=average == "average", show_special=show_special, shared_scale=not per_map,
-                step=None if step is None else int(step) - 1)
+    return View(
+        kind=kind,
+        layer=_layer_index(layer),
+        heads=[int(h) - 1 for h in heads or []],
+        average=average == "average",
+        show_special=show_special,
+        shared_scale=not per_map,
+        step=None if step is None else int(step) - 1,
+    )
 
 
 def md_escape(text: str) -> str:
@@ -87,11 +102,19 @@ def specials_note(show_special):
 
 def capped_trace(loaded: LoadedModel, text, beam) -> Trace:
     """The UI's and /trace's trace: input and output cut to what a response can carry."""
-    return trace(loaded.translator, text, beam=check_beam(beam), model_id=loaded.model_id,
-                 max_words=MAX_WORDS, max_chars=MAX_CHARS, max_target_tokens=MAX_TARGET_TOKENS)
+    return trace(
+        loaded.translator,
+        text,
+        beam=check_beam(beam),
+        model_id=loaded.model_id,
+        max_words=MAX_WORDS,
+        max_chars=MAX_CHARS,
+        max_target_tokens=MAX_TARGET_TOKENS,
+    )
 
 
 # Handlers that re-render a kept Trace: they never run the model, so they stay out of MODEL_GROUP.
+
 
 def view_handlers(store: TraceStore, c: Components) -> tuple[Callable[..., Any], Callable[..., Any]]:
     def rerender(key, kind, layer, heads, average, show_special, per_map, step):
@@ -99,8 +122,11 @@ def view_handlers(store: TraceStore, c: Components) -> tuple[Callable[..., Any],
         if tr is None:  # never translated, or the trace was evicted or expired
             return {c.notices: EXPIRED}
         try:
-            return {c.attention_plot: attention_view(tr, make_view(kind, layer, heads, average, show_special,
-                                                                    per_map, step))}
+            return {
+                c.attention_plot: attention_view(
+                    tr, make_view(kind, layer, heads, average, show_special, per_map, step)
+                )
+            }
         except ValueError as e:  # e.g. a layer this kind does not have (encoder and decoder depths differ)
             gr.Warning(str(e))
             return gr.skip()
@@ -127,17 +153,22 @@ def download_handler(store: TraceStore, files: TraceFiles, c: Components) -> Cal
             path = files.write(tr)
         except OSError as e:  # e.g. a full disk: only the download is lost, translating still works
             log.warning("trace file not written: %s", e)
-            return {c.download_status: "⚠️ The download is unavailable right now: the server could not write "
-                                       f"the file ({e.strerror or e}). Translating and the maps still work.",
-                    c.download: gr.update(value=None, interactive=False)}
+            return {
+                c.download_status: "⚠️ The download is unavailable right now: the server could not write "
+                f"the file ({e.strerror or e}). Translating and the maps still work.",
+                c.download: gr.update(value=None, interactive=False),
+            }
         size_kb = max(1, path.stat().st_size // 1024)
-        return {c.download_status: f"Ready ({size_kb:,} KB): press **Download trace JSON**.",
-                c.download: gr.update(value=str(path), interactive=True)}
+        return {
+            c.download_status: f"Ready ({size_kb:,} KB): press **Download trace JSON**.",
+            c.download: gr.update(value=str(path), interactive=True),
+        }
 
     return prepare_download
 
 
 # Handlers that run the model; `wire` puts every one in MODEL_GROUP.
+
 
 def translate_handler(loaded: LoadedModel, store: TraceStore, c: Components) -> Callable[..., dict]:
     """The Translate button: trace the input, keep the Trace, then fill every output from it."""
@@ -154,7 +185,9 @@ def translate_handler(loaded: LoadedModel, store: TraceStore, c: Components) -> 
             c.translation: tr.translation,
             c.notices: notices_markdown(tr),
             c.trace_state: store.put(tr),
-            c.attention_plot: attention_view(tr, make_view(kind, layer, heads, average, show_special, per_map, 1)),
+            c.attention_plot: attention_view(
+                tr, make_view(kind, layer, heads, average, show_special, per_map, 1)
+            ),
             c.step: gr.update(minimum=1, maximum=n, value=1, step=1, interactive=n > 1),
             c.step_plot: fig_step,
             c.step_caption: caption,
@@ -193,31 +226,68 @@ def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFile
     queued (`api_open=False` in build_demo), so none can skip the queue's bounds.
     """
     view = c.view_controls
-    gr.on([c.translate_btn.click, c.text.submit], translate_handler(loaded, store, c),
-          inputs=[c.text, c.beam, *view],
-          outputs=[c.translation, c.notices, c.trace_state, c.attention_plot, c.step, c.step_plot, c.step_caption,
-                   c.prepare_download, c.download_status, c.download],
-          api_visibility="private", concurrency_id=MODEL_GROUP)
+    gr.on(
+        [c.translate_btn.click, c.text.submit],
+        translate_handler(loaded, store, c),
+        inputs=[c.text, c.beam, *view],
+        outputs=[
+            c.translation,
+            c.notices,
+            c.trace_state,
+            c.attention_plot,
+            c.step,
+            c.step_plot,
+            c.step_caption,
+            c.prepare_download,
+            c.download_status,
+            c.download,
+        ],
+        api_visibility="private",
+        concurrency_id=MODEL_GROUP,
+    )
     rerender, on_step = view_handlers(store, c)
-    gr.on([control.change for control in view], rerender, inputs=[c.trace_state, *view, c.step],
-          outputs=[c.attention_plot, c.notices], api_visibility="private", concurrency_id=VIEW_GROUP)
+    gr.on(
+        [control.change for control in view],
+        rerender,
+        inputs=[c.trace_state, *view, c.step],
+        outputs=[c.attention_plot, c.notices],
+        api_visibility="private",
+        concurrency_id=VIEW_GROUP,
+    )
     c.show_special.change(specials_note, c.show_special, c.specials_note, api_visibility="private")
-    c.step.change(on_step, [c.trace_state, *view, c.step], [c.attention_plot, c.step_plot, c.step_caption, c.notices],
-                  api_visibility="private", concurrency_id=VIEW_GROUP)
-    c.prepare_download.click(download_handler(store, files, c), c.trace_state, [c.download_status, c.download],
-                             api_visibility="private", concurrency_id=VIEW_GROUP)
+    c.step.change(
+        on_step,
+        [c.trace_state, *view, c.step],
+        [c.attention_plot, c.step_plot, c.step_caption, c.notices],
+        api_visibility="private",
+        concurrency_id=VIEW_GROUP,
+    )
+    c.prepare_download.click(
+        download_handler(store, files, c),
+        c.trace_state,
+        [c.download_status, c.download],
+        api_visibility="private",
+        concurrency_id=VIEW_GROUP,
+    )
 
     translate_api, trace_api = api_endpoints(loaded)
     gr.api(translate_api, api_name="translate", concurrency_id=MODEL_GROUP)
     gr.api(trace_api, api_name="trace", concurrency_id=MODEL_GROUP)
 
 
-def build_demo(loaded: LoadedModel, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY,
-               store: TraceStore | None = None, files: TraceFiles | None = None) -> gr.Blocks:
+def build_demo(
+    loaded: LoadedModel,
+    queue_size: int = QUEUE_SIZE,
+    concurrency: int = CONCURRENCY,
+    store: TraceStore | None = None,
+    files: TraceFiles | None = None,
+) -> gr.Blocks:
     store = store if store is not None else TraceStore()
     files = files if files is not None else TraceFiles()
     # delete_cache: Gradio's sweep of its cache folder, where the trace files are (and removal at shutdown).
-    with gr.Blocks(title="Attention explorer · English → Chinese", delete_cache=(MAX_AGE_S, MAX_AGE_S)) as demo:
+    with gr.Blocks(
+        title="Attention explorer · English → Chinese", delete_cache=(MAX_AGE_S, MAX_AGE_S)
+    ) as demo:
         wire(build_layout(loaded, MAX_BEAM, MAX_WORDS), loaded, store, files)
     # CONCURRENCY bounds each concurrency group: MODEL_GROUP as a whole, VIEW_GROUP, and the specials note.
     # api_open=False: /run and /api refuse queued events, so every model call waits in the bounded queue.
@@ -230,8 +300,10 @@ def launch_options(loaded: LoadedModel) -> dict[str, Any]:
     default_beam = loaded.translator.decoding.beam
     api_defaults = {"translate": [REQUIRED, default_beam], "trace": [REQUIRED, default_beam]}
     return dict(
-        app_kwargs={"middleware": [Middleware(Guard, api_defaults=api_defaults)],
-                    "exception_handlers": call_v2_errors()},
+        app_kwargs={
+            "middleware": [Middleware(Guard, api_defaults=api_defaults)],
+            "exception_handlers": call_v2_errors(),
+        },
         max_file_size=MAX_UPLOAD,
         state_session_capacity=SESSION_CAPACITY,
         mcp_server=False,  # an MCP route would be one more way in to the model

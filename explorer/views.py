@@ -1,4 +1,5 @@
 """What the attention panel shows: a Trace plus the user's toggles → figure inputs. No Gradio here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,7 +106,9 @@ def select(trace: Trace, view: View) -> dict:
         k_idx = keys_dec if view.kind == "decoder" else keys_src
         row_labels = decoder_row_labels(trace)
         y_labels = [row_labels[i] for i in q_idx]
-        x_labels = [trace.target_tokens[i] for i in k_idx] if view.kind == "decoder" else [src[i] for i in k_idx]
+        x_labels = (
+            [trace.target_tokens[i] for i in k_idx] if view.kind == "decoder" else [src[i] for i in k_idx]
+        )
         x_title = "key: decoder input" if view.kind == "decoder" else "key (English)"
         y_title = "decoder row: input → predicted"
 
@@ -124,10 +127,19 @@ def select(trace: Trace, view: View) -> dict:
     if view.step is not None and view.kind != "encoder" and view.step in q_idx:
         highlight = q_idx.index(view.step)
     return dict(
-        weights=sub, x_labels=x_labels, y_labels=y_labels,
-        row_titles=[f"layer {layer + 1}" for layer in layers], col_titles=col_titles,
-        masked=masked, highlight_row=highlight, shared_scale=view.shared_scale, forced_rows=forced,
-        x_title=x_title, y_title=y_title, title=title, width=view.width,
+        weights=sub,
+        x_labels=x_labels,
+        y_labels=y_labels,
+        row_titles=[f"layer {layer + 1}" for layer in layers],
+        col_titles=col_titles,
+        masked=masked,
+        highlight_row=highlight,
+        shared_scale=view.shared_scale,
+        forced_rows=forced,
+        x_title=x_title,
+        y_title=y_title,
+        title=title,
+        width=view.width,
         subtitle=f"“{_clip(trace.text)}” → {_clip(trace.translation)}",
     )
 
@@ -152,13 +164,17 @@ def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
         tokens, probs = tokens + [pred], probs + [prob]
     chosen = tokens.index(pred) if rank is None else min(rank, len(tokens)) - 1
     title = f"step {step + 1}/{len(trace.target_tokens)}: next-token probabilities after “{inp}”"
-    caption = (f"Step {step + 1}: the decoder reads **{_md(inp)}** (and everything before it) "
-               f"and outputs **{_md(pred)}**. Its row is outlined in the decoder and cross-attention maps.")
+    caption = (
+        f"Step {step + 1}: the decoder reads **{_md(inp)}** (and everything before it) "
+        f"and outputs **{_md(pred)}**. Its row is outlined in the decoder and cross-attention maps."
+    )
     if rank is not None and rank > 1:
-        caption += (f"\n\n**Beam search chose {_md(pred)} although it ranked {_ordinal(rank)} at this step** "
-                    f"({prob:.1%}, against {probs[0]:.1%} for {_md(tokens[0])}): it keeps "
-                    f"{trace.decoding.get('beam', '?')} candidate translations and returns the one whose whole "
-                    "sentence scores best, so a less likely token here can lead to a better translation.")
+        caption += (
+            f"\n\n**Beam search chose {_md(pred)} although it ranked {_ordinal(rank)} at this step** "
+            f"({prob:.1%}, against {probs[0]:.1%} for {_md(tokens[0])}): it keeps "
+            f"{trace.decoding.get('beam', '?')} candidate translations and returns the one whose whole "
+            "sentence scores best, so a less likely token here can lead to a better translation."
+        )
     return top_k_figure(tokens, probs, title, chosen=chosen), caption
 
 

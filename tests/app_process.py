@@ -1,4 +1,5 @@
 """Run `python app.py` as a real process on 127.0.0.1 (browser test, load script, benchmarks)."""
+
 from __future__ import annotations
 
 import os
@@ -33,15 +34,24 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         extra_env = env
-        env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False",
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("GRADIO_SERVER_NAME", None)  # the app must default to 127.0.0.1 by itself
         env.update(extra_env or {})
         self.log = log
         out = open(log, "w") if log else subprocess.DEVNULL
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=ROOT, env=env, stdout=out,
-                                     stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        )
 
     def wait(self, timeout: float = 120) -> float:
         """Seconds from process start until the page answered."""
@@ -53,7 +63,7 @@ class AppProcess:
                 if self.proc.poll() is not None or time.perf_counter() - self.started > timeout:
                     detail = self.log.read_text()[-3000:] if self.log else f"exit code {self.proc.poll()}"
                     self.stop()
-                    raise RuntimeError(f"the app did not start: {detail}")
+                    raise RuntimeError(f"the app did not start: {detail}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -78,7 +88,7 @@ def listening_addresses(port: int) -> set[str]:
                 if len(raw) == 4:
                     found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
                 else:  # four little-endian 32-bit words
-                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                     found.add(socket.inet_ntop(socket.AF_INET6, words))
     return found
 
@@ -104,7 +114,9 @@ def fn_indices(url: str) -> dict[str, int]:
     return {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
 
 
-def queue_event(url: str, fn_index: int, data: list, session_hash: str, timeout: float = 120) -> tuple[dict, int]:
+def queue_event(
+    url: str, fn_index: int, data: list, session_hash: str, timeout: float = 120
+) -> tuple[dict, int]:
     """Run one event the way the browser does (POST queue/join, then read queue/data's event stream).
 
     Returns (the final message, bytes of the stream), or ({"status", "detail"}, 0) when joining is refused.

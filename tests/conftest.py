@@ -1,4 +1,5 @@
 """Shared fixtures: tiny corpora written by the tests, and one toy model trained once per session."""
+
 from __future__ import annotations
 
 import random
@@ -34,10 +35,27 @@ def toy_train_config(tmp: Path, **overrides) -> TrainConfig:
     train = write_tsv(tmp / "train.tsv", reverse_digits_pairs(3000, seed=0))
     dev = write_tsv(tmp / "dev.tsv", reverse_digits_pairs(100, seed=1))
     base = dict(
-        train_path=str(train), dev_path=str(dev), run_dir=str(tmp / "run"),
-        d_model=64, n_heads=4, d_ff=128, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0,
-        max_len=32, min_freq_src=1, epochs=10, max_tokens=512, lr=3e-3, warmup_steps=60, schedule="cosine",
-        label_smoothing=0.0, seed=0, device="cpu", threads=1, progress=False,
+        train_path=str(train),
+        dev_path=str(dev),
+        run_dir=str(tmp / "run"),
+        d_model=64,
+        n_heads=4,
+        d_ff=128,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        dropout=0.0,
+        max_len=32,
+        min_freq_src=1,
+        epochs=10,
+        max_tokens=512,
+        lr=3e-3,
+        warmup_steps=60,
+        schedule="cosine",
+        label_smoothing=0.0,
+        seed=0,
+        device="cpu",
+        threads=1,
+        progress=False,
     )
     base.update(overrides)
     return TrainConfig(**base)
@@ -55,8 +73,17 @@ def toy_run(tmp_path_factory) -> tuple[TrainConfig, dict]:
 
 @pytest.fixture
 def tiny_config() -> ModelConfig:
-    return ModelConfig(src_vocab_size=23, tgt_vocab_size=19, d_model=32, n_heads=4, d_ff=64,
-                       n_encoder_layers=2, n_decoder_layers=2, dropout=0.1, max_len=40)
+    return ModelConfig(
+        src_vocab_size=23,
+        tgt_vocab_size=19,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        dropout=0.1,
+        max_len=40,
+    )
 
 
 # A tiny English→Chinese corpus the UI tests memorize in seconds, so that
@@ -86,10 +113,28 @@ def zh_train_config(tmp: Path, **overrides) -> TrainConfig:
     train = write_tsv(tmp / "train.tsv", ZH_PAIRS * 25)
     dev = write_tsv(tmp / "dev.tsv", ZH_PAIRS)
     base = dict(
-        train_path=str(train), dev_path=str(dev), run_dir=str(tmp / "run"),
-        d_model=64, n_heads=4, d_ff=128, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0,
-        max_len=48, min_freq_src=1, epochs=12, max_tokens=400, lr=3e-3, warmup_steps=30, schedule="cosine",
-        label_smoothing=0.0, seed=0, device="cpu", threads=1, progress=False, keep_checkpoints=1,
+        train_path=str(train),
+        dev_path=str(dev),
+        run_dir=str(tmp / "run"),
+        d_model=64,
+        n_heads=4,
+        d_ff=128,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        dropout=0.0,
+        max_len=48,
+        min_freq_src=1,
+        epochs=12,
+        max_tokens=400,
+        lr=3e-3,
+        warmup_steps=30,
+        schedule="cosine",
+        label_smoothing=0.0,
+        seed=0,
+        device="cpu",
+        threads=1,
+        progress=False,
+        keep_checkpoints=1,
     )
     base.update(overrides)
     return TrainConfig(**base)

@@ -24,6 +24,7 @@ Not implemented: LFS and Xet transfers, pull requests, tags, pagination, copy op
 model-card validation (only an unclosed front matter is refused), token scopes, gated repos,
 dataset/space repos, chunked request bodies, Range requests.
 """
+
 from __future__ import annotations
 
 import base64
@@ -68,8 +69,14 @@ class Repo:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None,
-                 extra: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.headers, self.extra = status, code, headers or {}, extra or {}
 
@@ -85,15 +92,19 @@ class HubServer:
         self.auth_seen: list[str] = []
         self.requests: list[str] = []  # "METHOD /path", in order
         self.fail_next: tuple[int, str] | None = None  # (status, message; "{auth}" is replaced by the header)
-        self.fail_downloads: set[str] = set()  # file names whose GET (not HEAD) answers 500, as a failing CDN would
+        self.fail_downloads: set[str] = (
+            set()
+        )  # file names whose GET (not HEAD) answers 500, as a failing CDN would
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         # A short poll interval makes stop() quick; shutdown() waits for the loop to notice.
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         self._thread.start()
         return self
 
@@ -106,7 +117,12 @@ class HubServer:
 
     def create_repo(self, repo_id: str, private: bool = False) -> Repo:
         repo = self.repos[repo_id] = Repo(private)
-        self.commit(repo_id, "main", "initial commit", {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"})
+        self.commit(
+            repo_id,
+            "main",
+            "initial commit",
+            {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+        )
         return repo
 
     def commit(self, repo_id: str, branch: str, message: str, files: dict[str, bytes | None]) -> Commit:
@@ -121,7 +137,9 @@ class HubServer:
                 tree[path] = git_blob_id(data)
                 (self.blob_dir / tree[path]).write_bytes(data)
         seed = json.dumps([parent.oid if parent else None, message, sorted(tree.items()), len(repo.commits)])
-        commit = Commit(hashlib.sha1(seed.encode()).hexdigest(), message, parent.oid if parent else None, tree)
+        commit = Commit(
+            hashlib.sha1(seed.encode()).hexdigest(), message, parent.oid if parent else None, tree
+        )
         repo.commits[commit.oid] = commit
         repo.branches[branch] = commit.oid
         return commit
@@ -157,8 +175,13 @@ def _handler_for(hub: HubServer):
             try:
                 with hub.lock:
                     try:
-                        status, payload, headers = self._route(method, [unquote(p) for p in path.split("/")[1:]], body, auth)
-                    except (ValueError, KeyError) as e:  # a malformed body: 400, which the client does not retry
+                        status, payload, headers = self._route(
+                            method, [unquote(p) for p in path.split("/")[1:]], body, auth
+                        )
+                    except (
+                        ValueError,
+                        KeyError,
+                    ) as e:  # a malformed body: 400, which the client does not retry
                         raise HttpError(400, f"bad request: {type(e).__name__}: {e}") from None
             except HttpError as e:
                 status, payload, headers = e.status, {"error": str(e), **e.extra}, dict(e.headers)
@@ -238,7 +261,9 @@ def _handler_for(hub: HubServer):
             if payload.get("type", "model") != "model":
                 raise HttpError(400, "this test hub only has model repos")
             if repo_id in hub.repos:  # create_repo(exist_ok=True) reads "url" from this 409 answer too
-                raise HttpError(409, "You already created this model repo", extra={"url": f"{hub.url}/{repo_id}"})
+                raise HttpError(
+                    409, "You already created this model repo", extra={"url": f"{hub.url}/{repo_id}"}
+                )
             hub.create_repo(repo_id, private=payload.get("visibility") == "private")
             return 200, {"url": f"{hub.url}/{repo_id}", "name": repo_id}, {}
 
@@ -255,8 +280,10 @@ def _handler_for(hub: HubServer):
 
         def _tree(self, repo: Repo, rev: str):
             commit = self._commit_of(repo, rev)
-            entries = [{"type": "file", "path": p, "oid": b, "size": (hub.blob_dir / b).stat().st_size}
-                       for p, b in sorted(commit.files.items())]
+            entries = [
+                {"type": "file", "path": p, "oid": b, "size": (hub.blob_dir / b).stat().st_size}
+                for p, b in sorted(commit.files.items())
+            ]
             return 200, entries, {}
 
         def _branch(self, repo: Repo, branch: str, payload: dict):
@@ -268,8 +295,15 @@ def _handler_for(hub: HubServer):
         def _preupload(self, repo: Repo, rev: str, payload: dict):
             commit = self._commit_of(repo, rev)
             # "oid" lets the client drop files that did not change (no empty commits).
-            files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                      "oid": commit.files.get(f["path"])} for f in payload["files"]]
+            files = [
+                {
+                    "path": f["path"],
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    "oid": commit.files.get(f["path"]),
+                }
+                for f in payload["files"]
+            ]
             return 200, {"files": files, "commitOid": commit.oid}, {}
 
         def _commit(self, repo_id: str, repo: Repo, rev: str, body: bytes):
@@ -287,19 +321,34 @@ def _handler_for(hub: HubServer):
                 elif line["key"] == "deletedFile":
                     files[value["path"]] = None
                 else:
-                    raise HttpError(400, f"unsupported commit operation {line['key']!r} (this hub has no LFS)")
+                    raise HttpError(
+                        400, f"unsupported commit operation {line['key']!r} (this hub has no LFS)"
+                    )
             commit = hub.commit(repo_id, rev, lines[0]["value"]["summary"], files)
             url = f"{hub.url}/{repo_id}/commit/{commit.oid}"
-            return 200, {"success": True, "commitOid": commit.oid, "commitUrl": url, "pullRequestUrl": None}, {}
+            return (
+                200,
+                {"success": True, "commitOid": commit.oid, "commitUrl": url, "pullRequestUrl": None},
+                {},
+            )
 
         def _resolve(self, method: str, repo: Repo, rev: str, path: str):
             commit = self._commit_of(repo, rev)
             blob = commit.files.get(path)
             if blob is None:
-                raise HttpError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": commit.oid})
+                raise HttpError(
+                    404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": commit.oid}
+                )
             if method == "GET" and path in hub.fail_downloads:
                 raise HttpError(500, "storage backend unavailable")
-            return 200, hub.read(blob), {"X-Repo-Commit": commit.oid, "ETag": f'"{blob}"',
-                                         "Content-Type": "application/octet-stream"}
+            return (
+                200,
+                hub.read(blob),
+                {
+                    "X-Repo-Commit": commit.oid,
+                    "ETag": f'"{blob}"',
+                    "Content-Type": "application/octet-stream",
+                },
+            )
 
     return Handler

@@ -1,5 +1,6 @@
 """Inside a head, inference side: the trace's internals and trust checks, `ablate`, `head_importance`,
 and concurrent requests with different ablations, on the tiny trained English→Chinese model."""
+
 import copy
 import dataclasses
 import json
@@ -16,9 +17,25 @@ from training.translator import load_weights_dir
 
 SENTENCES = ["I love you.", "Where is the book?", "I drink tea every day.", "My brother became an engineer."]
 # Today's trace JSON, key for key; internals and ablated_heads only appear when asked for.
-JSON_KEYS = ["text", "source_tokens", "source_unknown", "target_tokens", "predicted_tokens", "translation",
-             "score", "model_id", "decoding", "notices", "source_words", "source_word_index", "predicted_prob",
-             "predicted_rank", "top_next", "attention", "checks"]
+JSON_KEYS = [
+    "text",
+    "source_tokens",
+    "source_unknown",
+    "target_tokens",
+    "predicted_tokens",
+    "translation",
+    "score",
+    "model_id",
+    "decoding",
+    "notices",
+    "source_words",
+    "source_word_index",
+    "predicted_prob",
+    "predicted_rank",
+    "top_next",
+    "attention",
+    "checks",
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +98,18 @@ def test_trust_checks_measure_what_they_claim(translator):
     assert trust_checks(translation, bad, logits, fused, logp).row_sum_error == pytest.approx(0.1, abs=1e-5)
     shifted = fused.clone()
     shifted[2, 7] += 0.5
-    assert trust_checks(translation, maps, logits, shifted, logp).capture_logit_diff == pytest.approx(0.5, abs=1e-5)
+    assert trust_checks(translation, maps, logits, shifted, logp).capture_logit_diff == pytest.approx(
+        0.5, abs=1e-5
+    )
     lps = list(translation.hypothesis.token_logprobs)
     lps[-1] -= 0.01
-    off = dataclasses.replace(translation, hypothesis=dataclasses.replace(translation.hypothesis, token_logprobs=lps))
+    off = dataclasses.replace(
+        translation, hypothesis=dataclasses.replace(translation.hypothesis, token_logprobs=lps)
+    )
     assert trust_checks(translation, maps, logits, fused, logp).cached_vs_teacher_forced < 1e-4
-    assert trust_checks(off, maps, logits, fused, logp).cached_vs_teacher_forced == pytest.approx(0.01, abs=1e-4)
+    assert trust_checks(off, maps, logits, fused, logp).cached_vs_teacher_forced == pytest.approx(
+        0.01, abs=1e-4
+    )
 
 
 # ---- trace with internals
@@ -102,17 +125,25 @@ def test_trace_json_is_todays_plus_checks_and_internals_only_when_asked(translat
     inside = trace(translator, "I love you.", beam=2, internals=True)
     data = json.loads(json.dumps(inside.to_json()))
     assert list(data) == JSON_KEYS + ["internals"]
-    le, ld, h, dh = inside.n_encoder_layers, inside.n_decoder_layers, inside.n_heads, translator.model.cfg.d_head
+    le, ld, h, dh = (
+        inside.n_encoder_layers,
+        inside.n_decoder_layers,
+        inside.n_heads,
+        translator.model.cfg.d_head,
+    )
     s, t = len(inside.source_tokens), len(inside.target_tokens)
-    shapes = {"encoder_self": ((le, h, s, dh), (le, h, s, dh)), "decoder_self": ((ld, h, t, dh), (ld, h, t, dh)),
-              "cross": ((ld, h, t, dh), (ld, h, s, dh))}
+    shapes = {
+        "encoder_self": ((le, h, s, dh), (le, h, s, dh)),
+        "decoder_self": ((ld, h, t, dh), (ld, h, t, dh)),
+        "cross": ((ld, h, t, dh), (ld, h, s, dh)),
+    }
     assert set(data["internals"]) == set(shapes)
     for name, (q_shape, kv_shape) in shapes.items():
         got = data["internals"][name]
         assert set(got) == {"q", "k", "v", "head_output"}
         assert np.asarray(got["q"]).shape == np.asarray(got["head_output"]).shape == q_shape
         assert np.asarray(got["k"]).shape == np.asarray(got["v"]).shape == kv_shape
-        np.testing.assert_allclose(got["k"], getattr(inside.internals[name], "k"), atol=5e-7)
+        np.testing.assert_allclose(got["k"], inside.internals[name].k, atol=5e-7)
     # the rest of the trace is the plain one's
     assert inside.translation == plain.translation
     np.testing.assert_array_equal(inside.cross, plain.cross)
@@ -131,7 +162,9 @@ def test_trace_internals_are_those_of_the_model_on_the_final_output(translator):
         for key in ("q", "k", "v", "head_output", "stream_in", "normed", "attn_out", "stream_out"):
             expected = torch.stack([getattr(r, key)[0] for r in getattr(maps.internals, name)]).numpy()
             np.testing.assert_array_equal(getattr(tr.internals[name], key), expected, err_msg=f"{name}.{key}")
-        np.testing.assert_array_equal(getattr(tr, name), torch.stack([w[0] for w in getattr(maps, name)]).numpy())
+        np.testing.assert_array_equal(
+            getattr(tr, name), torch.stack([w[0] for w in getattr(maps, name)]).numpy()
+        )
     assert tr.ablated_heads == [("decoder", 0, 1)]
     assert tr.to_json()["ablated_heads"] == [["decoder", 0, 1]]
 
@@ -145,7 +178,11 @@ def test_ablating_no_head_changes_nothing(translator):
     for text in SENTENCES[:2] + ["The dog drinks tea at the station tomorrow."]:
         for beam in (1, 3):
             out = ablate(translator, text, [], beam=beam)
-            assert out["ablated_translation"] == out["translation"] == trace(translator, text, beam=beam).translation
+            assert (
+                out["ablated_translation"]
+                == out["translation"]
+                == trace(translator, text, beam=beam).translation
+            )
             assert out["target_tokens"] == trace(translator, text, beam=beam).predicted_tokens
             assert out["target_tokens"][-1] == "</s>"
             assert len(out["delta_logprob"]) == len(out["target_tokens"])
@@ -161,7 +198,9 @@ def test_ablate_deltas_are_the_textbook_ablations_log_probability_changes(transl
     off = output_logprobs(zeroed_w_o(translator.model, heads), translator, text, out["target_tokens"])
     np.testing.assert_allclose(out["delta_logprob"], (off - on).numpy(), atol=1e-5)
     assert len(out["delta_logprob"]) == len(out["target_tokens"])
-    assert out["ablated_translation"] != out["translation"]  # blind to the source, it translates something else
+    assert (
+        out["ablated_translation"] != out["translation"]
+    )  # blind to the source, it translates something else
     assert sum(out["delta_logprob"]) < -1.0
     # and the ablated translation is what the textbook-ablated model decodes
     from training.translator import Translator
@@ -170,16 +209,22 @@ def test_ablate_deltas_are_the_textbook_ablations_log_probability_changes(transl
     assert out["ablated_translation"] == blind.decode([translator.prepare(text)], beam=1)[0].text
 
 
-@pytest.mark.parametrize("heads,message", [
-    ([("encoder", 2, 0)], r"encoder layer must be an integer from 0 to 1 \(2 layers of 4 heads\); got 2"),
-    ([("cross", 0, 4)], r"cross head must be an integer from 0 to 3 \(2 layers of 4 heads\); got 4"),
-    ([("decoder", -1, 0)], "decoder layer must be an integer from 0 to 1"),
-    ([("decoder", 0, 1.0)], "decoder head must be an integer from 0 to 3"),
-    ([("encoder_self", 0, 0)], "head kind must be one of encoder, decoder, cross; got 'encoder_self'"),
-    ([("cross", 0)], r"a head is \(kind, layer, head\)"),
-    (["cross"], r"a head is \(kind, layer, head\)"),
-    ("cross", r"heads must be a list of \(kind, layer, head\), kind one of encoder, decoder, cross; got 'cross'"),
-])
+@pytest.mark.parametrize(
+    "heads,message",
+    [
+        ([("encoder", 2, 0)], r"encoder layer must be an integer from 0 to 1 \(2 layers of 4 heads\); got 2"),
+        ([("cross", 0, 4)], r"cross head must be an integer from 0 to 3 \(2 layers of 4 heads\); got 4"),
+        ([("decoder", -1, 0)], "decoder layer must be an integer from 0 to 1"),
+        ([("decoder", 0, 1.0)], "decoder head must be an integer from 0 to 3"),
+        ([("encoder_self", 0, 0)], "head kind must be one of encoder, decoder, cross; got 'encoder_self'"),
+        ([("cross", 0)], r"a head is \(kind, layer, head\)"),
+        (["cross"], r"a head is \(kind, layer, head\)"),
+        (
+            "cross",
+            r"heads must be a list of \(kind, layer, head\), kind one of encoder, decoder, cross; got 'cross'",
+        ),
+    ],
+)
 def test_bad_heads_are_one_line_input_errors_naming_the_valid_range(translator, heads, message):
     text = "I love you."
     for call in (lambda: ablate(translator, text, heads), lambda: trace(translator, text, head_mask=heads)):
@@ -200,14 +245,23 @@ def test_head_importance_is_each_single_head_ablations_total_drop(translator):
     assert set(imp) == {"encoder", "decoder", "cross"}
     assert imp["encoder"].shape == (cfg.n_encoder_layers, cfg.n_heads)
     assert imp["decoder"].shape == imp["cross"].shape == (cfg.n_decoder_layers, cfg.n_heads)
-    for kind, layer, head in [("encoder", 0, 0), ("encoder", 1, 3), ("decoder", 1, 2), ("cross", 0, 1),
-                              ("cross", 1, 3)]:
+    for kind, layer, head in [
+        ("encoder", 0, 0),
+        ("encoder", 1, 3),
+        ("decoder", 1, 2),
+        ("cross", 0, 1),
+        ("cross", 1, 3),
+    ]:
         deltas = ablate(translator, text, [(kind, layer, head)], beam=1)["delta_logprob"]
         assert imp[kind][layer, head] == pytest.approx(-sum(deltas), abs=1e-4), (kind, layer, head)
     # and against the textbook ablation, for one head
     tokens = trace(translator, text, beam=1).predicted_tokens
     on = output_logprobs(translator.model, translator, text, tokens).sum().item()
-    off = output_logprobs(zeroed_w_o(translator.model, [("cross", 1, 0)]), translator, text, tokens).sum().item()
+    off = (
+        output_logprobs(zeroed_w_o(translator.model, [("cross", 1, 0)]), translator, text, tokens)
+        .sum()
+        .item()
+    )
     assert imp["cross"][1, 0] == pytest.approx(on - off, abs=1e-4)
     assert np.abs(np.concatenate([m.ravel() for m in imp.values()])).max() > 0.1  # some head matters
 
@@ -233,8 +287,13 @@ def test_concurrent_traces_with_different_ablations_each_get_their_own_result(tr
         ("I love you.", [("decoder", 1, 2), ("encoder", 0, 0)], False),
         ("I drink tea every day.", [("cross", 1, 0), ("cross", 1, 1), ("cross", 1, 2)], True),
     ]
-    run = lambda text, heads, internals: trace(translator, text, beam=2, internals=internals,  # noqa: E731
-                                               head_mask=heads).to_json()
+    run = lambda text, heads, internals: trace(
+        translator,
+        text,
+        beam=2,
+        internals=internals,  # noqa: E731
+        head_mask=heads,
+    ).to_json()
     alone = [run(*job) for job in jobs]
     assert len({json.dumps(a["attention"]) for a in alone}) == len(jobs)  # every job's answer differs
     results: dict[int, list] = {i: [] for i in range(len(jobs))}

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import reverse_digits_pairs, write_tsv
+
 from training.__main__ import RESUMABLE, build_parser, main
 from training.config import TrainConfig
 from training.decoding import DecodeSettings
@@ -23,7 +23,9 @@ def run_main(capsys, *argv):
 
 
 def test_module_help_lists_the_verbs():
-    proc = subprocess.run([sys.executable, "-m", "training", "--help"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0
     assert all(v in proc.stdout for v in ("train", "evaluate", "export"))
 
@@ -46,23 +48,30 @@ def test_train_help_shows_defaults(capsys):
 
 
 def test_missing_training_file_is_a_one_line_error(capsys, tmp_path):
-    code, _, err = run_main(capsys, "train", "--train", str(tmp_path / "nope.tsv"), "--run-dir", str(tmp_path / "r"))
+    code, _, err = run_main(
+        capsys, "train", "--train", str(tmp_path / "nope.tsv"), "--run-dir", str(tmp_path / "r")
+    )
     assert code == 2
     assert err.strip() == f"error: {tmp_path / 'nope.tsv'}: no such file"
 
 
 def test_empty_corpus_is_a_one_line_error(capsys, tmp_path):
     (tmp_path / "empty.tsv").write_text("no tab\n\n")
-    code, _, err = run_main(capsys, "train", "--train", str(tmp_path / "empty.tsv"), "--run-dir", str(tmp_path / "r"))
+    code, _, err = run_main(
+        capsys, "train", "--train", str(tmp_path / "empty.tsv"), "--run-dir", str(tmp_path / "r")
+    )
     assert code == 2
     assert "no usable English<TAB>Chinese pairs (1 malformed lines)" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--dropout", "1.5", "must be in [0, 1)"),
-    ("--epochs", "0", "must be a positive integer"),
-    ("--heads", "x", "invalid positive_int value"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--dropout", "1.5", "must be in [0, 1)"),
+        ("--epochs", "0", "must be a positive integer"),
+        ("--heads", "x", "invalid positive_int value"),
+    ],
+)
 def test_bad_option_values_are_rejected(capsys, tmp_path, option, value, message):
     with pytest.raises(SystemExit) as e:
         main(["train", "--train", "t.tsv", "--run-dir", str(tmp_path), option, value])
@@ -72,20 +81,41 @@ def test_bad_option_values_are_rejected(capsys, tmp_path, option, value, message
 
 def test_heads_must_divide_width(capsys, tmp_path):
     write_tsv(tmp_path / "t.tsv", reverse_digits_pairs(10, 0))
-    code, _, err = run_main(capsys, "train", "--train", str(tmp_path / "t.tsv"), "--run-dir", str(tmp_path / "r"),
-                            "--d-model", "30", "--heads", "4")
+    code, _, err = run_main(
+        capsys,
+        "train",
+        "--train",
+        str(tmp_path / "t.tsv"),
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--d-model",
+        "30",
+        "--heads",
+        "4",
+    )
     assert code == 2 and "not divisible" in err
 
 
 def test_evaluate_and_export_cli(capsys, toy_run, tmp_path):
     cfg, _ = toy_run
     weights = tmp_path / "w"
-    code, out, _ = run_main(capsys, "export", cfg.run_dir, str(weights), "--checkpoint", "last",
-                            "--dev", cfg.dev_path, "--beam", "2")
+    code, out, _ = run_main(
+        capsys,
+        "export",
+        cfg.run_dir,
+        str(weights),
+        "--checkpoint",
+        "last",
+        "--dev",
+        cfg.dev_path,
+        "--beam",
+        "2",
+    )
     assert code == 0 and f"exported to {weights}" in out
     hyps = tmp_path / "hyps.txt"
-    code, out, _ = run_main(capsys, "evaluate", str(weights), "--data", cfg.dev_path, "--beam", "3",
-                            "--output", str(hyps))
+    code, out, _ = run_main(
+        capsys, "evaluate", str(weights), "--data", cfg.dev_path, "--beam", "3", "--output", str(hyps)
+    )
     assert code == 0
     assert "beam 3" in out and "tok:zh" in out and "chrF" in out
     lines = hyps.read_text().splitlines()
@@ -96,16 +126,40 @@ def test_evaluate_and_export_cli(capsys, toy_run, tmp_path):
 
 def test_resume_refuses_a_changed_model_shape(capsys, toy_run):
     cfg, _ = toy_run
-    code, _, err = run_main(capsys, "train", "--train", cfg.train_path, "--run-dir", cfg.run_dir,
-                            "--resume", "--d-model", "128")
+    code, _, err = run_main(
+        capsys, "train", "--train", cfg.train_path, "--run-dir", cfg.run_dir, "--resume", "--d-model", "128"
+    )
     assert code == 2 and "d_model differ" in err
 
 
 def test_resume_after_max_steps_continues_to_the_end(capsys, tmp_path):
     write_tsv(tmp_path / "t.tsv", reverse_digits_pairs(300, 0))
-    common = ["train", "--train", str(tmp_path / "t.tsv"), "--run-dir", str(tmp_path / "r"), "--d-model", "16",
-              "--heads", "2", "--d-ff", "32", "--encoder-layers", "1", "--decoder-layers", "1", "--max-len", "16",
-              "--max-tokens", "200", "--epochs", "2", "--threads", "1", "--no-progress"]
+    common = [
+        "train",
+        "--train",
+        str(tmp_path / "t.tsv"),
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--d-ff",
+        "32",
+        "--encoder-layers",
+        "1",
+        "--decoder-layers",
+        "1",
+        "--max-len",
+        "16",
+        "--max-tokens",
+        "200",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert run_main(capsys, *common, "--max-steps", "3")[0] == 0
     code, out, _ = run_main(capsys, *common[:5], "--resume", "--epochs", "3", "--no-progress")
     assert code == 0 and "resumed from" in out
@@ -116,7 +170,9 @@ def test_resume_after_max_steps_continues_to_the_end(capsys, tmp_path):
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert saved["epochs"] == 3 and saved["max_steps"] is None
     commands = (tmp_path / "r" / "command.txt").read_text().splitlines()  # both invocations, replayable
-    assert len(commands) == 2 and commands[0].endswith("--max-steps 3") and "--resume --epochs 3" in commands[1]
+    assert (
+        len(commands) == 2 and commands[0].endswith("--max-steps 3") and "--resume --epochs 3" in commands[1]
+    )
 
 
 def test_export_refuses_to_replace_a_folder_that_is_not_an_export(capsys, toy_run, tmp_path):
@@ -172,12 +228,16 @@ def test_a_bug_inside_a_command_keeps_its_traceback(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="bug in the loop"):
         main(argv)
 
-    script = ("import sys, training.train as t\n"
-              "def bug(*a, **k): raise TypeError('bug in the loop')\n"
-              "t.train = bug\n"
-              "from training.__main__ import main\n"
-              "sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    script = (
+        "import sys, training.train as t\n"
+        "def bug(*a, **k): raise TypeError('bug in the loop')\n"
+        "t.train = bug\n"
+        "from training.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("Traceback (most recent call last):")
     assert proc.stderr.rstrip().endswith("TypeError: bug in the loop") and "error: " not in proc.stderr
@@ -211,7 +271,18 @@ def test_export_takes_its_decoding_defaults_from_decode_settings(capsys, toy_run
     assert run_main(capsys, "export", cfg.run_dir, str(tmp_path / "w"), "--checkpoint", "last")[0] == 0
     decoding = json.loads((tmp_path / "w" / "config.json").read_text())["decoding"]
     assert decoding == dataclasses.asdict(Other())
-    assert run_main(capsys, "export", cfg.run_dir, str(tmp_path / "w"), "--checkpoint", "last",
-                    "--length-penalty", "0")[0] == 0
+    assert (
+        run_main(
+            capsys,
+            "export",
+            cfg.run_dir,
+            str(tmp_path / "w"),
+            "--checkpoint",
+            "last",
+            "--length-penalty",
+            "0",
+        )[0]
+        == 0
+    )
     decoding = json.loads((tmp_path / "w" / "config.json").read_text())["decoding"]
     assert (decoding["beam"], decoding["length_penalty"]) == (3, 0.0)

@@ -1,4 +1,5 @@
 """The five content/position terms of layer 1 add up to the scores the model actually used."""
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +17,18 @@ def softmax(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("pre_norm", [True, False])
 def test_terms_sum_to_the_scores_behind_the_captured_weights(pre_norm):
     torch.manual_seed(0)
-    cfg = ModelConfig(src_vocab_size=30, tgt_vocab_size=25, d_model=32, n_heads=4, d_ff=64,
-                      n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=40, pre_norm=pre_norm)
+    cfg = ModelConfig(
+        src_vocab_size=30,
+        tgt_vocab_size=25,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        dropout=0.0,
+        max_len=40,
+        pre_norm=pre_norm,
+    )
     model = Transformer(cfg).eval()
     with torch.no_grad():  # LayerNorm starts as γ=1, β=0: make it matter
         for name, p in model.named_parameters():
@@ -39,8 +50,17 @@ def test_terms_sum_to_the_scores_behind_the_captured_weights(pre_norm):
 
 def test_each_term_is_what_its_name_says():
     torch.manual_seed(1)
-    cfg = ModelConfig(src_vocab_size=30, tgt_vocab_size=25, d_model=32, n_heads=4, d_ff=64,
-                      n_encoder_layers=1, n_decoder_layers=1, dropout=0.0, max_len=40)
+    cfg = ModelConfig(
+        src_vocab_size=30,
+        tgt_vocab_size=25,
+        d_model=32,
+        n_heads=4,
+        d_ff=64,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        dropout=0.0,
+        max_len=40,
+    )
     model = Transformer(cfg).eval()
     same_token = first_layer_terms(model, [7, 7, 7, 7], "encoder")
     # Identical tokens: content·content depends on the token only... up to LayerNorm's per-position σ.

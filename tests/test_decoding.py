@@ -58,7 +58,9 @@ def test_reported_scores_are_the_model_log_probabilities(toy):
         assert hyp.score == pytest.approx(sequence_score(toy.model, row, hyp.ids), abs=1e-4)
 
 
-@pytest.mark.parametrize("seed,beam", [(s, 4) for s in range(5)] + [(135, 2)])  # 135: plain beam search loses to greedy
+@pytest.mark.parametrize(
+    "seed,beam", [(s, 4) for s in range(5)] + [(135, 2)]
+)  # 135: plain beam search loses to greedy
 def test_beam_search_never_scores_below_greedy(tiny_config, seed, beam):
     model = random_model(tiny_config, seed)
     src = torch.randint(4, tiny_config.src_vocab_size, (5, 6), generator=torch.Generator().manual_seed(seed))
@@ -138,8 +140,8 @@ def test_output_length_is_capped_relative_to_the_source(tiny_config):
         model.output_bias[EOS_ID] = -1e4  # the model never wants to stop
     src = torch.randint(4, tiny_config.src_vocab_size, (2, 3))
     settings = DecodeSettings(beam=2, max_len_a=1.0, max_len_b=2)  # 3 * 1 + 2 = 5 tokens incl. </s>
-    for decode in (greedy, beam_search):
-        for hyp in decode(model, src, settings):
+    for search in (greedy, beam_search):
+        for hyp in search(model, src, settings):
             assert len(hyp.ids) == 4
 
 

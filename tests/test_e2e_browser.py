@@ -3,17 +3,25 @@
 Needs Debian's chromium, fonts-noto-cjk and Python Playwright (.ci/run installs them).
 Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
 """
+
 import os
 import time
 from pathlib import Path
 
 import pytest
-
 from app_process import AppProcess
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-        "--no-first-run", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 try:
     from playwright.sync_api import sync_playwright
@@ -29,7 +37,9 @@ if sync_playwright is None or not Path(CHROMIUM).exists():
 
 @pytest.fixture(scope="module")
 def app_url(zh_weights, tmp_path_factory):
-    app = AppProcess(["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log")
+    app = AppProcess(
+        ["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log"
+    )
     try:
         app.wait(timeout=90)
         yield app.url
@@ -99,8 +109,11 @@ def translate(page, text):
 
 def test_translate_and_explore_attention(page, shots):
     translate(page, "I love you.")
-    page.wait_for_function("() => { const t = document.querySelector('#translation textarea');"
-                           " return t && t.value.length > 0; }", timeout=30000)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#translation textarea');"
+        " return t && t.value.length > 0; }",
+        timeout=30000,
+    )
     assert page.input_value("#translation textarea") == "我爱你。"
     cross = wait_plot_change(page, None)
     assert cross["title"].startswith("Cross-attention")
@@ -170,8 +183,11 @@ def test_trace_json_download_and_png_button(page, tmp_path):
     page.click("#prepare-trace")  # the file is written only when asked for
     page.wait_for_selector("#download-status :text('Ready')", timeout=15000)
     button = page.locator("#download-trace")
-    page.wait_for_function("() => { const b = document.querySelector('#download-trace');"
-                           " return b && !b.disabled && !b.querySelector('button[disabled]'); }", timeout=15000)
+    page.wait_for_function(
+        "() => { const b = document.querySelector('#download-trace');"
+        " return b && !b.disabled && !b.querySelector('button[disabled]'); }",
+        timeout=15000,
+    )
     with page.expect_download(timeout=15000) as info:
         button.click()
     path = tmp_path / "trace.json"

@@ -20,7 +20,9 @@ def run_translate(monkeypatch, capsys, data: bytes, *args):
 
 def test_translate_keeps_one_line_per_input_line(monkeypatch, capsys, zh_weights):
     lines = ["I love you.", "", "Thank you.", "   ", "Where is the book?"]
-    code, out, _ = run_translate(monkeypatch, capsys, ("\n".join(lines) + "\n").encode(), "--weights", str(zh_weights), "--beam", "2")
+    code, out, _ = run_translate(
+        monkeypatch, capsys, ("\n".join(lines) + "\n").encode(), "--weights", str(zh_weights), "--beam", "2"
+    )
     assert code == 0
     got = out.split("\n")
     assert len(got) == len(lines) + 1 and got[-1] == ""
@@ -30,8 +32,15 @@ def test_translate_keeps_one_line_per_input_line(monkeypatch, capsys, zh_weights
 
 
 def test_translate_survives_odd_input(monkeypatch, capsys, zh_weights):
-    odd = ["<script>alert(1)</script>", "🙂" * 50, "\u202eI love you.", "word " * 3000, "%s %d {0} '; DROP TABLE t;--",
-           "我爱你", "\x07\x1b[31mred"]
+    odd = [
+        "<script>alert(1)</script>",
+        "🙂" * 50,
+        "\u202eI love you.",
+        "word " * 3000,
+        "%s %d {0} '; DROP TABLE t;--",
+        "我爱你",
+        "\x07\x1b[31mred",
+    ]
     data = ("\n".join(odd) + "\n").encode() + b"\xff\xfe broken bytes\n"
     code, out, _ = run_translate(monkeypatch, capsys, data, "--weights", str(zh_weights))
     assert code == 0
@@ -57,8 +66,14 @@ def test_errors_are_one_line(capsys, tmp_path, zh_weights):
 
 
 def test_module_entry_point_reads_stdin(zh_weights):
-    proc = subprocess.run([sys.executable, "-m", "explorer", "translate", "--weights", str(zh_weights)],
-                          input="I love tea.\n\n", capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", "translate", "--weights", str(zh_weights)],
+        input="I love tea.\n\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "我爱茶。\n\n"
     assert "sentences/s" in proc.stderr
@@ -66,6 +81,7 @@ def test_module_entry_point_reads_stdin(zh_weights):
 
 def test_a_bug_keeps_its_traceback(monkeypatch, zh_weights):
     """Only weights and input errors are one line; a ValueError from a bug propagates (traceback, exit 1)."""
+
     def bug(*args, **kwargs):
         raise ValueError("bug in the loader")
 
@@ -90,7 +106,11 @@ def test_trace_internals_are_added_only_when_asked(capsys, zh_weights):
     layers, heads = len(enc["q"]), len(enc["q"][0])
     d_head = len(enc["q"][0][0][0])
     assert [len(enc["q"][0][0]), len(cross["q"][0][0]), len(cross["k"][0][0])] == [s, t, s]
-    assert len(cross["head_output"][0][0][0]) == d_head and len(cross["v"]) == layers and len(cross["v"][0]) == heads
+    assert (
+        len(cross["head_output"][0][0][0]) == d_head
+        and len(cross["v"]) == layers
+        and len(cross["v"][0]) == heads
+    )
     assert {k: v for k, v in full.items() if k != "internals"} == plain
 
 
@@ -99,15 +119,25 @@ def test_ablate_none_changes_nothing_and_a_head_changes_log_probabilities(capsys
     code, none, _ = run_json(capsys, "ablate", "Where is the book?", "--heads", "none", *w)
     assert code == 0 and none["translation"] == none["ablated_translation"]
     assert none["delta_logprob"] == [0.0] * len(none["target_tokens"]) and none["target_tokens"][-1] == "</s>"
-    _, some, _ = run_json(capsys, "ablate", "Where is the book?", "--heads", "cross:1:1,cross:2:1,cross:2:2", *w)
+    _, some, _ = run_json(
+        capsys, "ablate", "Where is the book?", "--heads", "cross:1:1,cross:2:1,cross:2:2", *w
+    )
     assert some["heads"] == [["cross", 1, 1], ["cross", 2, 1], ["cross", 2, 2]]
-    assert len(some["delta_logprob"]) == len(some["target_tokens"]) and any(d != 0.0 for d in some["delta_logprob"])
+    assert len(some["delta_logprob"]) == len(some["target_tokens"]) and any(
+        d != 0.0 for d in some["delta_logprob"]
+    )
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("bogus", "is not KIND:LAYER:HEAD"), ("cross:0:1", "is not KIND:LAYER:HEAD"), ("self:1:1", "is not KIND"),
-    ("cross:9:1", "this model has 2 cross layers and 4 heads (1-based)"), ("encoder:1:5", "and 4 heads"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("bogus", "is not KIND:LAYER:HEAD"),
+        ("cross:0:1", "is not KIND:LAYER:HEAD"),
+        ("self:1:1", "is not KIND"),
+        ("cross:9:1", "this model has 2 cross layers and 4 heads (1-based)"),
+        ("encoder:1:5", "and 4 heads"),
+    ],
+)
 def test_bad_heads_are_one_line_and_exit_2(capsys, zh_weights, spec, message):
     code, _, err = run_json(capsys, "ablate", "I love you.", "--heads", spec, "--weights", str(zh_weights))
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -115,9 +145,12 @@ def test_bad_heads_are_one_line_and_exit_2(capsys, zh_weights, spec, message):
 
 def test_head_stats_over_a_corpus(capsys, zh_weights, tmp_path):
     data = tmp_path / "d.tsv"
-    data.write_text("I love you.\t我爱你。\nWhere is the book?\t书在哪里？\nThank you.\t谢谢你。\n", encoding="utf-8")
-    code, stats, _ = run_json(capsys, "head-stats", "--data", str(data), "--limit", "2", "--quiet",
-                              "--weights", str(zh_weights))
+    data.write_text(
+        "I love you.\t我爱你。\nWhere is the book?\t书在哪里？\nThank you.\t谢谢你。\n", encoding="utf-8"
+    )
+    code, stats, _ = run_json(
+        capsys, "head-stats", "--data", str(data), "--limit", "2", "--quiet", "--weights", str(zh_weights)
+    )
     assert code == 0 and stats["sentences"] == 2
     for kind in ("encoder", "decoder", "cross"):
         entropy = stats["stats"][kind]["entropy_bits"]

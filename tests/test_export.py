@@ -12,8 +12,14 @@ from training.translator import WeightsError, load_weights_dir
 def exported(toy_run, tmp_path_factory):
     cfg, _ = toy_run
     out = tmp_path_factory.mktemp("export") / "weights"
-    path, scores = export(cfg.run_dir, out, checkpoint="last", dtype="float32", dev_path=cfg.dev_path,
-                          command="python -m training train ...")
+    path, scores = export(
+        cfg.run_dir,
+        out,
+        checkpoint="last",
+        dtype="float32",
+        dev_path=cfg.dev_path,
+        command="python -m training train ...",
+    )
     return cfg, path, scores
 
 
@@ -49,8 +55,14 @@ def test_float16_export_is_half_the_size_and_translates_the_same(exported, tmp_p
 def test_exported_folder_has_config_vocab_and_model_card(exported):
     _, path, scores = exported
     assert sorted(p.name for p in path.iterdir()) == [
-        "README.md", "config.json", "head_stats.json", "model.safetensors", "training_log.json", "vocab_src.json",
-        "vocab_tgt.json"]
+        "README.md",
+        "config.json",
+        "head_stats.json",
+        "model.safetensors",
+        "training_log.json",
+        "vocab_src.json",
+        "vocab_tgt.json",
+    ]
     config = json.loads((path / "config.json").read_text())
     assert {"model", "tokenizer", "decoding", "metrics"} <= set(config)
     assert config["metrics"]["dev_chrf"] == round(scores.chrf, 2)
@@ -68,7 +80,9 @@ def test_checkpoint_averaging(toy_run, tmp_path):
     from training.checkpoint import model_state, read_checkpoint
 
     states = [model_state(read_checkpoint(p)[0]) for p in paths]
-    expected = (states[0]["tgt_embed.weight"] + states[1]["tgt_embed.weight"] + states[2]["tgt_embed.weight"]) / 3
+    expected = (
+        states[0]["tgt_embed.weight"] + states[1]["tgt_embed.weight"] + states[2]["tgt_embed.weight"]
+    ) / 3
     assert torch.allclose(translator.model.tgt_embed.weight, expected, atol=1e-7)
     with pytest.raises(ValueError, match="needs 50 epoch checkpoints"):
         load_run(cfg.run_dir, average=50)
@@ -135,21 +149,27 @@ def test_nan_weights_are_rejected(exported, tmp_path):
         load_weights_dir(bad)
 
 
-@pytest.mark.parametrize("field,value", [("max_len", 50_000_000), ("d_model", 10**6), ("n_encoder_layers", 10**4)])
+@pytest.mark.parametrize(
+    "field,value", [("max_len", 50_000_000), ("d_model", 10**6), ("n_encoder_layers", 10**4)]
+)
 def test_absurd_sizes_in_config_json_are_one_line_weights_errors(exported, tmp_path, field, value):
     _, path, _ = exported
     bad = copy_weights(path, tmp_path / "bad")
     config = json.loads((bad / "config.json").read_text())
     config["model"][field] = value
     (bad / "config.json").write_text(json.dumps(config))
-    with pytest.raises(WeightsError, match=f"config.json: bad 'model' section \\({field} is .*more than this project"):
+    with pytest.raises(
+        WeightsError, match=f"config.json: bad 'model' section \\({field} is .*more than this project"
+    ):
         load_weights_dir(bad)
 
 
 def test_export_ships_the_training_log_and_the_dev_sets_head_statistics(exported, toy_run):
     cfg, path, _ = exported
     log = json.loads((path / "training_log.json").read_text())
-    assert [h["epoch"] for h in log["history"]] == list(range(1, cfg.epochs + 1)) and log["shipped_epoch"] == cfg.epochs
+    assert [h["epoch"] for h in log["history"]] == list(range(1, cfg.epochs + 1)) and log[
+        "shipped_epoch"
+    ] == cfg.epochs
     assert all({"train_loss", "lr", "dev_bleu"} <= set(h) for h in log["history"])
     stats = json.loads((path / "head_stats.json").read_text())
     assert stats["data"] == "dev.tsv" and stats["sentences"] == 100

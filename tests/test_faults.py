@@ -1,4 +1,5 @@
 """Broken weights stop the app and the CLIs with one clear line naming the file; nothing starts half-broken."""
+
 import json
 import shutil
 import subprocess
@@ -43,8 +44,14 @@ FAULTS = {
 @pytest.mark.parametrize("fault", FAULTS)
 def test_cli_reports_broken_weights_in_one_line(zh_weights, tmp_path, fault):
     bad = broken_copy(zh_weights, tmp_path / "bad", fault)
-    proc = subprocess.run([sys.executable, "-m", "explorer", "translate", "--weights", str(bad)],
-                          input="I love you.\n", capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", "translate", "--weights", str(bad)],
+        input="I love you.\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
@@ -54,8 +61,14 @@ def test_cli_reports_broken_weights_in_one_line(zh_weights, tmp_path, fault):
 
 def test_app_refuses_to_start_on_broken_weights(zh_weights, tmp_path):
     bad = broken_copy(zh_weights, tmp_path / "bad", "config-mismatch")
-    proc = subprocess.run([sys.executable, "app.py", "--weights", str(bad)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, env={**__import__("os").environ, "GRADIO_SERVER_PORT": "1"})
+    proc = subprocess.run(
+        [sys.executable, "app.py", "--weights", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**__import__("os").environ, "GRADIO_SERVER_PORT": "1"},
+    )
     assert proc.returncode == 2
     assert "Running on" not in proc.stdout
     assert proc.stderr.strip().startswith("error: ") and "config.json" in proc.stderr

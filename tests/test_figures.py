@@ -17,8 +17,13 @@ def heatmaps(fig):
 
 def test_one_heatmap_per_panel_with_z_shaped_like_the_labels():
     w = rand_maps(2, 3, 4, 5)
-    fig = attention_figure(w, list("abcde"), list("wxyz"), row_titles=["layer 1", "layer 2"],
-                           col_titles=["head 1", "head 2", "head 3"])
+    fig = attention_figure(
+        w,
+        list("abcde"),
+        list("wxyz"),
+        row_titles=["layer 1", "layer 2"],
+        col_titles=["head 1", "head 2", "head 3"],
+    )
     hm = heatmaps(fig)
     assert len(hm) == 6
     for i, h in enumerate(hm):
@@ -62,7 +67,9 @@ def test_shared_scale_is_zero_to_one_and_per_map_scale_follows_each_max():
 def test_per_map_scale_ignores_rows_forced_to_one():
     w = rand_maps(1, 1, 3, 3) * 0.5
     w[0, 0, 0] = [1.0, 0.0, 0.0]  # a first decoder row: one visible key, weight 1 by construction
-    fig = attention_figure(w, list("abc"), list("abc"), shared_scale=False, forced_rows=np.array([1, 0, 0], bool))
+    fig = attention_figure(
+        w, list("abc"), list("abc"), shared_scale=False, forced_rows=np.array([1, 0, 0], bool)
+    )
     assert heatmaps(fig)[0].zmax == pytest.approx(w[0, 0, 1:].max())
 
 
@@ -103,7 +110,12 @@ def test_figure_module_does_not_import_gradio():
     import explorer.figures as figures
 
     tree = ast.parse(inspect.getsource(figures))
-    names = {a.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    names = {
+        a.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for a in node.names
+    }
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any("gradio" in (n or "") for n in names | modules)
 
@@ -127,7 +139,9 @@ def test_labels_fit_their_cells_at_any_length_and_width(width, n_tokens):
 
 
 def test_stacked_panels_have_no_dead_gaps():
-    fig = attention_figure(rand_maps(3, 1, 25, 25), [f"w{i}" for i in range(25)], [f"w{i}" for i in range(25)])
+    fig = attention_figure(
+        rand_maps(3, 1, 25, 25), [f"w{i}" for i in range(25)], [f"w{i}" for i in range(25)]
+    )
     doms = [fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain for i in range(3)]
     plot_px = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
     gaps_px = [(doms[i][0] - doms[i + 1][1]) * plot_px for i in range(2)]
@@ -137,8 +151,10 @@ def test_stacked_panels_have_no_dead_gaps():
 def test_training_curves_plot_every_logged_epoch_and_mark_the_shipped_one():
     from explorer.model_figures import training_curves_figure
 
-    history = [{"epoch": e, "train_loss": 5 - e * 0.5, "lr": 1e-3 / e, "dev_bleu": 10.0 * e, "dev_chrf": 9.0 * e}
-               for e in range(1, 5)]
+    history = [
+        {"epoch": e, "train_loss": 5 - e * 0.5, "lr": 1e-3 / e, "dev_bleu": 10.0 * e, "dev_chrf": 9.0 * e}
+        for e in range(1, 5)
+    ]
     fig = training_curves_figure(history, shipped_epoch=3)
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["loss"].y) == [4.5, 4.0, 3.5, 3.0] and list(by_name["BLEU"].x) == [1, 2, 3, 4]

@@ -24,7 +24,11 @@ def test_positional_heads():
     n = 5
     tokens = [f"t{i}" for i in range(n)]
     diagonal = head_stats(rows(np.eye(n)), tokens, True)
-    assert diagonal["same"][0, 0] == 1.0 and diagonal["distance"][0, 0] == 0.0 and diagonal["previous"][0, 0] == 0.0
+    assert (
+        diagonal["same"][0, 0] == 1.0
+        and diagonal["distance"][0, 0] == 0.0
+        and diagonal["previous"][0, 0] == 0.0
+    )
     previous = np.eye(n, k=-1)
     previous[0, 0] = 1.0  # the first query has no previous position
     stats = head_stats(rows(previous), tokens, True)
@@ -66,7 +70,7 @@ def test_punctuation_in_any_script_and_after_the_word_mark():
 
 
 def test_entropy_ignores_zero_weights_and_corpus_average_weights_sentences_equally():
-    assert entropy_bits(np.array([0.5, 0.5, 0.0]))== 1.0
+    assert entropy_bits(np.array([0.5, 0.5, 0.0])) == 1.0
     a = {name: np.full((1, 1), 1.0) for name in STATS}
     b = {name: np.full((1, 1), 3.0) for name in STATS}
     assert all(v[0, 0] == 2.0 for v in average([a, b]).values())

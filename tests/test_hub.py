@@ -1,5 +1,6 @@
 """The Hub round trip with the real huggingface_hub client against a local Hub look-alike (tests/hub_server.py):
 push a weights folder, download it back, load it offline, and fail clearly (never leaking the token)."""
+
 import contextlib
 import json
 import os
@@ -13,15 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import HubServer
 from huggingface_hub import constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
 
 import explorer.loading as loading
-from hub_server import HubServer
 from training.__main__ import build_parser, main
+from training.files import WEIGHT_FILES
 from training.hub import HubError, push, push_files
 from training.text import BOS_ID
-from training.files import WEIGHT_FILES
 from training.translator import WeightsError, load_weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,9 @@ def copy_weights(src: Path, dst: Path, beam: int | None = None) -> Path:
 
 
 def logits_of(translator, sentences):
-    src = torch.nn.utils.rnn.pad_sequence([torch.tensor(translator.prepare(s).ids) for s in sentences], batch_first=True)
+    src = torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(translator.prepare(s).ids) for s in sentences], batch_first=True
+    )
     gen = torch.Generator().manual_seed(0)
     tgt = torch.randint(4, translator.model.cfg.tgt_vocab_size, (len(sentences), 6), generator=gen)
     tgt[:, 0] = BOS_ID
@@ -117,8 +120,14 @@ def run_cli(tmp_path, *args, **env):
     """`python -m training ...` in a fresh process, so huggingface_hub reads HF_* at import as it does for users."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     base.update(HF_HOME=str(tmp_path / "hf-home"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **env)
-    return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=base,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_push_then_download_translates_exactly_like_the_local_folder(hub, zh_weights, tmp_path, capsys):
@@ -144,7 +153,9 @@ def test_push_then_download_translates_exactly_like_the_local_folder(hub, zh_wei
     assert Path(card).read_bytes() == (zh_weights / "README.md").read_bytes()
 
     local, remote = load_weights_dir(zh_weights), load_weights_dir(path)
-    assert local.translate(SENTENCES)[0] == "我爱你。"  # the model is a real one, so equality below means something
+    assert (
+        local.translate(SENTENCES)[0] == "我爱你。"
+    )  # the model is a real one, so equality below means something
     assert remote.translate(SENTENCES) == local.translate(SENTENCES)
     assert remote.translate(SENTENCES, beam=1) == local.translate(SENTENCES, beam=1)
     assert torch.equal(logits_of(remote, SENTENCES), logits_of(local, SENTENCES))
@@ -159,7 +170,10 @@ def test_push_to_a_branch_and_download_that_revision(hub, zh_weights, tmp_path):
     greedy = copy_weights(zh_weights, tmp_path / "greedy", beam=1)
     push(greedy, REPO, revision="greedy", token=TOKEN, endpoint=hub.url, commit_message="greedy decoding")
     repo = hub.repos[REPO]
-    assert [c.message for c in repo.history("greedy")] == ["greedy decoding", *[c.message for c in repo.history("main")]]
+    assert [c.message for c in repo.history("greedy")] == [
+        "greedy decoding",
+        *[c.message for c in repo.history("main")],
+    ]
     assert len(repo.history("main")) == 2  # main untouched
 
     push(greedy, REPO, revision="greedy", token=TOKEN, endpoint=hub.url)  # same files again: no empty commit
@@ -178,7 +192,9 @@ def test_private_push_is_invisible_without_the_token(hub, zh_weights, tmp_path):
     assert hub.repos[REPO].private
     with pytest.raises(RepositoryNotFoundError):
         snapshot_download(REPO, cache_dir=tmp_path / "anon", endpoint=hub.url, token=False)
-    path = snapshot_download(REPO, allow_patterns=["config.json"], cache_dir=tmp_path / "c", endpoint=hub.url, token=TOKEN)
+    path = snapshot_download(
+        REPO, allow_patterns=["config.json"], cache_dir=tmp_path / "c", endpoint=hub.url, token=TOKEN
+    )
     assert (Path(path) / "config.json").read_bytes() == (zh_weights / "config.json").read_bytes()
 
 
@@ -196,8 +212,17 @@ def test_cli_dry_run_lists_the_files_and_needs_no_network(zh_weights, tmp_path, 
 
 
 def test_cli_push_prints_the_commit_url_and_never_the_token(hub, zh_weights, tmp_path):
-    proc = run_cli(tmp_path, "push", str(zh_weights), "--repo-id", REPO, "--revision", "v1",
-                   HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN)
+    proc = run_cli(
+        tmp_path,
+        "push",
+        str(zh_weights),
+        "--repo-id",
+        REPO,
+        "--revision",
+        "v1",
+        HF_ENDPOINT=hub.url,
+        HF_TOKEN=TOKEN,
+    )
     assert proc.returncode == 0, proc.stderr
     oid = hub.repos[REPO].branches["v1"]
     assert f"{hub.url}/{REPO}/commit/{oid}" in proc.stdout
@@ -223,14 +248,21 @@ def test_cli_errors_are_one_line_and_scrubbed(hub, zh_weights, monkeypatch, caps
 
     monkeypatch.delenv("HF_TOKEN")
     assert main(["push", str(zh_weights), "--repo-id", REPO]) == 2
-    assert capsys.readouterr().err == "error: no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)\n"
+    assert (
+        capsys.readouterr().err
+        == "error: no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)\n"
+    )
 
 
 def test_push_to_an_unreachable_hub_says_so(zh_weights, closed_url):
     with pytest.raises(HubError) as e:
         push(zh_weights, REPO, token=TOKEN, endpoint=closed_url)
     msg = str(e.value)
-    assert msg.startswith(f"could not reach the Hub at {closed_url}:") and "HF_ENDPOINT" in msg and "\n" not in msg
+    assert (
+        msg.startswith(f"could not reach the Hub at {closed_url}:")
+        and "HF_ENDPOINT" in msg
+        and "\n" not in msg
+    )
 
 
 def test_a_broken_folder_fails_before_any_network(hub, zh_weights, tmp_path, capsys):
@@ -247,7 +279,9 @@ def test_a_broken_folder_fails_before_any_network(hub, zh_weights, tmp_path, cap
 def test_offline_loader_uses_the_cache(hub, zh_weights, tmp_path):
     push(zh_weights, REPO, token=TOKEN, endpoint=hub.url)
     home = tmp_path / "hf-home"
-    loading.resolve(repo_id=REPO, endpoint=hub.url, cache_dir=home / "hub")  # fills the cache, as a first start would
+    loading.resolve(
+        repo_id=REPO, endpoint=hub.url, cache_dir=home / "hub"
+    )  # fills the cache, as a first start would
     seen = len(hub.requests)
     code = f"""
 import json, torch
@@ -266,7 +300,9 @@ print(json.dumps({{"id": m.model_id, "notice": m.notice, "out": m.translator.tra
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     env.update(HF_HOME=str(home), HF_HUB_OFFLINE="1", HF_ENDPOINT=hub.url, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["id"] == f"{REPO}@main" and got["notice"] == ""
@@ -301,17 +337,24 @@ def test_a_failed_transfer_falls_back_to_the_last_complete_cached_copy(hub, zh_w
     assert (cache / "models--alice--en-zh" / "refs" / "main").read_text() == hub.repos[REPO].branches["main"]
     # ...and the loader still found the previous complete copy, and says so.
     assert loaded.model_id == first.model_id and loaded.translator.decoding.beam == 4
-    assert "answered 500" in loaded.notice and f"using the cached copy (commit {old_head[:12]})" in loaded.notice
+    assert (
+        "answered 500" in loaded.notice and f"using the cached copy (commit {old_head[:12]})" in loaded.notice
+    )
     assert capsys.readouterr().err.endswith(f"\nwarning: {loaded.notice}\n")
 
     hub.fail_downloads = set()
     assert loading.resolve(repo_id=REPO, endpoint=hub.url, cache_dir=cache).translator.decoding.beam == 1
 
 
-def test_unreachable_hub_and_empty_cache_falls_back_to_the_bundled_weights(bundled, tmp_path, closed_url, capsys):
+def test_unreachable_hub_and_empty_cache_falls_back_to_the_bundled_weights(
+    bundled, tmp_path, closed_url, capsys
+):
     loaded = loading.resolve(repo_id=REPO, endpoint=closed_url, cache_dir=tmp_path / "empty")
     assert loaded.model_id == "weights/ (bundled)"
-    assert f"Could not get {REPO}@main from the Hugging Face Hub (could not reach the Hub at {closed_url}" in loaded.notice
+    assert (
+        f"Could not get {REPO}@main from the Hugging Face Hub (could not reach the Hub at {closed_url}"
+        in loaded.notice
+    )
     assert "no cached copy" in loaded.notice and "using the bundled weights in weights/" in loaded.notice
     assert capsys.readouterr().err == f"warning: {loaded.notice}\n"
     assert loaded.translator.translate(["I love you."]) == ["我爱你。"]
@@ -326,11 +369,14 @@ def test_a_hub_that_never_answers_times_out_to_the_bundled_weights(bundled, tmp_
     assert loaded.translator.translate(["I love you."]) == ["我爱你。"]
 
 
-@pytest.mark.parametrize("damage,message", [
-    ("truncate", "unreadable or truncated safetensors file"),
-    ("vocab", "but config.json expects"),
-    ("card only", "has no model.safetensors, config.json, vocab_src.json, vocab_tgt.json"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("truncate", "unreadable or truncated safetensors file"),
+        ("vocab", "but config.json expects"),
+        ("card only", "has no model.safetensors, config.json, vocab_src.json, vocab_tgt.json"),
+    ],
+)
 def test_a_corrupt_repo_is_a_clear_error_not_a_fallback(hub, zh_weights, bundled, tmp_path, damage, message):
     files = {name: (zh_weights / name).read_bytes() for name in push_files(zh_weights)}
     if damage == "truncate":
@@ -347,22 +393,32 @@ def test_a_corrupt_repo_is_a_clear_error_not_a_fallback(hub, zh_weights, bundled
     with pytest.raises(WeightsError) as e:
         loading.resolve(repo_id="alice/broken", endpoint=hub.url, cache_dir=tmp_path / "cache")
     msg = str(e.value)
-    assert msg.startswith(f"alice/broken@main ") and message in msg and "\n" not in msg
+    assert msg.startswith("alice/broken@main ") and message in msg and "\n" not in msg
     # No safetensors/torch exception chained on: the message is the whole story.
     assert e.value.__cause__ is None and (e.value.__context__ is None or e.value.__suppress_context__)
 
 
 def test_a_missing_repo_or_revision_is_named(hub, zh_weights, bundled, tmp_path, monkeypatch):
     loaded = loading.resolve(repo_id="alice/nope", endpoint=hub.url, cache_dir=tmp_path / "c")
-    assert loaded.notice.startswith(f"Could not get alice/nope@main from the Hugging Face Hub (repository not found "
-                                    f"on {hub.url}") and "hf auth login" in loaded.notice
+    assert (
+        loaded.notice.startswith(
+            f"Could not get alice/nope@main from the Hugging Face Hub (repository not found on {hub.url}"
+        )
+        and "hf auth login" in loaded.notice
+    )
     push(zh_weights, REPO, token=TOKEN, endpoint=hub.url)
     loaded = loading.resolve(repo_id=REPO, revision="v9", endpoint=hub.url, cache_dir=tmp_path / "c")
-    assert f"Could not get {REPO}@v9 from the Hugging Face Hub (revision not found on {hub.url})" in loaded.notice
+    assert (
+        f"Could not get {REPO}@v9 from the Hugging Face Hub (revision not found on {hub.url})"
+        in loaded.notice
+    )
 
     monkeypatch.setattr(loading, "BUNDLED_WEIGHTS", tmp_path / "empty")
-    with pytest.raises(WeightsError, match=r"^could not get alice/nope@main from the Hugging Face Hub: repository "
-                                           r"not found .*; and there are no bundled weights in "):
+    with pytest.raises(
+        WeightsError,
+        match=r"^could not get alice/nope@main from the Hugging Face Hub: repository "
+        r"not found .*; and there are no bundled weights in ",
+    ):
         loading.resolve(repo_id="alice/nope", endpoint=hub.url, cache_dir=tmp_path / "c")
 
 
@@ -388,4 +444,7 @@ def test_redact_url_hides_userinfo_wherever_a_url_appears():
     from training.hub import redact_url
 
     text = "GET https://u:p@hub.example/api and socks5h://user@proxy:1080, not mail me@example.com"
-    assert redact_url(text) == "GET https://***@hub.example/api and socks5h://***@proxy:1080, not mail me@example.com"
+    assert (
+        redact_url(text)
+        == "GET https://***@hub.example/api and socks5h://***@proxy:1080, not mail me@example.com"
+    )

@@ -48,7 +48,15 @@ def test_trace_maps_are_those_of_the_model_on_the_final_output(translator):
 def test_trace_json_has_the_documented_fields(translator):
     tr = trace(translator, "Thank you.", beam=2, model_id="test-model")
     data = json.loads(json.dumps(tr.to_json()))
-    for key in ("source_tokens", "target_tokens", "predicted_tokens", "translation", "attention", "model_id", "decoding"):
+    for key in (
+        "source_tokens",
+        "target_tokens",
+        "predicted_tokens",
+        "translation",
+        "attention",
+        "model_id",
+        "decoding",
+    ):
         assert key in data
     assert data["model_id"] == "test-model" and data["decoding"]["beam"] == 2
     le, ld, h = tr.n_encoder_layers, tr.n_decoder_layers, tr.n_heads
@@ -82,7 +90,9 @@ def unknown_notices(tr) -> list[str]:
     return [n for n in tr.notices if "Not in the model's vocabulary" in n]
 
 
-@pytest.mark.parametrize("text", ["我爱你", "🙂🙂", "<script>alert(1)</script>", "I love\u202e you.", "%s {0} '; DROP TABLE x;--"])
+@pytest.mark.parametrize(
+    "text", ["我爱你", "🙂🙂", "<script>alert(1)</script>", "I love\u202e you.", "%s {0} '; DROP TABLE x;--"]
+)
 def test_odd_input_is_translated_with_unknown_words_flagged(translator, text):
     tr = trace(translator, text, beam=2)
     assert isinstance(tr.translation, str)

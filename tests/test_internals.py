@@ -1,14 +1,15 @@
 """Inside a head, model side: every captured number is redone by hand from the ones before it, a head
 mask switches a head off exactly as zeroing its slice of W_O would, decoding honours the mask step by
 step, and with nothing captured or switched off the model computes what it always did."""
+
 import copy
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-
 from test_model import PAD, batch, randomized
+
 from training.config import ModelConfig
 from training.decoding import DecodeSettings, beam_search, decode, greedy
 from training.model import HeadMask, Transformer, causal_mask, sinusoidal_encoding
@@ -37,8 +38,11 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 def key_masks(src: torch.Tensor, tgt: torch.Tensor) -> dict[str, torch.Tensor]:
     """True where a query may attend, broadcastable to (B, H, Tq, Tk)."""
     src_keys = (src != PAD)[:, None, None, :]
-    return {"encoder_self": src_keys, "cross": src_keys,
-            "decoder_self": (tgt != PAD)[:, None, None, :] & causal_mask(tgt.size(1))}
+    return {
+        "encoder_self": src_keys,
+        "cross": src_keys,
+        "decoder_self": (tgt != PAD)[:, None, None, :] & causal_mask(tgt.size(1)),
+    }
 
 
 def test_softmax_of_the_captured_q_and_k_is_the_captured_weights(model):
@@ -80,14 +84,21 @@ def test_the_whole_pass_is_redone_by_hand_from_the_internals(model):
     def check_sublayer(r, attn, norm, kv_input):
         normed = norm(r.stream_in) if cfg.pre_norm else r.stream_in  # the queries' input
         torch.testing.assert_close(r.normed, normed, **close)
-        torch.testing.assert_close(r.q, split_heads(F.linear(normed, attn.q_proj.weight, attn.q_proj.bias), h), **close)
+        torch.testing.assert_close(
+            r.q, split_heads(F.linear(normed, attn.q_proj.weight, attn.q_proj.bias), h), **close
+        )
         kv = normed if kv_input is None else kv_input
-        torch.testing.assert_close(r.k, split_heads(F.linear(kv, attn.k_proj.weight, attn.k_proj.bias), h), **close)
-        torch.testing.assert_close(r.v, split_heads(F.linear(kv, attn.v_proj.weight, attn.v_proj.bias), h), **close)
+        torch.testing.assert_close(
+            r.k, split_heads(F.linear(kv, attn.k_proj.weight, attn.k_proj.bias), h), **close
+        )
+        torch.testing.assert_close(
+            r.v, split_heads(F.linear(kv, attn.v_proj.weight, attn.v_proj.bias), h), **close
+        )
         torch.testing.assert_close(r.head_output, r.weights @ r.v, **close)  # (B, H, Tq, d_head)
         # Concat(head_1, …, head_H) W_O + b_O
-        torch.testing.assert_close(r.attn_out, merge_heads(r.head_output) @ attn.out_proj.weight.T + attn.out_proj.bias,
-                                   **close)
+        torch.testing.assert_close(
+            r.attn_out, merge_heads(r.head_output) @ attn.out_proj.weight.T + attn.out_proj.bias, **close
+        )
         summed = r.stream_in + r.attn_out
         torch.testing.assert_close(r.stream_out, summed if cfg.pre_norm else norm(summed), **close)
 
@@ -103,13 +114,19 @@ def test_the_whole_pass_is_redone_by_hand_from_the_internals(model):
     memory = model.encoder_norm(x)
 
     y = model.tgt_embed(tgt) * math.sqrt(cfg.d_model) + pe[: tgt.size(1)]
-    for layer, r_self, r_cross in zip(model.decoder, maps.internals.decoder_self, maps.internals.cross, strict=True):
+    for layer, r_self, r_cross in zip(
+        model.decoder, maps.internals.decoder_self, maps.internals.cross, strict=True
+    ):
         torch.testing.assert_close(r_self.stream_in, y, **close)
         check_sublayer(r_self, layer.self_attn, layer.res_self.norm, None)
-        assert torch.equal(r_cross.stream_in, r_self.stream_out)  # self-attention's output stream feeds cross-attention
+        assert torch.equal(
+            r_cross.stream_in, r_self.stream_out
+        )  # self-attention's output stream feeds cross-attention
         check_sublayer(r_cross, layer.cross_attn, layer.res_cross.norm, memory)
         y = feed_forward(layer, r_cross.stream_out, layer.res_ff.norm)
-    torch.testing.assert_close(logits, model.decoder_norm(y) @ model.tgt_embed.weight.T + model.output_bias, **close)
+    torch.testing.assert_close(
+        logits, model.decoder_norm(y) @ model.tgt_embed.weight.T + model.output_bias, **close
+    )
 
 
 def test_capture_changes_no_logit_and_weights_capture_is_what_it_was(model):
@@ -118,8 +135,11 @@ def test_capture_changes_no_logit_and_weights_capture_is_what_it_was(model):
     internals, maps_i = model(src, tgt, capture="internals")
     assert maps_w.internals is None and maps_i.internals is not None
     assert torch.equal(weights, internals)  # the same explicit path; holding the internals changes nothing
-    for a, b in zip(maps_w.encoder_self + maps_w.decoder_self + maps_w.cross,
-                    maps_i.encoder_self + maps_i.decoder_self + maps_i.cross, strict=True):
+    for a, b in zip(
+        maps_w.encoder_self + maps_w.decoder_self + maps_w.cross,
+        maps_i.encoder_self + maps_i.decoder_self + maps_i.cross,
+        strict=True,
+    ):
         assert torch.equal(a, b)
     fused, none = model(src, tgt)
     assert none is None
@@ -156,10 +176,18 @@ def mask_of(cfg: ModelConfig, heads: list[tuple[str, int, int]]) -> HeadMask:
     return mask
 
 
-@pytest.mark.parametrize("heads", [
-    [("encoder", 0, 1)], [("encoder", 2, 3)], [("decoder", 1, 0)], [("cross", 0, 2)], [("cross", 1, 3)],
-    [("encoder", 1, 0), ("decoder", 0, 3), ("cross", 1, 1), ("cross", 1, 2)],
-], ids=lambda heads: "+".join(f"{kind}{layer}.{head}" for kind, layer, head in heads))
+@pytest.mark.parametrize(
+    "heads",
+    [
+        [("encoder", 0, 1)],
+        [("encoder", 2, 3)],
+        [("decoder", 1, 0)],
+        [("cross", 0, 2)],
+        [("cross", 1, 3)],
+        [("encoder", 1, 0), ("decoder", 0, 3), ("cross", 1, 1), ("cross", 1, 2)],
+    ],
+    ids=lambda heads: "+".join(f"{kind}{layer}.{head}" for kind, layer, head in heads),
+)
 def test_switching_a_head_off_equals_zeroing_its_slice_of_w_o(model, heads):
     src, tgt = batch(model.cfg)
     expected, _ = zeroed_w_o(model, heads)(src, tgt)
@@ -173,8 +201,13 @@ def test_switching_a_head_off_equals_zeroing_its_slice_of_w_o(model, heads):
     r = getattr(maps.internals, KINDS[kind])[layer]
     gated = r.head_output.clone()
     gated[:, head] = 0
-    attn = (model.encoder[layer].self_attn if kind == "encoder" else
-            model.decoder[layer].self_attn if kind == "decoder" else model.decoder[layer].cross_attn)
+    attn = (
+        model.encoder[layer].self_attn
+        if kind == "encoder"
+        else model.decoder[layer].self_attn
+        if kind == "decoder"
+        else model.decoder[layer].cross_attn
+    )
     torch.testing.assert_close(r.attn_out, attn.out_proj(merge_heads(gated)), atol=1e-6, rtol=1e-6)
     assert r.head_output[:, head].abs().sum() > 0
 
@@ -236,9 +269,13 @@ def test_an_ablated_cached_decode_equals_an_ablated_uncached_decode(tiny_config,
     assert [h.ids for h in cached] == [h.ids for h in uncached]
     assert [h.score for h in cached] == pytest.approx([h.score for h in uncached], abs=1e-4)
     plain = decode(model, src, settings)
-    assert [h.score for h in plain] != pytest.approx([h.score for h in cached], abs=1e-3)  # the mask did something
+    assert [h.score for h in plain] != pytest.approx(
+        [h.score for h in cached], abs=1e-3
+    )  # the mask did something
     same = decode(model, src, settings, head_mask=HeadMask.ones(tiny_config))
-    assert [(h.ids, h.score, h.token_logprobs) for h in same] == [(h.ids, h.score, h.token_logprobs) for h in plain]
+    assert [(h.ids, h.score, h.token_logprobs) for h in same] == [
+        (h.ids, h.score, h.token_logprobs) for h in plain
+    ]
 
 
 def test_beam_search_gives_each_sentence_its_own_mask(tiny_config):

@@ -4,6 +4,7 @@ Asserts only what holds today: every request answered (none hung), the server al
 up. The figures of known holes (report["summary"]: run_route_accepted, rss_growth_mb, max_response_bytes,
 temp_dir_growth_bytes, upload_accepted_bytes) are left unjudged until the fixes land.
 """
+
 import sys
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def test_quick_load(zh_weights):
 
     assert report["app_alive"] and report["problems"] == []
     summary = report["summary"]
-    for field in ("run_route_accepted", "rss_growth_mb", "max_response_bytes", "temp_dir_growth_bytes",
-                  "temp_dir_left_after_exit_bytes", "upload_accepted_bytes"):
+    for field in (
+        "run_route_accepted",
+        "rss_growth_mb",
+        "max_response_bytes",
+        "temp_dir_growth_bytes",
+        "temp_dir_left_after_exit_bytes",
+        "upload_accepted_bytes",
+    ):
         assert summary[field] is not None, field

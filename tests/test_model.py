@@ -174,9 +174,19 @@ def torch_reference(model: Transformer) -> nn.Transformer:
     cfg = model.cfg
     with warnings.catch_warnings():  # pre-norm: "enable_nested_tensor is True, but ... norm_first was True"
         warnings.simplefilter("ignore", UserWarning)
-        ref = nn.Transformer(cfg.d_model, cfg.n_heads, cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.d_ff,
-                             dropout=0.0, batch_first=True, norm_first=cfg.pre_norm).eval()
-    ref.encoder.norm = ref.decoder.norm = None  # ours (LayerNorm when pre-norm, none when post-norm) come after
+        ref = nn.Transformer(
+            cfg.d_model,
+            cfg.n_heads,
+            cfg.n_encoder_layers,
+            cfg.n_decoder_layers,
+            cfg.d_ff,
+            dropout=0.0,
+            batch_first=True,
+            norm_first=cfg.pre_norm,
+        ).eval()
+    ref.encoder.norm = ref.decoder.norm = (
+        None  # ours (LayerNorm when pre-norm, none when post-norm) come after
+    )
 
     def linear(theirs, ours):
         theirs.weight.copy_(ours.weight)
@@ -215,18 +225,30 @@ def reference_forward(model: Transformer, ref: nn.Transformer, src, tgt):
 
     def keep_weights(module, args, kwargs, output):
         # torch's layers ask for no weights; ask the same module again, with the same inputs and masks.
-        _, maps[module] = module.forward(*args, **{**kwargs, "need_weights": True, "average_attn_weights": False})
+        _, maps[module] = module.forward(
+            *args, **{**kwargs, "need_weights": True, "average_attn_weights": False}
+        )
 
     attns = [m for m in ref.modules() if isinstance(m, nn.MultiheadAttention)]
     hooks = [m.register_forward_hook(keep_weights, with_kwargs=True) for m in attns]
     try:
         s = model.src_embed(src) * math.sqrt(d) + pe[: src.size(1)]  # (B, S, D)
         t = model.tgt_embed(tgt) * math.sqrt(d) + pe[: tgt.size(1)]  # (B, T, D)
-        future = nn.Transformer.generate_square_subsequent_mask(tgt.size(1), dtype=torch.bool)  # True: may not attend
+        future = nn.Transformer.generate_square_subsequent_mask(
+            tgt.size(1), dtype=torch.bool
+        )  # True: may not attend
         memory = model.encoder_norm(ref.encoder(s, src_key_padding_mask=src == PAD))
-        h = ref.decoder(t, memory, tgt_mask=future, tgt_is_causal=True,
-                        tgt_key_padding_mask=tgt == PAD, memory_key_padding_mask=src == PAD)
-        logits = model.decoder_norm(h) @ model.tgt_embed.weight.T + model.output_bias  # tied output projection
+        h = ref.decoder(
+            t,
+            memory,
+            tgt_mask=future,
+            tgt_is_causal=True,
+            tgt_key_padding_mask=tgt == PAD,
+            memory_key_padding_mask=src == PAD,
+        )
+        logits = (
+            model.decoder_norm(h) @ model.tgt_embed.weight.T + model.output_bias
+        )  # tied output projection
     finally:
         for hook in hooks:
             hook.remove()
@@ -248,7 +270,9 @@ def test_model_matches_torch_nn_transformer_with_the_same_weights(tiny_config, p
     torch.testing.assert_close(fused, expected, **close)
     explicit, maps = model(src, tgt, return_attention=True)
     torch.testing.assert_close(explicit, expected, **close)
-    for ours, theirs in zip(maps.encoder_self + maps.decoder_self + maps.cross, enc + dec + cross, strict=True):
+    for ours, theirs in zip(
+        maps.encoder_self + maps.decoder_self + maps.cross, enc + dec + cross, strict=True
+    ):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     # and the KV-cached decoder, one position at a time
     memory, src_mask, _ = model.encode(src)

@@ -1,5 +1,6 @@
 """A public Space is run by strangers: where the app listens, what it shows of its configuration,
 and how it holds up against hostile requests (issue #14)."""
+
 import errno
 import json
 import os
@@ -13,8 +14,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-
 from app_process import ROOT, AppProcess, fn_indices, listening_addresses, queue_event
+
 from explorer import ui
 from explorer.inference import prepare, translate_one
 from explorer.loading import load_translator
@@ -44,8 +45,13 @@ def loaded(zh_weights):
 
 def serve(demo, loaded) -> str:
     """Launch as app.py does (same launch options), on a free port, in this process."""
-    _, url, _ = demo.launch(**launch_options(loaded), server_name="127.0.0.1", server_port=None,
-                            prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(
+        **launch_options(loaded),
+        server_name="127.0.0.1",
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
     return url
 
 
@@ -88,6 +94,7 @@ def call(url, name, data):
 
 # 1. Every route to the model waits in the one bounded queue; the direct routes are closed.
 
+
 def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_refused(loaded, monkeypatch):
     gate, lock = threading.Event(), threading.Lock()
     running, peak = [0], [0]
@@ -101,6 +108,7 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
             with lock:
                 running[0] -= 1
             return real(*args, **kwargs)
+
         return run
 
     monkeypatch.setattr(ui, "trace", held(ui.trace))
@@ -129,8 +137,11 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
             assert r.status_code == 503 and "Queue is full" in r.text, route
             assert r.elapsed.total_seconds() < 2, route
         # The routes that would skip the queue are closed, for the API and for the UI's private event.
-        direct = [("/run/translate", {"data": ["I love you.", 1]}), ("/api/trace", {"data": ["I love you.", 1]}),
-                  ("/run/predict", {"data": ["I love you.", 1, *VIEW], "fn_index": fns["run"]})]
+        direct = [
+            ("/run/translate", {"data": ["I love you.", 1]}),
+            ("/api/trace", {"data": ["I love you.", 1]}),
+            ("/run/predict", {"data": ["I love you.", 1, *VIEW], "fn_index": fns["run"]}),
+        ]
         for path, body in direct:
             r = post(url, path, json=body)
             assert r.status_code == 404 and "join the queue" in r.text, path
@@ -147,6 +158,7 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
 
 # 2. A session holds a key; the traces live in one bounded store.
 
+
 def test_new_sessions_never_grow_the_trace_store_beyond_its_cap(space):
     _, store, _, _ = space
     sessions = [new_session() for _ in range(8)]
@@ -160,7 +172,9 @@ def test_new_sessions_never_grow_the_trace_store_beyond_its_cap(space):
     newest, _ = event(space, "rerender", [None, *toggle], sessions[-1])
     assert newest[0]["type"] == "plotly" and "Press Translate again" not in str(newest[1])
     oldest, _ = event(space, "rerender", [None, *toggle], sessions[0])
-    assert "Press Translate again" in oldest[1] and oldest[0] == {"__type__": "update"}  # the plot is left alone
+    assert "Press Translate again" in oldest[1] and oldest[0] == {
+        "__type__": "update"
+    }  # the plot is left alone
 
 
 def test_the_session_state_is_a_key_into_the_store(loaded):
@@ -203,6 +217,7 @@ def test_trace_store_bounds_count_bytes_and_age(loaded):
 
 # 3. The explorer's input cap: words, not pieces; no response over 2 MB.
 
+
 def test_a_long_input_is_cut_and_every_response_stays_under_2_mb(space):
     url, _, _, _ = space
     r = post(url, "/call/trace", json={"data": [LONG, 8]})
@@ -216,7 +231,9 @@ def test_a_long_input_is_cut_and_every_response_stays_under_2_mb(space):
     out, size = event(space, "run", [LONG, 8, *VIEW], session)
     assert size < 2 * MB and f"maximum of {MAX_WORDS} words" in out[1]
     for kind in ("encoder", "decoder", "cross"):
-        _, size = event(space, "rerender", [None, kind, "all", ["1", "2", "3", "4"], "grid", True, False, 1], session)
+        _, size = event(
+            space, "rerender", [None, kind, "all", ["1", "2", "3", "4"], "grid", True, False, 1], session
+        )
         assert size < 2 * MB, kind
 
 
@@ -227,7 +244,10 @@ def test_the_output_cap_stops_decoding_with_a_notice(loaded):
     assert len(tr.target_tokens) <= 6 and tr.cross.shape[2] == len(tr.target_tokens)
     assert any("explorer's maximum of 6 tokens" in n for n in tr.notices)
     short = trace(loaded.translator, "I love you.", beam=2, max_target_tokens=40)  # under the cap: unchanged
-    assert short.translation == translate_one(loaded.translator, "I love you.", beam=2) and len(short.notices) == 0
+    assert (
+        short.translation == translate_one(loaded.translator, "I love you.", beam=2)
+        and len(short.notices) == 0
+    )
 
 
 SHIPPED = ROOT / "weights"
@@ -265,8 +285,14 @@ class PieceTranslator:
         words = text.split()
         tokens = [p for w in words for p in (w[:1], w[1:] + "@@")]
         word_index = [i for i in range(len(words)) for _ in range(2)]
-        return SourceInput(tokens + ["</s>"], list(range(4, 4 + len(tokens))) + [3], 0, [False] * (len(tokens) + 1),
-                           words + ["</s>"], word_index + [len(words)])
+        return SourceInput(
+            tokens + ["</s>"],
+            list(range(4, 4 + len(tokens))) + [3],
+            0,
+            [False] * (len(tokens) + 1),
+            words + ["</s>"],
+            word_index + [len(words)],
+        )
 
 
 def test_the_cap_counts_words_not_subword_pieces():
@@ -280,6 +306,7 @@ def test_the_cap_counts_words_not_subword_pieces():
 
 
 # 4. Trace files: on request, atomic, bounded, removed at start (dead PIDs) and at shutdown.
+
 
 class FullDisk:
     """A file whose first write stops after 100 bytes with ENOSPC, as on a full disk."""
@@ -325,7 +352,9 @@ def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
         (tmp_path / f"{FOLDER_PREFIX}{pid}" / "trace-x.json").write_text("{}")
     removed = TraceFiles(root=tmp_path).remove_stale([tmp_path])
     # The dead process's folder goes, and a leftover of our own PID (an earlier process that had it).
-    assert sorted(removed) == sorted([tmp_path / f"{FOLDER_PREFIX}{dead.pid}", tmp_path / f"{FOLDER_PREFIX}{os.getpid()}"])
+    assert sorted(removed) == sorted(
+        [tmp_path / f"{FOLDER_PREFIX}{dead.pid}", tmp_path / f"{FOLDER_PREFIX}{os.getpid()}"]
+    )
     assert (tmp_path / f"{FOLDER_PREFIX}{os.getppid()}").is_dir()
 
 
@@ -343,10 +372,13 @@ def test_a_full_disk_leaves_translation_working_and_the_download_unavailable(spa
     assert "download is unavailable" in status and "No space left" in status and "Translating" in status
     assert download["value"] is None and download["interactive"] is False
     out, _ = event(space, "run", ["Thank you.", 1, *VIEW], session)
-    assert out[0] == translate_one(loaded.translator, "Thank you.", beam=1)  # and translating still works afterwards
+    assert out[0] == translate_one(
+        loaded.translator, "Thank you.", beam=1
+    )  # and translating still works afterwards
 
 
 # 5. A lone surrogate through the UI's event: translated, and its JSON downloads.
+
 
 def test_a_lone_surrogate_translates_and_its_json_downloads(space):
     _, _, files, _ = space
@@ -363,6 +395,7 @@ def test_a_lone_surrogate_translates_and_its_json_downloads(space):
 
 # 8. No uploads: the app takes no files.
 
+
 @pytest.mark.parametrize("route", ["/upload", "/process_recording"])
 @pytest.mark.parametrize("size", [10, 100_000])
 def test_uploads_are_refused(space, route, size):
@@ -373,13 +406,22 @@ def test_uploads_are_refused(space, route, size):
 
 def test_large_request_bodies_are_refused_with_or_without_a_length(space):
     url, _, _, fns = space
-    body = json.dumps({"data": ["word " * 70_000, 1], "fn_index": fns["run"], "session_hash": new_session()}).encode()
-    assert post(url, "/queue/join", content=body, headers={"content-type": "application/json"}).status_code == 413
-    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))  # no Content-Length: chunked
-    assert post(url, "/queue/join", content=chunks, headers={"content-type": "application/json"}).status_code == 413
+    body = json.dumps(
+        {"data": ["word " * 70_000, 1], "fn_index": fns["run"], "session_hash": new_session()}
+    ).encode()
+    assert (
+        post(url, "/queue/join", content=body, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))  # no Content-Length: chunked
+    assert (
+        post(url, "/queue/join", content=chunks, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
 
 
 # 9. Refusals are short: defaults, 4xx for bad arguments, one log line, one line at start.
+
 
 def test_call_translate_without_beam_uses_the_models_default(space, loaded):
     url, _, _, _ = space
@@ -389,10 +431,13 @@ def test_call_translate_without_beam_uses_the_models_default(space, loaded):
     assert kind == "complete" and data[0]["decoding"]["beam"] == loaded.translator.decoding.beam
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"text": "I love you.", "extra": 1}, 422, "Parameter `extra` is not a valid key-word argument."),
-    ({"beam": 2}, 422, "No value provided for required argument: text."),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"text": "I love you.", "extra": 1}, 422, "Parameter `extra` is not a valid key-word argument."),
+        ({"beam": 2}, 422, "No value provided for required argument: text."),
+    ],
+)
 def test_call_v2_with_a_wrong_key_is_a_4xx_with_one_line(space, body, status, message):
     url, _, _, _ = space
     r = post(url, "/call/v2/translate", json=body)
@@ -409,7 +454,9 @@ def test_the_app_process_logs_refusals_in_one_line_and_cleans_its_temp_folder(zh
     stale.mkdir(parents=True)
     (stale / "trace-old.json").write_text("{}")
     log = tmp_path / "app.log"
-    app = AppProcess(["--weights", str(zh_weights), "--threads", "1"], log=log, env={"GRADIO_TEMP_DIR": str(temp)})
+    app = AppProcess(
+        ["--weights", str(zh_weights), "--threads", "1"], log=log, env={"GRADIO_TEMP_DIR": str(temp)}
+    )
     try:
         app.wait()
         assert not stale.exists()  # removed at start
@@ -422,7 +469,9 @@ def test_the_app_process_logs_refusals_in_one_line_and_cleans_its_temp_folder(zh
             assert queue_event(app.url, fns[name], data, session)[0]["success"]
         ours = temp / f"{FOLDER_PREFIX}{app.proc.pid}"
         assert len(list(ours.glob("trace-*.json"))) == 1
-        assert not [p for p in temp.rglob("trace-*.json") if p.parent != ours]  # one copy: Gradio did not copy it
+        assert not [
+            p for p in temp.rglob("trace-*.json") if p.parent != ours
+        ]  # one copy: Gradio did not copy it
     finally:
         app.stop()
     assert not ours.exists()  # removed at shutdown (SIGTERM)
@@ -435,8 +484,17 @@ def test_the_app_process_logs_refusals_in_one_line_and_cleans_its_temp_folder(zh
 def test_an_unwritable_gradio_temp_dir_is_one_line_and_exit_2(tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    proc = subprocess.run([sys.executable, "app.py"], capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
-                          env={**os.environ, "GRADIO_TEMP_DIR": str(not_a_folder / "gradio")})
+    proc = subprocess.run(
+        [sys.executable, "app.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+        env={**os.environ, "GRADIO_TEMP_DIR": str(not_a_folder / "gradio")},
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: GRADIO_TEMP_DIR=") and "writable folder" in lines[0]
+    assert (
+        len(lines) == 1 and lines[0].startswith("error: GRADIO_TEMP_DIR=") and "writable folder" in lines[0]
+    )

@@ -1,4 +1,5 @@
 """Regression tests for the model shipped in weights/: it loads, stays small, and still translates."""
+
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ EXPECTED = [
     ("He drinks coffee every morning.", "咖啡"),
 ]
 
-pytestmark = pytest.mark.skipif(not (WEIGHTS / "config.json").is_file(), reason="no model shipped in weights/ yet")
+pytestmark = pytest.mark.skipif(
+    not (WEIGHTS / "config.json").is_file(), reason="no model shipped in weights/ yet"
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """The repository root must deploy as a Gradio Space unchanged."""
+
 import re
 from pathlib import Path
 
@@ -26,10 +27,12 @@ def test_space_front_matter():
 
 
 def test_requirements_pin_what_the_space_needs():
-    reqs = {line.split("==")[0].lower(): line.split("==")[1].split()[0]
-            for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line and not line.startswith("#")}
+    reqs = {
+        line.split("==")[0].lower(): line.split("==")[1].split()[0]
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
     assert reqs["torch"] == "2.13.0"
     assert reqs["gradio"] == front_matter()["sdk_version"]
     for name in ("plotly", "nltk", "numpy", "huggingface-hub", "safetensors", "sacrebleu", "opencc"):
         assert name in reqs, name
-

@@ -1,13 +1,14 @@
 """English subword pieces: no Latin word is unknown, frequent words stay whole, pieces map back to
 words, and a subword model survives export → load bit for bit."""
+
 import json
 import string
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import ZH_PAIRS, zh_train_config
+
 from training.data import hold_out
 from training.files import SRC_VOCAB_FILE, SUBWORDS_FILE
 from training.subwords import WORD_START, Subwords
@@ -81,7 +82,9 @@ def subword_run(tmp_path_factory):
 
     cfg = zh_train_config(tmp_path_factory.mktemp("zh-subwords"), subwords=120, epochs=12)
     train(cfg)
-    weights, _ = export(cfg.run_dir, tmp_path_factory.mktemp("exp") / "weights", checkpoint="last", dtype="float32")
+    weights, _ = export(
+        cfg.run_dir, tmp_path_factory.mktemp("exp") / "weights", checkpoint="last", dtype="float32"
+    )
     original, _, _ = load_run(cfg.run_dir, "last")
     return original, weights
 
@@ -156,7 +159,9 @@ def test_trace_records_pieces_and_words_and_pools_them_for_display(subword_run):
     _, weights = subword_run
     tr = trace(load_weights_dir(weights), "My brother likes unbelievably hot tea.", beam=1)
     data = tr.to_json()
-    assert data["source_tokens"] == tr.source_tokens and len(data["source_word_index"]) == len(tr.source_tokens)
+    assert data["source_tokens"] == tr.source_tokens and len(data["source_word_index"]) == len(
+        tr.source_tokens
+    )
     assert data["source_words"] == ["my", "brother", "likes", "unbelievably", "hot", "tea", ".", "</s>"]
     n_words = len(tr.source_words)
     enc = select(tr, View(kind="encoder", layer=0, words=True))

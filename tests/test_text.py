@@ -1,7 +1,17 @@
 import pytest
 
 from training.data import collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
-from training.text import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Vocab, detokenize_zh, tokenize_en, tokenize_zh
+from training.text import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIALS,
+    UNK_ID,
+    Vocab,
+    detokenize_zh,
+    tokenize_en,
+    tokenize_zh,
+)
 
 
 def test_english_uses_nltk_treebank_tokens_lowercased():
@@ -51,11 +61,7 @@ def test_vocab_rejects_a_file_without_the_specials(tmp_path):
 def test_read_tsv_skips_and_counts_malformed_lines(tmp_path):
     path = tmp_path / "c.tsv"
     path.write_bytes(
-        "Hello.\t你好。\n"
-        "no tab here\n"
-        "\t只有中文\n"
-        "Only English\t\n"
-        "\n".encode()
+        "Hello.\t你好。\nno tab here\n\t只有中文\nOnly English\t\n\n".encode()
         + b"bad bytes \xff\xfe\t\xe4\xbd\n"
         + "Three\t三\tattribution column\r\n".encode()
     )

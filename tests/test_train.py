@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import reverse_digits_pairs, toy_train_config
+
 from training.checkpoint import model_state, read_checkpoint, save_checkpoint
 from training.config import ModelConfig, TrainConfig
 from training.errors import ConfigError
@@ -35,7 +35,9 @@ def test_toy_task_is_learned_through_the_real_training_loop(toy_run):
     out = translator.translate([en for en, _ in pairs], beam=1)
     exact = sum(o == zh for o, (_, zh) in zip(out, pairs)) / len(pairs)
     assert exact >= 0.95, f"exact match {exact:.1%}"
-    print(f"toy task: {exact:.1%} exact match after {summary['seconds']:.1f} s of training")  # a figure, not a gate
+    print(
+        f"toy task: {exact:.1%} exact match after {summary['seconds']:.1f} s of training"
+    )  # a figure, not a gate
     losses = [h["train_loss"] for h in summary["history"]]
     assert losses[-1] < losses[0] / 10
 
@@ -43,7 +45,14 @@ def test_toy_task_is_learned_through_the_real_training_loop(toy_run):
 def test_run_directory_holds_config_vocab_checkpoints_and_log(toy_run):
     cfg, summary = toy_run
     run = Path(cfg.run_dir)
-    for name in ("train_config.json", "vocab_src.json", "vocab_tgt.json", "last.safetensors", "best.safetensors", "log.jsonl"):
+    for name in (
+        "train_config.json",
+        "vocab_src.json",
+        "vocab_tgt.json",
+        "last.safetensors",
+        "best.safetensors",
+        "log.jsonl",
+    ):
         assert (run / name).is_file(), name
     assert len(list(run.glob("epoch-*.safetensors"))) == min(cfg.keep_checkpoints, cfg.epochs)
     assert not list(run.glob("*.tmp"))
@@ -81,7 +90,9 @@ def test_resume_mid_epoch_ends_with_the_same_parameters(tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    cfg = TrainConfig(train_path="x", dev_path=None, run_dir="x", lr=1e-3, warmup_steps=100, schedule="inverse_sqrt")
+    cfg = TrainConfig(
+        train_path="x", dev_path=None, run_dir="x", lr=1e-3, warmup_steps=100, schedule="inverse_sqrt"
+    )
     assert lr_at(50, cfg, 1000) == pytest.approx(5e-4)
     assert lr_at(100, cfg, 1000) == pytest.approx(1e-3)
     assert lr_at(400, cfg, 1000) == pytest.approx(5e-4)  # inverse sqrt: halves at 4x warmup
@@ -116,12 +127,62 @@ def test_two_process_ddp_agrees_with_single_process_accumulation(tmp_path):
     train(single)
 
     ddp = toy_train_config(tmp_path / "ddp", **common)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training", "train", "--train", ddp.train_path, "--dev", ddp.dev_path, "--run-dir", ddp.run_dir,
-           "--epochs", "1", "--max-steps", "12", "--eval-max-sentences", "5", "--d-model", "64", "--heads", "4",
-           "--d-ff", "128", "--encoder-layers", "2", "--decoder-layers", "2", "--dropout", "0", "--max-len", "32",
-           "--min-freq-src", "1", "--max-tokens", "512", "--lr", "3e-3", "--warmup-steps", "60", "--schedule", "cosine",
-           "--label-smoothing", "0", "--seed", "0", "--device", "cpu", "--threads", "1", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training",
+        "train",
+        "--train",
+        ddp.train_path,
+        "--dev",
+        ddp.dev_path,
+        "--run-dir",
+        ddp.run_dir,
+        "--epochs",
+        "1",
+        "--max-steps",
+        "12",
+        "--eval-max-sentences",
+        "5",
+        "--d-model",
+        "64",
+        "--heads",
+        "4",
+        "--d-ff",
+        "128",
+        "--encoder-layers",
+        "2",
+        "--decoder-layers",
+        "2",
+        "--dropout",
+        "0",
+        "--max-len",
+        "32",
+        "--min-freq-src",
+        "1",
+        "--max-tokens",
+        "512",
+        "--lr",
+        "3e-3",
+        "--warmup-steps",
+        "60",
+        "--schedule",
+        "cosine",
+        "--label-smoothing",
+        "0",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -149,10 +210,16 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     cfg = toy_train_config(tmp_path / "killed", **common, checkpoint_every=5)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
-    script = ("import json, sys, torch; torch.set_num_threads(1); from training.config import TrainConfig; "
-              "from training.train import train; train(TrainConfig.from_dict(json.load(open(sys.argv[1]))))")
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "cfg.json")], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    script = (
+        "import json, sys, torch; torch.set_num_threads(1); from training.config import TrainConfig; "
+        "from training.train import train; train(TrainConfig.from_dict(json.load(open(sys.argv[1]))))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "cfg.json")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     last = Path(cfg.run_dir) / LAST
     deadline = time.time() + 120
     try:
@@ -194,7 +261,9 @@ def test_reading_a_checkpoint_while_it_is_being_replaced_sees_one_whole_file(tmp
         i = 0
         while not stop.is_set():
             i += 1
-            save_checkpoint(path, model, opt, {"step": i, "note": "x" * (i % 2) * 9})  # header size alternates
+            save_checkpoint(
+                path, model, opt, {"step": i, "note": "x" * (i % 2) * 9}
+            )  # header size alternates
 
     t = threading.Thread(target=writer)
     t.start()
@@ -217,7 +286,12 @@ def test_reading_a_checkpoint_while_it_is_being_replaced_sees_one_whole_file(tmp
 
 # What the previous version of the loop wrote into a mid-epoch checkpoint's metadata (copied from one).
 LEGACY_MID_EPOCH_META = {
-    "step": 17, "epoch": 0, "batch": 17, "best_bleu": -1.0, "history": [], "hardware": "AMD EPYC, 1 thread(s), fp32",
+    "step": 17,
+    "epoch": 0,
+    "batch": 17,
+    "best_bleu": -1.0,
+    "history": [],
+    "hardware": "AMD EPYC, 1 thread(s), fp32",
     "partial": {"tokens": 6779, "loss_sum": 49.532869815826416, "loss_n": 17, "seconds": 3.436409878999939},
 }
 
@@ -225,7 +299,9 @@ LEGACY_MID_EPOCH_META = {
 def test_train_state_reads_and_writes_the_checkpoint_layout_of_earlier_runs():
     state = TrainState.from_meta(LEGACY_MID_EPOCH_META)
     assert (state.step, state.epoch, state.epoch_step, state.best_bleu) == (17, 0, 17, -1.0)
-    assert state.totals == EpochTotals(tokens=6779, loss_sum=49.532869815826416, loss_n=17, seconds=3.436409878999939)
+    assert state.totals == EpochTotals(
+        tokens=6779, loss_sum=49.532869815826416, loss_n=17, seconds=3.436409878999939
+    )
     assert state.to_meta() == LEGACY_MID_EPOCH_META
     # At an epoch's end the earlier loop wrote no "partial"; nor does this one.
     history = [{"epoch": 1, "step": 41, "train_loss": 2.5}]
@@ -249,13 +325,44 @@ def test_config_files_reject_unknown_keys_naming_them():
 
 def test_an_earlier_train_config_json_still_loads(tmp_path):
     # train_config.json as the version before subword pieces wrote it: flat, and without "subwords".
-    old = {"train_path": "data/train.tsv", "dev_path": "data/dev.tsv", "run_dir": "runs/base", "d_model": 256,
-           "n_heads": 4, "d_ff": 1024, "n_encoder_layers": 3, "n_decoder_layers": 3, "dropout": 0.1, "pre_norm": True,
-           "max_len": 256, "min_freq_src": 2, "min_freq_tgt": 1, "lowercase": True, "max_tokens_per_sentence": 100,
-           "epochs": 30, "max_tokens": 2500, "accum_steps": 1, "lr": 0.0007, "warmup_steps": 400, "schedule": "cosine",
-           "min_lr_ratio": 0.0, "weight_decay": 0.0, "betas": [0.9, 0.98], "label_smoothing": 0.1, "clip_norm": 1.0,
-           "max_steps": None, "eval_beam": 1, "eval_max_sentences": None, "checkpoint_every": None,
-           "keep_checkpoints": 5, "seed": 1234, "device": "auto", "threads": 1, "precision": "bf16", "progress": False}
+    old = {
+        "train_path": "data/train.tsv",
+        "dev_path": "data/dev.tsv",
+        "run_dir": "runs/base",
+        "d_model": 256,
+        "n_heads": 4,
+        "d_ff": 1024,
+        "n_encoder_layers": 3,
+        "n_decoder_layers": 3,
+        "dropout": 0.1,
+        "pre_norm": True,
+        "max_len": 256,
+        "min_freq_src": 2,
+        "min_freq_tgt": 1,
+        "lowercase": True,
+        "max_tokens_per_sentence": 100,
+        "epochs": 30,
+        "max_tokens": 2500,
+        "accum_steps": 1,
+        "lr": 0.0007,
+        "warmup_steps": 400,
+        "schedule": "cosine",
+        "min_lr_ratio": 0.0,
+        "weight_decay": 0.0,
+        "betas": [0.9, 0.98],
+        "label_smoothing": 0.1,
+        "clip_norm": 1.0,
+        "max_steps": None,
+        "eval_beam": 1,
+        "eval_max_sentences": None,
+        "checkpoint_every": None,
+        "keep_checkpoints": 5,
+        "seed": 1234,
+        "device": "auto",
+        "threads": 1,
+        "precision": "bf16",
+        "progress": False,
+    }
     (tmp_path / "train_config.json").write_text(json.dumps(old))
     cfg = load_run_config(tmp_path)
     assert cfg.subwords == 0 and cfg.betas == (0.9, 0.98) and cfg.precision == "bf16"
@@ -263,9 +370,20 @@ def test_an_earlier_train_config_json_still_loads(tmp_path):
 
 
 def test_the_model_shape_comes_from_the_recipe_with_the_model_defaults():
-    assert TrainConfig(train_path="t", dev_path=None, run_dir="r").model_config(10, 12, 0) == \
-        ModelConfig(src_vocab_size=10, tgt_vocab_size=12, pad_id=0)
-    shape = dict(d_model=48, n_heads=8, d_ff=96, n_encoder_layers=1, n_decoder_layers=5, dropout=0.3, max_len=40,
-                 pre_norm=False)  # none of them the default
+    assert TrainConfig(train_path="t", dev_path=None, run_dir="r").model_config(10, 12, 0) == ModelConfig(
+        src_vocab_size=10, tgt_vocab_size=12, pad_id=0
+    )
+    shape = dict(
+        d_model=48,
+        n_heads=8,
+        d_ff=96,
+        n_encoder_layers=1,
+        n_decoder_layers=5,
+        dropout=0.3,
+        max_len=40,
+        pre_norm=False,
+    )  # none of them the default
     recipe = TrainConfig(train_path="t", dev_path=None, run_dir="r", **shape)
-    assert recipe.model_config(10, 12, 1) == ModelConfig(src_vocab_size=10, tgt_vocab_size=12, pad_id=1, **shape)
+    assert recipe.model_config(10, 12, 1) == ModelConfig(
+        src_vocab_size=10, tgt_vocab_size=12, pad_id=1, **shape
+    )

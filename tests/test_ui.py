@@ -17,8 +17,13 @@ def loaded(zh_weights):
 @pytest.fixture(scope="module")
 def served(loaded):
     demo = build_demo(loaded)
-    _, url, _ = demo.launch(**launch_options(loaded), server_name="127.0.0.1", server_port=None,
-                            prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(
+        **launch_options(loaded),
+        server_name="127.0.0.1",
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
     try:
         yield url
     finally:
@@ -91,5 +96,7 @@ def test_hidden_specials_note_shows_the_tokens_as_text():
     from explorer.ui import specials_note
 
     note = specials_note(False)
-    assert "<s>" in note and "<" not in re.sub(r"`[^`]*`", "", note)  # bare <s> would render as strikethrough HTML
+    assert "<s>" in note and "<" not in re.sub(
+        r"`[^`]*`", "", note
+    )  # bare <s> would render as strikethrough HTML
     assert specials_note(True) == ""

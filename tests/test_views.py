@@ -95,9 +95,15 @@ def test_bad_view_is_an_error(tr):
 def test_empty_translation_with_specials_hidden_draws_an_empty_map(tr):
     import dataclasses
 
-    empty = dataclasses.replace(tr, target_tokens=["<s>"], predicted_tokens=["</s>"], translation="",
-                                decoder_self=tr.decoder_self[:, :, :1, :1], cross=tr.cross[:, :, :1, :],
-                                top_next=tr.top_next[:1])
+    empty = dataclasses.replace(
+        tr,
+        target_tokens=["<s>"],
+        predicted_tokens=["</s>"],
+        translation="",
+        decoder_self=tr.decoder_self[:, :, :1, :1],
+        cross=tr.cross[:, :, :1, :],
+        top_next=tr.top_next[:1],
+    )
     for kind in ("decoder", "cross"):
         fig = attention_view(empty, View(kind=kind, show_special=False))
         assert np.asarray(fig.data[0].z).size == 0
@@ -149,9 +155,12 @@ def test_beam_search_choice_that_was_not_the_likeliest_is_marked_and_explained(t
     # that happened, is checked in the browser test); the chart and caption read rank and probability.
     top = tr.top_next[1]
     beam = dataclasses.replace(
-        tr, predicted_tokens=[tr.predicted_tokens[0], top[2][0], *tr.predicted_tokens[2:]],
-        predicted_rank=[1, 3, 1, 1, 1], predicted_prob=[tr.predicted_prob[0], top[2][1], *tr.predicted_prob[2:]],
-        decoding={**tr.decoding, "beam": 5})
+        tr,
+        predicted_tokens=[tr.predicted_tokens[0], top[2][0], *tr.predicted_tokens[2:]],
+        predicted_rank=[1, 3, 1, 1, 1],
+        predicted_prob=[tr.predicted_prob[0], top[2][1], *tr.predicted_prob[2:]],
+        decoding={**tr.decoding, "beam": 5},
+    )
     fig, caption = step_view(beam, 1)
     assert "chosen" in fig.data[0].text[2] and "chosen" not in fig.data[0].text[0]
     assert "ranked 3rd" in caption and f"{top[2][1]:.1%}" in caption and f"{top[0][1]:.1%}" in caption
@@ -160,8 +169,12 @@ def test_beam_search_choice_that_was_not_the_likeliest_is_marked_and_explained(t
 def test_a_chosen_token_outside_the_top_5_gets_its_own_bar(tr):
     import dataclasses
 
-    beam = dataclasses.replace(tr, predicted_tokens=[tr.predicted_tokens[0], "茶", *tr.predicted_tokens[2:]],
-                               predicted_rank=[1, 9, 1, 1, 1], predicted_prob=[0.9, 0.01, 0.9, 0.9, 0.9])
+    beam = dataclasses.replace(
+        tr,
+        predicted_tokens=[tr.predicted_tokens[0], "茶", *tr.predicted_tokens[2:]],
+        predicted_rank=[1, 9, 1, 1, 1],
+        predicted_prob=[0.9, 0.01, 0.9, 0.9, 0.9],
+    )
     fig, caption = step_view(beam, 1)
     assert len(fig.data[0].x) == 6 and fig.data[0].x[5] == 0.01 and "chosen" in fig.data[0].text[5]
     assert "ranked 9th" in caption

@@ -7,6 +7,7 @@ hyper-parameters, metrics). It is written to a temporary file, fsynced and
 renamed over the target, so a crash or a full disk leaves either the previous
 checkpoint or the new one, never half a file.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,10 @@ def save_checkpoint(
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise OSError(f"could not write checkpoint {path}: {e.strerror or e}. "
-                      "The previous checkpoint is intact; free disk space and resume.") from e
+        raise OSError(
+            f"could not write checkpoint {path}: {e.strerror or e}. "
+            "The previous checkpoint is intact; free disk space and resume."
+        ) from e
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -81,12 +84,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         n = int.from_bytes(data[:8], "little")
         blob = json.loads(json.loads(data[8 : 8 + n])["__metadata__"]["checkpoint"])
     except (SafetensorError, KeyError, TypeError, ValueError, OSError) as e:
-        raise DataError(f"{path}: not a readable training checkpoint ({e}); delete it or resume from another") from None
+        raise DataError(
+            f"{path}: not a readable training checkpoint ({e}); delete it or resume from another"
+        ) from None
     return tensors, blob
 
 
 def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 def restore(

@@ -6,6 +6,7 @@ the vocabulary sizes) travels with the weights: it is the `model` section of
 recipe, one field per flag) is saved flat in each run directory as
 `train_config.json`, so that a run can be resumed and reproduced.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,6 +24,7 @@ class Architecture:
 
     `ModelConfig` adds the vocabulary sizes; `TrainConfig` inherits these fields as flags.
     """
+
     d_model: int = 256  # width of every residual stream vector
     n_heads: int = 4  # attention heads per attention layer; d_model % n_heads == 0
     d_ff: int = 1024  # hidden width of the position-wise feed-forward layer
@@ -35,8 +37,16 @@ class Architecture:
     pre_norm: bool = True  # LayerNorm before each sub-layer (stabler) vs after (2017 paper)
 
 
-SIZE_LIMITS = {"src_vocab_size": 1_000_000, "tgt_vocab_size": 1_000_000, "d_model": 8192, "n_heads": 256,
-               "d_ff": 65536, "max_len": 8192, "n_encoder_layers": 64, "n_decoder_layers": 64}
+SIZE_LIMITS = {
+    "src_vocab_size": 1_000_000,
+    "tgt_vocab_size": 1_000_000,
+    "d_model": 8192,
+    "n_heads": 256,
+    "d_ff": 65536,
+    "max_len": 8192,
+    "n_encoder_layers": 64,
+    "n_decoder_layers": 64,
+}
 
 
 # kw_only: fields without defaults may follow the inherited ones, and a positional call
@@ -53,15 +63,25 @@ class ModelConfig(Architecture):
             expected = {"int": int, "float": (int, float), "bool": bool}[str(f.type)]
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ConfigError(f"{f.name} must be {str(f.type)}, got {value!r}")
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads", "d_ff", "max_len",
-                     "n_encoder_layers", "n_decoder_layers"):
+        for name in (
+            "src_vocab_size",
+            "tgt_vocab_size",
+            "d_model",
+            "n_heads",
+            "d_ff",
+            "max_len",
+            "n_encoder_layers",
+            "n_decoder_layers",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         # Far beyond any model this project trains; a config.json asking for more is damaged or
         # hostile, and would otherwise be a raw allocation error (max_len 5e7 asks torch for 51 GB).
         for name, limit in SIZE_LIMITS.items():
             if getattr(self, name) > limit:
-                raise ConfigError(f"{name} is {getattr(self, name):,}, more than this project supports ({limit:,})")
+                raise ConfigError(
+                    f"{name} is {getattr(self, name):,}, more than this project supports ({limit:,})"
+                )
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:
@@ -75,13 +95,14 @@ class ModelConfig(Architecture):
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         return cls(**_fields_of(cls, d))
 
 
 @dataclass(kw_only=True)
 class TrainConfig(Architecture):
     """The training recipe; the model's shape comes from `Architecture` (the vocabulary sizes from the data)."""
+
     train_path: str  # TSV of English<TAB>Chinese pairs
     dev_path: str | None  # TSV used for per-epoch BLEU/chrF and best-checkpoint selection
     run_dir: str  # where checkpoints, vocabularies and the log go
@@ -103,7 +124,9 @@ class TrainConfig(Architecture):
     betas: tuple[float, float] = (0.9, 0.98)
     label_smoothing: float = 0.1
     clip_norm: float = 1.0
-    max_steps: int | None = None  # stop after this many optimizer steps; the lr schedule still spans all epochs
+    max_steps: int | None = (
+        None  # stop after this many optimizer steps; the lr schedule still spans all epochs
+    )
     # evaluation and checkpoints
     eval_beam: int = 1  # beam size for the per-epoch dev evaluation
     eval_max_sentences: int | None = None  # evaluate on the first N dev pairs only
@@ -118,13 +141,17 @@ class TrainConfig(Architecture):
 
     def model_config(self, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> ModelConfig:
         shape = {f.name: getattr(self, f.name) for f in dataclasses.fields(Architecture)}
-        return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, pad_id=pad_id, **shape)
+        return ModelConfig(
+            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, pad_id=pad_id, **shape
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # flat, one key per field (and per flag), as train_config.json has always been
+        return dataclasses.asdict(
+            self
+        )  # flat, one key per field (and per flag), as train_config.json has always been
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = _fields_of(cls, d)
         if "betas" in d:
             d["betas"] = tuple(d["betas"])  # JSON has no tuples
@@ -139,10 +166,14 @@ def _fields_of(cls, d: Any) -> dict[str, Any]:
     fields = dataclasses.fields(cls)
     unknown = sorted(set(d) - {f.name for f in fields})
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(map(repr, unknown))}")
-    missing = [f.name for f in fields if f.name not in d
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        raise ConfigError(
+            f"unknown {cls.__name__} field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+        )
+    missing = [
+        f.name
+        for f in fields
+        if f.name not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ConfigError(f"{cls.__name__} lacks {', '.join(map(repr, missing))}")
     return dict(d)

@@ -1,4 +1,5 @@
 """Corpus reading, encoding and length-bucketed, token-budget batching."""
+
 from __future__ import annotations
 
 import random
@@ -41,7 +42,9 @@ def read_tsv(path: str | Path) -> Corpus:
     return Corpus(pairs, skipped, str(path))
 
 
-def hold_out(pairs: list[tuple[str, str]], n: int, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def hold_out(
+    pairs: list[tuple[str, str]], n: int, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Split pairs into (rest, held out) with about `n` held-out pairs, whole English sentences at a time.
 
     Pairs that share a lower-cased English sentence stay together (as train and dev do),
@@ -107,7 +110,7 @@ class Batch:
     def n_target_tokens(self) -> int:
         return int((self.tgt_out != PAD_ID).sum())
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
 
 

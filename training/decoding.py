@@ -7,6 +7,7 @@ scored it (</s> included), and the model score: their sum.
 A `HeadMask` switches heads off for the whole decoding (the explorer's ablated
 re-translation): it goes to the encoder and to every decoder step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -71,8 +72,14 @@ class _Stepper:
     cached, it feeds only the newest token and reuses past keys/values.
     """
 
-    def __init__(self, model: Transformer, memory: torch.Tensor, src_mask: torch.Tensor, use_cache: bool,
-                 head_mask: HeadMask | None = None):
+    def __init__(
+        self,
+        model: Transformer,
+        memory: torch.Tensor,
+        src_mask: torch.Tensor,
+        use_cache: bool,
+        head_mask: HeadMask | None = None,
+    ):
         self.model, self.memory, self.src_mask, self.head_mask = model, memory, src_mask, head_mask
         self.cache = model.init_cache(memory, src_mask) if use_cache else None
 
@@ -182,12 +189,18 @@ def beam_search(
     memory, src_mask, _ = model.encode(src, head_mask=head_mask)
     n_beam = b * k  # rows [0, n_beam) are the beams, sentence i at i*k … i*k+k-1; then one greedy row each
     sentence_of_row = torch.cat([torch.arange(b).repeat_interleave(k), torch.arange(b)])  # (n_beam + b,)
-    step_fn = _Stepper(model, torch.cat([memory.repeat_interleave(k, dim=0), memory]),
-                       torch.cat([src_mask.repeat_interleave(k, dim=0), src_mask]), use_cache,
-                       None if head_mask is None else head_mask.rows(sentence_of_row))
+    step_fn = _Stepper(
+        model,
+        torch.cat([memory.repeat_interleave(k, dim=0), memory]),
+        torch.cat([src_mask.repeat_interleave(k, dim=0), src_mask]),
+        use_cache,
+        None if head_mask is None else head_mask.rows(sentence_of_row),
+    )
     greedy_rows = _GreedyRows(limits, device)
     ys = torch.full((n_beam + b, 1), BOS_ID, dtype=torch.long, device=device)
-    ys_logp = torch.zeros(n_beam, 0, device=device)  # each beam's tokens' log-probabilities, beside ys[:n_beam, 1:]
+    ys_logp = torch.zeros(
+        n_beam, 0, device=device
+    )  # each beam's tokens' log-probabilities, beside ys[:n_beam, 1:]
     beam_scores = torch.full((b, k), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # at step 0 every beam is the same <s>: expand only one
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
@@ -223,7 +236,9 @@ def beam_search(
                     if rank < k:  # only hypotheses that made the top K may finish
                         ids = ys[i * k + beam, 1:].tolist()
                         lps = ys_logp[i * k + beam].tolist() + [tok_logp]
-                        finished[i].append(Hypothesis(ids, score, score / length_penalty(len(ids) + 1, alpha), lps))
+                        finished[i].append(
+                            Hypothesis(ids, score, score / length_penalty(len(ids) + 1, alpha), lps)
+                        )
                     continue
                 next_beam[i, filled], next_tok[i, filled], next_scores[i, filled] = beam, tok, score
                 next_logp[i, filled] = tok_logp
@@ -235,7 +250,9 @@ def beam_search(
                 next_scores[i] = float("-inf")
         if not any(active) and greedy_rows.done.all():
             break
-        rows = torch.cat([(torch.arange(b)[:, None] * k + next_beam).view(-1), torch.arange(n_beam, n_beam + b)])
+        rows = torch.cat(
+            [(torch.arange(b)[:, None] * k + next_beam).view(-1), torch.arange(n_beam, n_beam + b)]
+        )
         rows = rows.to(device)
         step_fn.reorder(rows)
         ys = torch.cat([ys[rows], torch.cat([next_tok.view(-1).to(device), greedy_tok]).view(-1, 1)], dim=1)

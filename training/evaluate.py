@@ -1,4 +1,5 @@
 """BLEU and chrF with sacrebleu, Chinese-aware (tokenize="zh", both sides simplified)."""
+
 from __future__ import annotations
 
 import time
@@ -20,7 +21,9 @@ class Scores:
     seconds: float
 
     def line(self) -> str:
-        return f"BLEU {self.bleu:.2f}  chrF {self.chrf:.2f}  ({self.sentences} sentences, {self.seconds:.1f}s)"
+        return (
+            f"BLEU {self.bleu:.2f}  chrF {self.chrf:.2f}  ({self.sentences} sentences, {self.seconds:.1f}s)"
+        )
 
 
 def score(hypotheses: list[str], references: list[str]) -> tuple[float, float, str, str]:
@@ -34,7 +37,9 @@ def score(hypotheses: list[str], references: list[str]) -> tuple[float, float, s
     return b.score, c.score, str(bleu.get_signature()), str(chrf.get_signature())
 
 
-def evaluate(translator: Translator, pairs: list[tuple[str, str]], batch_size: int = 64, **decode_overrides) -> tuple[Scores, list[str]]:
+def evaluate(
+    translator: Translator, pairs: list[tuple[str, str]], batch_size: int = 64, **decode_overrides
+) -> tuple[Scores, list[str]]:
     start = time.perf_counter()
     hyps = translator.translate([en for en, _ in pairs], batch_size=batch_size, **decode_overrides)
     bleu, chrf, bsig, csig = score(hyps, [zh for _, zh in pairs])

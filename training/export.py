@@ -1,4 +1,5 @@
 """Export a training run as a self-contained weights folder with a Hugging Face model card."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,19 @@ from .data import read_tsv
 from .decoding import DecodeSettings
 from .errors import ConfigError
 from .evaluate import Scores, evaluate
+from .files import BEST_CHECKPOINT as BEST
+from .files import (
+    CARD_FILE,
+    CONFIG_FILE,
+    HEAD_STATS_FILE,
+    SRC_VOCAB_FILE,
+    SUBWORDS_FILE,
+    TGT_VOCAB_FILE,
+    TRAINING_LOG_FILE,
+    WEIGHTS_FILE,
+)
+from .files import LAST_CHECKPOINT as LAST
 from .head_stats import corpus_head_stats
-from .files import (BEST_CHECKPOINT as BEST, CARD_FILE, CONFIG_FILE, LAST_CHECKPOINT as LAST, SRC_VOCAB_FILE,
-                    SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHTS_FILE, HEAD_STATS_FILE, TRAINING_LOG_FILE)
 from .model import Transformer
 from .train import load_run_config, model_config_of_run, read_subwords, read_vocabs
 from .translator import Translator
@@ -31,13 +42,18 @@ def pick_checkpoints(run_dir: Path, checkpoint: str, average: int) -> list[Path]
     if average > 1:
         epochs = sorted(run_dir.glob("epoch-*.safetensors"))
         if len(epochs) < average:
-            raise ConfigError(f"{run_dir}: --average {average} needs {average} epoch checkpoints, found {len(epochs)}")
+            raise ConfigError(
+                f"{run_dir}: --average {average} needs {average} epoch checkpoints, found {len(epochs)}"
+            )
         return epochs[-average:]
     named = {"best": run_dir / BEST, "last": run_dir / LAST}
     path = named.get(checkpoint, Path(checkpoint))
     if not path.is_file():
-        hint = ("the run had no dev set, so no best checkpoint: use --checkpoint last or --average K"
-                if checkpoint == "best" and (run_dir / LAST).is_file() else "did training finish an epoch?")
+        hint = (
+            "the run had no dev set, so no best checkpoint: use --checkpoint last or --average K"
+            if checkpoint == "best" and (run_dir / LAST).is_file()
+            else "did training finish an epoch?"
+        )
         raise FileNotFoundError(f"{path}: checkpoint not found ({hint})")
     return [path]
 
@@ -56,7 +72,9 @@ def load_run(
     model.eval()
     src_vocab, tgt_vocab = read_vocabs(run_dir)
     subwords = read_subwords(run_dir) if tcfg.subwords else None
-    translator = Translator(model, src_vocab, tgt_vocab, tcfg.lowercase, decoding or DecodeSettings(), subwords=subwords)
+    translator = Translator(
+        model, src_vocab, tgt_vocab, tcfg.lowercase, decoding or DecodeSettings(), subwords=subwords
+    )
     return translator, blob, paths
 
 
@@ -93,16 +111,23 @@ def export(
     config = {
         "format": FORMAT,
         "model": mcfg.to_dict(),
-        "tokenizer": {"source": "nltk-treebank-words" + ("+sentencepiece-bpe" if translator.subwords else ""),
-                      "lowercase": tcfg.lowercase, "target": "opencc-t2s-characters",
-                      **({"subwords": SUBWORDS_FILE} if translator.subwords else {})},
+        "tokenizer": {
+            "source": "nltk-treebank-words" + ("+sentencepiece-bpe" if translator.subwords else ""),
+            "lowercase": tcfg.lowercase,
+            "target": "opencc-t2s-characters",
+            **({"subwords": SUBWORDS_FILE} if translator.subwords else {}),
+        },
         "decoding": asdict(decoding),
         "dtype": dtype,
         "checkpoints": [p.name for p in paths],
         "metrics": _metrics(scores, dev_path, history),
-        "training": {"command": command, "epochs": blob["meta"]["epoch"], "steps": blob["meta"]["step"],
-                     "hardware": blob["meta"].get("hardware", "not recorded"),
-                     "train_seconds": sum(h.get("epoch_seconds", 0) for h in history)},
+        "training": {
+            "command": command,
+            "epochs": blob["meta"]["epoch"],
+            "steps": blob["meta"]["step"],
+            "hardware": blob["meta"].get("hardware", "not recorded"),
+            "train_seconds": sum(h.get("epoch_seconds", 0) for h in history),
+        },
     }
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -137,8 +162,10 @@ def check_replaceable(out_dir: Path, run_dir: Path) -> None:
     """Export replaces OUT_DIR: allow that only for a missing or empty folder, or an earlier export."""
     out, run, cwd = out_dir.resolve(), run_dir.resolve(), Path.cwd().resolve()
     if out in (run, cwd) or out in run.parents or out in cwd.parents:
-        raise ConfigError(f"{out_dir}: refusing to replace this folder (it holds the run or the working directory); "
-                          "choose a new OUT_DIR")
+        raise ConfigError(
+            f"{out_dir}: refusing to replace this folder (it holds the run or the working directory); "
+            "choose a new OUT_DIR"
+        )
     if out.exists() and any(out.iterdir()):
         config = out / CONFIG_FILE
         try:
@@ -146,19 +173,29 @@ def check_replaceable(out_dir: Path, run_dir: Path) -> None:
         except (ValueError, OSError):
             ours = False
         if not ours:
-            raise ConfigError(f"{out_dir}: exists and is not an earlier export; choose a new OUT_DIR or remove it")
+            raise ConfigError(
+                f"{out_dir}: exists and is not an earlier export; choose a new OUT_DIR or remove it"
+            )
 
 
 def _metrics(scores: Scores | None, dev_path: str | None, history: list[dict]) -> dict:
     if scores:
-        return {"dev_bleu": round(scores.bleu, 2), "dev_chrf": round(scores.chrf, 2), "dev_file": Path(dev_path).name,
-                "bleu_signature": scores.bleu_signature, "chrf_signature": scores.chrf_signature,
-                "measured": "at export, with the decoding settings in this config"}
+        return {
+            "dev_bleu": round(scores.bleu, 2),
+            "dev_chrf": round(scores.chrf, 2),
+            "dev_file": Path(dev_path).name,
+            "bleu_signature": scores.bleu_signature,
+            "chrf_signature": scores.chrf_signature,
+            "measured": "at export, with the decoding settings in this config",
+        }
     best = max((h for h in history if "dev_bleu" in h), key=lambda h: h["dev_bleu"], default=None)
     if best is None:
         return {}
-    return {"dev_bleu": round(best["dev_bleu"], 2), "dev_chrf": round(best["dev_chrf"], 2),
-            "measured": f"during training (epoch {best['epoch']}, eval settings of the run)"}
+    return {
+        "dev_bleu": round(best["dev_bleu"], 2),
+        "dev_chrf": round(best["dev_chrf"], 2),
+        "measured": f"during training (epoch {best['epoch']}, eval settings of the run)",
+    }
 
 
 def model_card(config: dict, n_params: int, train_path: str) -> str:
@@ -176,10 +213,10 @@ def model_card(config: dict, n_params: int, train_path: str) -> str:
       name: Tatoeba cmn-eng (dev split)
     metrics:
     - type: bleu
-      value: {m['dev_bleu']}
+      value: {m["dev_bleu"]}
       name: BLEU (sacrebleu, tokenize=zh)
     - type: chrf
-      value: {m['dev_chrf']}
+      value: {m["dev_chrf"]}
       name: chrF
 """
     dec = config["decoding"]
@@ -209,12 +246,12 @@ inspected, per layer and per head.
 | | |
 |---|---|
 | parameters | {n_params:,} |
-| layers | {mc['n_encoder_layers']} encoder + {mc['n_decoder_layers']} decoder, {'pre' if mc['pre_norm'] else 'post'}-norm |
-| width | d_model {mc['d_model']}, {mc['n_heads']} heads, FFN {mc['d_ff']} |
-| vocabularies | English {mc['src_vocab_size']} {'subword pieces (SentencePiece BPE over NLTK words' if config['tokenizer'].get('subwords') else 'words (NLTK tokens'}{', lower-cased' if config['tokenizer']['lowercase'] else ''}), Chinese {mc['tgt_vocab_size']} characters (simplified) |
-| storage | {config['dtype']} safetensors (upcast to float32 at load) |
-| default decoding | beam {dec['beam']}, length penalty {dec['length_penalty']} |
-| training | {tr['epochs']} epochs, {tr['steps']:,} steps, {hours:.2f} h of training time{_on(tr.get('hardware'))} |
+| layers | {mc["n_encoder_layers"]} encoder + {mc["n_decoder_layers"]} decoder, {"pre" if mc["pre_norm"] else "post"}-norm |
+| width | d_model {mc["d_model"]}, {mc["n_heads"]} heads, FFN {mc["d_ff"]} |
+| vocabularies | English {mc["src_vocab_size"]} {"subword pieces (SentencePiece BPE over NLTK words" if config["tokenizer"].get("subwords") else "words (NLTK tokens"}{", lower-cased" if config["tokenizer"]["lowercase"] else ""}), Chinese {mc["tgt_vocab_size"]} characters (simplified) |
+| storage | {config["dtype"]} safetensors (upcast to float32 at load) |
+| default decoding | beam {dec["beam"]}, length penalty {dec["length_penalty"]} |
+| training | {tr["epochs"]} epochs, {tr["steps"]:,} steps, {hours:.2f} h of training time{_on(tr.get("hardware"))} |
 
 ## Evaluation
 {_metrics_text(m)}
@@ -223,16 +260,16 @@ inspected, per layer and per head.
 Data: `{Path(train_path).name}` (Tatoeba cmn-eng training split); vocabularies from the training split only.
 
 ```
-{tr['command'] or '(command not recorded)'}
+{tr["command"] or "(command not recorded)"}
 ```
 
 ## Files
 `model.safetensors` (weights), `config.json` (`ModelConfig`, tokenizer and decoding settings),
-`vocab_src.json`, `vocab_tgt.json`{', `subwords_src.model` (the English SentencePiece model)' if config['tokenizer'].get('subwords') else ''}.
+`vocab_src.json`, `vocab_tgt.json`{", `subwords_src.model` (the English SentencePiece model)" if config["tokenizer"].get("subwords") else ""}.
 
 ## Limits
 Trained on short everyday sentences: expect good output for those and weak output
-for long, technical or rare-word input. {'Rare English words are split into known pieces; only characters never seen in training become `<unk>`.' if config['tokenizer'].get('subwords') else 'Words outside the English vocabulary become `<unk>`.'}
+for long, technical or rare-word input. {"Rare English words are split into known pieces; only characters never seen in training become `<unk>`." if config["tokenizer"].get("subwords") else "Words outside the English vocabulary become `<unk>`."}
 Output is simplified Chinese.
 
 ## Attribution

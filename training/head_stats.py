@@ -5,6 +5,7 @@ the per-sentence figures are averaged over sentences (`average`), so a long sent
 counts as much as a short one. The arithmetic is pure numpy; `corpus_head_stats` runs a
 translator over sentences to feed it (export ships its result with the weights).
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -79,7 +80,9 @@ def average(per_sentence: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 KINDS = {"encoder": ("encoder_self", True), "decoder": ("decoder_self", True), "cross": ("cross", False)}
 
 
-def maps_head_stats(maps, source_tokens: list[str], target_tokens: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def maps_head_stats(
+    maps, source_tokens: list[str], target_tokens: list[str]
+) -> dict[str, dict[str, np.ndarray]]:
     """Statistics of one sentence's maps, per kind: `maps` has encoder_self, decoder_self and cross
     as (L, H, Tq, Tk) arrays (a Trace) or as per-layer (1, H, Tq, Tk) tensors (AttentionMaps)."""
     out = {}
@@ -111,7 +114,10 @@ def corpus_head_stats(translator, texts: list[str], progress=None) -> dict:
     return {
         "sentences": len(translations),
         "descriptions": STATS,
-        "stats": {kind: {name: _jsonable(v) for name, v in average(stats).items()} for kind, stats in per_kind.items()},
+        "stats": {
+            kind: {name: _jsonable(v) for name, v in average(stats).items()}
+            for kind, stats in per_kind.items()
+        },
     }
 
 

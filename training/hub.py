@@ -4,6 +4,7 @@ The token comes from `token=`, else HF_TOKEN, else the `hf auth login` token fil
 finds the last two itself). It is never printed: every error raised here is one line with the
 token replaced by `***`. HF_ENDPOINT points the client at another Hub (a mirror, a test server).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,11 @@ class PushResult:
 
 def push_files(weights_dir: str | Path) -> tuple[str, ...]:
     """The files of a weights folder that belong on the Hub (other files stay local)."""
-    return tuple(name for name in (*WEIGHT_FILES, *OPTIONAL_WEIGHT_FILES, CARD_FILE) if (Path(weights_dir) / name).is_file())
+    return tuple(
+        name
+        for name in (*WEIGHT_FILES, *OPTIONAL_WEIGHT_FILES, CARD_FILE)
+        if (Path(weights_dir) / name).is_file()
+    )
 
 
 def known_tokens(token: str | None) -> list[str]:
@@ -86,14 +91,20 @@ def describe(error: BaseException, endpoint: str, repo_id: str, secrets: list[st
     elif isinstance(error, RevisionNotFoundError):
         text = f"{repo_id}: revision not found on {endpoint}"
     elif isinstance(error, RepositoryNotFoundError):
-        text = (f"{repo_id}: repository not found on {endpoint} (or private and this token may not see it); "
-                f"check the repo id, or {login}")
+        text = (
+            f"{repo_id}: repository not found on {endpoint} (or private and this token may not see it); "
+            f"check the repo id, or {login}"
+        )
     elif isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else "?"
         server = error.server_message or str(error).strip().splitlines()[0]
-        hint = {401: f"the token was refused; {login} with a token that has write access",
-                403: f"this token may not write to {repo_id}; use a write token of its owner"}.get(status, "")
-        text = f"the Hub at {endpoint} answered {status} for {repo_id}: {server}" + (f"; {hint}" if hint else "")
+        hint = {
+            401: f"the token was refused; {login} with a token that has write access",
+            403: f"this token may not write to {repo_id}; use a write token of its owner",
+        }.get(status, "")
+        text = f"the Hub at {endpoint} answered {status} for {repo_id}: {server}" + (
+            f"; {hint}" if hint else ""
+        )
     elif isinstance(error, LocalEntryNotFoundError):
         text = f"{repo_id}: not in the local cache, and the Hub at {endpoint} could not be used ({error})"
     else:
@@ -108,9 +119,16 @@ def _validate(weights_dir: Path) -> str:
     return translator.translate([VALIDATION_SENTENCE], beam=1)[0]
 
 
-def push(weights_dir: str | Path, repo_id: str, revision: str | None = None, private: bool = False,
-         commit_message: str | None = None, dry_run: bool = False, token: str | None = None,
-         endpoint: str | None = None) -> PushResult:
+def push(
+    weights_dir: str | Path,
+    repo_id: str,
+    revision: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> PushResult:
     """Validate `weights_dir`, then upload its weight files and model card to `repo_id` in one commit.
 
     A broken folder fails before any network access; `dry_run` never touches the network.
@@ -130,8 +148,10 @@ def push(weights_dir: str | Path, repo_id: str, revision: str | None = None, pri
     result = PushResult(repo_id, branch, endpoint, files, translation)
     print(f"validated {weights_dir}: {VALIDATION_SENTENCE!r} -> {translation!r}")
     total = sum(size for _, size in files)
-    print(f"{'would upload' if dry_run else 'uploading'} {len(files)} files ({total:,} bytes) "
-          f"to {endpoint}/{repo_id} (branch {branch}) in one commit:")
+    print(
+        f"{'would upload' if dry_run else 'uploading'} {len(files)} files ({total:,} bytes) "
+        f"to {endpoint}/{repo_id} (branch {branch}) in one commit:"
+    )
     for name, size in files:
         print(f"  {name:<20} {size:>14,} bytes")
     if dry_run:
@@ -142,14 +162,19 @@ def push(weights_dir: str | Path, repo_id: str, revision: str | None = None, pri
 
     secrets = known_tokens(token)
     if not secrets:
-        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)")
+        raise HubError(
+            "no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)"
+        )
     api = HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, repo_type="model", exist_ok=True)
         info = api.upload_folder(
-            folder_path=weights_dir, repo_id=repo_id, repo_type="model", revision=branch,
+            folder_path=weights_dir,
+            repo_id=repo_id,
+            repo_type="model",
+            revision=branch,
             commit_message=commit_message or f"Upload weights ({', '.join(name for name, _ in files)})",
             allow_patterns=[name for name, _ in files],
         )

@@ -17,6 +17,7 @@ see each other's numbers:
   - `head_mask` (a `HeadMask`) switches heads off for one call, and is passed down
     the same way, into `decode_step` too.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,9 @@ from .config import ModelConfig
 def sinusoidal_encoding(max_len: int, d_model: int) -> torch.Tensor:
     """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...). Returns (max_len, d_model)."""
     pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)  # (L, 1)
-    inv_freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))  # (⌈D/2⌉,)
+    inv_freq = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
+    )  # (⌈D/2⌉,)
     pe = torch.zeros(max_len, d_model)
     pe[:, 0::2] = torch.sin(pos * inv_freq)  # (L, ⌈D/2⌉)
     pe[:, 1::2] = torch.cos(pos * inv_freq[: d_model // 2])  # (L, ⌊D/2⌋): an odd D has one cosine fewer
@@ -47,7 +50,9 @@ def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
 
 def causal_mask(t: int, device: torch.device | None = None) -> torch.Tensor:
     """(1, 1, T, T): True on and below the diagonal (a position sees itself and the past)."""
-    return torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]  # the same for every sentence and head
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()[
+        None, None
+    ]  # the same for every sentence and head
 
 
 Capture = Literal["none", "weights", "internals"]
@@ -105,13 +110,21 @@ class HeadMask:
             m = getattr(self, kind)
             if m is None:
                 continue
-            if not isinstance(m, torch.Tensor) or m.dim() not in (2, 3) or tuple(m.shape[-2:]) != (n, cfg.n_heads):
+            if (
+                not isinstance(m, torch.Tensor)
+                or m.dim() not in (2, 3)
+                or tuple(m.shape[-2:]) != (n, cfg.n_heads)
+            ):
                 shape = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
-                raise ValueError(f"head_mask.{kind} must be a tensor of shape ({n}, {cfg.n_heads}) or "
-                                 f"(batch, {n}, {cfg.n_heads}) (layers, heads); got {shape}")
+                raise ValueError(
+                    f"head_mask.{kind} must be a tensor of shape ({n}, {cfg.n_heads}) or "
+                    f"(batch, {n}, {cfg.n_heads}) (layers, heads); got {shape}"
+                )
             if m.dim() == 3 and batch is not None and m.size(0) != batch:
-                raise ValueError(f"head_mask.{kind} has {m.size(0)} rows but the batch has {batch}; "
-                                 f"give one row per sentence or a shared ({n}, {cfg.n_heads}) mask")
+                raise ValueError(
+                    f"head_mask.{kind} has {m.size(0)} rows but the batch has {batch}; "
+                    f"give one row per sentence or a shared ({n}, {cfg.n_heads}) mask"
+                )
             if not ((m == 0) | (m == 1)).all():
                 raise ValueError(f"head_mask.{kind} must hold only 0 (head off) and 1 (head on)")
 
@@ -147,7 +160,9 @@ class AttentionInternals:
     normed: torch.Tensor | None = None  # (B, Tq, D)
     stream_out: torch.Tensor | None = None  # (B, Tq, D): the residual stream after it
 
-    def around(self, stream_in: torch.Tensor, normed: torch.Tensor, stream_out: torch.Tensor) -> AttentionInternals:
+    def around(
+        self, stream_in: torch.Tensor, normed: torch.Tensor, stream_out: torch.Tensor
+    ) -> AttentionInternals:
         """Add the residual-stream side, which only the layer sees."""
         self.stream_in, self.normed, self.stream_out = stream_in, normed, stream_out
         return self
@@ -197,7 +212,9 @@ class MultiHeadAttention(nn.Module):
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, self.n_heads, self.d_head).transpose(1, 2)  # (B, T, D) → (B, T, H, d_head) → (B, H, T, d_head)
+        return x.view(b, t, self.n_heads, self.d_head).transpose(
+            1, 2
+        )  # (B, T, D) → (B, T, H, d_head) → (B, H, T, d_head)
 
     def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, Tk, D) → keys and values, each (B, H, Tk, d_head)."""
@@ -227,14 +244,20 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)  # self-attention: the newest position attends to the whole past
         p = self.dropout if self.training else 0.0
-        heads, weights = attention(q, k, v, mask, dropout_p=p, need_weights=capture != "none")  # (B, H, Tq, d_head)
+        heads, weights = attention(
+            q, k, v, mask, dropout_p=p, need_weights=capture != "none"
+        )  # (B, H, Tq, d_head)
         out = heads
         if gates is not None:
             # where(), not a product: an off head gives exactly 0 and an on head exactly itself.
-            out = torch.where(gates.reshape(-1, self.n_heads, 1, 1) != 0, heads, 0.0)  # (H,) | (B, H) → (1 | B, H, 1, 1)
+            out = torch.where(
+                gates.reshape(-1, self.n_heads, 1, 1) != 0, heads, 0.0
+            )  # (H,) | (B, H) → (1 | B, H, 1, 1)
         b, _, tq, _ = out.shape
         # Concat(head_1, …, head_H) of the paper, then W_O mixes the heads.
-        out = out.transpose(1, 2).reshape(b, tq, self.n_heads * self.d_head)  # (B, Tq, H, d_head) → (B, Tq, D)
+        out = out.transpose(1, 2).reshape(
+            b, tq, self.n_heads * self.d_head
+        )  # (B, Tq, H, d_head) → (B, Tq, D)
         out = self.out_proj(out)  # (B, Tq, D)
         if capture == "none":
             return out, None
@@ -280,7 +303,11 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: torch.Tensor, src_mask: torch.Tensor, capture: Capture = "none", gates: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        src_mask: torch.Tensor,
+        capture: Capture = "none",
+        gates: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, AttentionInternals | None]:
         """x: (B, S, D) → (x (B, S, D), the self-attention's internals, or None when capture is "none").
 
@@ -403,7 +430,10 @@ class DecoderCache:
         """Keep/duplicate hypotheses (beam search). Rows only move within a sentence's
         beams, whose cross-attention keys are identical, so only self-attention moves."""
         for c in self.layers:
-            c.self_attn.k, c.self_attn.v = c.self_attn.k.index_select(0, rows), c.self_attn.v.index_select(0, rows)
+            c.self_attn.k, c.self_attn.v = (
+                c.self_attn.k.index_select(0, rows),
+                c.self_attn.v.index_select(0, rows),
+            )
 
 
 @dataclass
@@ -499,8 +529,15 @@ class Transformer(nn.Module):
         y = self._embed(self.tgt_embed, tgt)
         seen_self, seen_cross = [], []
         for i, layer in enumerate(self.decoder):
-            y, s, c = layer(y, memory, tgt_mask, src_mask, capture, self_gates=layer_gates(head_mask, "decoder", i),
-                            cross_gates=layer_gates(head_mask, "cross", i))
+            y, s, c = layer(
+                y,
+                memory,
+                tgt_mask,
+                src_mask,
+                capture,
+                self_gates=layer_gates(head_mask, "decoder", i),
+                cross_gates=layer_gates(head_mask, "cross", i),
+            )
             seen_self.append(s)
             seen_cross.append(c)
         if capture == "none":
@@ -511,11 +548,16 @@ class Transformer(nn.Module):
         """Project the encoder output into every layer's cross-attention keys/values, once.
         (A head mask does not enter here: it acts after attention, on the heads' outputs.)"""
         return DecoderCache(
-            [LayerCache(KVCache(), KVCache(*layer.cross_attn.project_kv(memory), grows=False)) for layer in self.decoder],
+            [
+                LayerCache(KVCache(), KVCache(*layer.cross_attn.project_kv(memory), grows=False))
+                for layer in self.decoder
+            ],
             src_mask,
         )
 
-    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache, head_mask: HeadMask | None = None) -> torch.Tensor:
+    def decode_step(
+        self, tokens: torch.Tensor, cache: DecoderCache, head_mask: HeadMask | None = None
+    ) -> torch.Tensor:
         """Incremental decoding: tokens (N, 1) at position cache.length → hidden (N, 1, D).
         Gives the same result as `decode` on the whole prefix, without recomputing it.
 
@@ -523,8 +565,13 @@ class Transformer(nn.Module):
         head_mask = self._checked(head_mask, tokens.size(0))
         y = self._embed(self.tgt_embed, tokens, offset=cache.length)
         for i, (layer, layer_cache) in enumerate(zip(self.decoder, cache.layers)):
-            y = layer.step(y, layer_cache, cache.src_mask, layer_gates(head_mask, "decoder", i),
-                           layer_gates(head_mask, "cross", i))
+            y = layer.step(
+                y,
+                layer_cache,
+                cache.src_mask,
+                layer_gates(head_mask, "decoder", i),
+                layer_gates(head_mask, "cross", i),
+            )
         cache.length += 1
         return self.decoder_norm(y)
 

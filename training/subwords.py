@@ -10,6 +10,7 @@ never `<unk>`; only characters never seen in training (Chinese, emoji, …) are.
 The piece ids are the source vocabulary's ids: the model is trained with the
 four specials at 0..3, exactly as `Vocab` expects.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,15 +48,17 @@ class Subwords:
             raise ValueError(f"{source}: ids 0..3 must be {PAD} {UNK} {BOS} {EOS}, got {specials}")
 
     @classmethod
-    def train(cls, sentences: list[list[str]], vocab_size: int, lowercase: bool = True) -> "Subwords":
+    def train(cls, sentences: list[list[str]], vocab_size: int, lowercase: bool = True) -> Subwords:
         """Learn a BPE model of at most `vocab_size` pieces from word-tokenized sentences."""
         alphabet = string.ascii_lowercase + (string.ascii_uppercase if not lowercase else "")
         required = alphabet + string.digits + string.punctuation
         # One piece per character (and the 4 specials and the word mark) comes before any merge.
         smallest = len(set(required) | {ch for words in sentences for w in words for ch in w}) + 5
         if vocab_size < smallest:
-            raise ConfigError(f"--subwords {vocab_size} is too small: the training split's English needs one piece "
-                              f"per character and the specials; use at least {smallest} (a few thousand is typical)")
+            raise ConfigError(
+                f"--subwords {vocab_size} is too small: the training split's English needs one piece "
+                f"per character and the specials; use at least {smallest} (a few thousand is typical)"
+            )
         out = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(" ".join(words) for words in sentences if words),
@@ -66,15 +69,21 @@ class Subwords:
             character_coverage=1.0,
             required_chars=required,
             normalization_rule_name="identity",  # text.clean() already normalized; keep words as NLTK made them
-            pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-            pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
+            pad_id=0,
+            unk_id=1,
+            bos_id=2,
+            eos_id=3,
+            pad_piece=PAD,
+            unk_piece=UNK,
+            bos_piece=BOS,
+            eos_piece=EOS,
             num_threads=1,  # deterministic, and training runs on one thread anyway
             minloglevel=2,
         )
         return cls(out.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "Subwords":
+    def load(cls, path: str | Path) -> Subwords:
         path = Path(path)
         try:
             proto = path.read_bytes()

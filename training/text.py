@@ -6,15 +6,16 @@ lower-cased by default because Tatoeba is small and case mostly adds sparsity.
 Chinese: converted to simplified with OpenCC `t2s` (the corpus mixes scripts), then
 one token per character, whitespace dropped.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 from nltk.tokenize import NLTKWordTokenizer
 
@@ -99,7 +100,7 @@ class Vocab:
             raise ValueError("vocabulary has duplicate tokens")
 
     @classmethod
-    def build(cls, sequences: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, sequences: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
         counts = Counter(t for seq in sequences for t in seq)
         for s in SPECIALS:
             counts.pop(s, None)
@@ -125,7 +126,7 @@ class Vocab:
         write_json(path, {"tokens": self.itos})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocab":
+    def load(cls, path: str | Path) -> Vocab:
         data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise ValueError(f"{path}: expected a JSON object with a 'tokens' list")

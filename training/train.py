@@ -13,6 +13,7 @@ Run directory layout:
     epoch-NNN.safetensors      the last `keep_checkpoints` epochs (for averaging at export)
     log.jsonl                  one JSON line of metrics per epoch
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,10 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -38,8 +40,9 @@ from .data import Corpus, Example, collate, encode_pairs, make_batches, read_tsv
 from .decoding import DecodeSettings
 from .errors import ConfigError, DataError
 from .evaluate import evaluate
-from .files import (BEST_CHECKPOINT as BEST, LAST_CHECKPOINT as LAST, LOG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE,
-                    TGT_VOCAB_FILE, TRAIN_CONFIG_FILE)
+from .files import BEST_CHECKPOINT as BEST
+from .files import LAST_CHECKPOINT as LAST
+from .files import LOG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE, TGT_VOCAB_FILE, TRAIN_CONFIG_FILE
 from .model import Transformer
 from .subwords import Subwords
 from .text import PAD_ID, Vocab
@@ -126,17 +129,24 @@ class Data:
 def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
     corpus = read_tsv(cfg.train_path)
     if not corpus.pairs:
-        raise DataError(f"{cfg.train_path}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)")
+        raise DataError(
+            f"{cfg.train_path}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)"
+        )
     tokenized = tokenize_pairs(corpus.pairs, cfg.lowercase)
     subwords = None
     if cfg.subwords:  # the encoder reads pieces of words, learned on this training split only
-        subwords = (read_subwords(run_dir) if reuse_vocab
-                    else Subwords.train([en for en, _ in tokenized], cfg.subwords, cfg.lowercase))
+        subwords = (
+            read_subwords(run_dir)
+            if reuse_vocab
+            else Subwords.train([en for en, _ in tokenized], cfg.subwords, cfg.lowercase)
+        )
         tokenized = [(subwords.pieces(en), zh) for en, zh in tokenized]
     if reuse_vocab:
         src_vocab, tgt_vocab = read_vocabs(run_dir)
     else:
-        src_vocab = subwords.vocab() if subwords else Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
+        src_vocab = (
+            subwords.vocab() if subwords else Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
+        )
         tgt_vocab = Vocab.build((zh for _, zh in tokenized), cfg.min_freq_tgt)
     limit = min(cfg.max_tokens_per_sentence, cfg.max_len - 2)
     train, too_long = encode_pairs(tokenized, src_vocab, tgt_vocab, limit)
@@ -163,6 +173,7 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tor
 class EpochTotals:
     """Running totals of the epoch under way, for its log line. A mid-epoch checkpoint carries
     them, so that a resumed epoch's loss and tokens/s still cover the whole epoch."""
+
     tokens: int = 0  # target tokens trained on, all processes together
     loss_sum: float = 0.0  # sum of the micro-batches' mean losses
     loss_n: int = 0  # micro-batches
@@ -173,6 +184,7 @@ class EpochTotals:
 class TrainState:
     """Where a run stands. Every checkpoint holds it in its metadata as the dict `to_meta` makes,
     the layout older versions wrote too: their runs still resume, and theirs resume ours."""
+
     step: int = 0  # optimizer steps taken in the whole run
     epoch: int = 0  # the epoch under way, from 0 (so also: epochs finished)
     epoch_step: int = 0  # optimizer steps already taken in that epoch; a resumed epoch skips them
@@ -182,23 +194,36 @@ class TrainState:
     hardware: str = ""  # what the run trains on, for the model card
 
     def to_meta(self) -> dict:
-        meta = {"step": self.step, "epoch": self.epoch, "batch": self.epoch_step, "best_bleu": self.best_bleu,
-                "history": self.history, "hardware": self.hardware}
+        meta = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch": self.epoch_step,
+            "best_bleu": self.best_bleu,
+            "history": self.history,
+            "hardware": self.hardware,
+        }
         if self.epoch_step:  # mid-epoch: the totals so far go along ("partial")
             meta["partial"] = dataclasses.asdict(self.totals)
         return meta
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "TrainState":
+    def from_meta(cls, meta: dict) -> TrainState:
         partial = meta.get("partial") if meta["batch"] else None  # absent in checkpoints older than it
-        return cls(step=meta["step"], epoch=meta["epoch"], epoch_step=meta["batch"], best_bleu=meta["best_bleu"],
-                   history=meta["history"], totals=EpochTotals(**partial) if partial else EpochTotals(),
-                   hardware=meta.get("hardware", ""))
+        return cls(
+            step=meta["step"],
+            epoch=meta["epoch"],
+            epoch_step=meta["batch"],
+            best_bleu=meta["best_bleu"],
+            history=meta["history"],
+            totals=EpochTotals(**partial) if partial else EpochTotals(),
+            hardware=meta.get("hardware", ""),
+        )
 
 
 @dataclass
 class Run:
     """What stays fixed while a run trains."""
+
     cfg: TrainConfig
     dir: Path
     dd: Dist
@@ -233,9 +258,14 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> dict:
             finish_epoch(run, state)
         if stop:
             break
-    return {"steps": state.step, "epochs_done": state.epoch, "best_bleu": state.best_bleu,
-            "seconds": time.perf_counter() - start_time, "parameters": run.model.num_parameters(),
-            "history": state.history}
+    return {
+        "steps": state.step,
+        "epochs_done": state.epoch,
+        "best_bleu": state.best_bleu,
+        "seconds": time.perf_counter() - start_time,
+        "parameters": run.model.num_parameters(),
+        "history": state.history,
+    }
 
 
 def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Run, TrainState]:
@@ -274,11 +304,19 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
     state = resume_from(run_dir / LAST, model, optimizer, cfg, dd) if resuming else TrainState()
     state.hardware = describe_hardware(device, dd.world, cfg.precision)
     if dd.main:
-        print(f"model: {model.num_parameters():,} parameters · device {device}"
-              f"{f' × {dd.world} processes' if dd.world > 1 else ''}", flush=True)
+        print(
+            f"model: {model.num_parameters():,} parameters · device {device}"
+            f"{f' × {dd.world} processes' if dd.world > 1 else ''}",
+            flush=True,
+        )
 
-    ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-           if dd.world > 1 else None)
+    ddp = (
+        torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        if dd.world > 1
+        else None
+    )
     group = dd.world * cfg.accum_steps
     steps_per_epoch = len(make_batches(data.train, cfg.max_tokens, seed=cfg.seed)) // group
     if steps_per_epoch == 0:
@@ -287,23 +325,45 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
             "lower --max-tokens, --accum-steps or the number of processes"
         )
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    translator = Translator(model, data.src_vocab, data.tgt_vocab, cfg.lowercase,
-                            DecodeSettings(beam=cfg.eval_beam), subwords=data.subwords)
+    translator = Translator(
+        model,
+        data.src_vocab,
+        data.tgt_vocab,
+        cfg.lowercase,
+        DecodeSettings(beam=cfg.eval_beam),
+        subwords=data.subwords,
+    )
     # The schedule is planned for all epochs; --max-steps only stops early (as a kill would).
-    run = Run(cfg, run_dir, dd, device, data, model, optimizer, ddp, translator, group,
-              total_steps=steps_per_epoch * cfg.epochs, use_bf16=use_bf16)
+    run = Run(
+        cfg,
+        run_dir,
+        dd,
+        device,
+        data,
+        model,
+        optimizer,
+        ddp,
+        translator,
+        group,
+        total_steps=steps_per_epoch * cfg.epochs,
+        use_bf16=use_bf16,
+    )
     return run, state
 
 
-def resume_from(path: Path, model: Transformer, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                dd: Dist) -> TrainState:
+def resume_from(
+    path: Path, model: Transformer, optimizer: torch.optim.Optimizer, cfg: TrainConfig, dd: Dist
+) -> TrainState:
     """Load model, optimizer and RNG states from a checkpoint; returns the state saved with them."""
     tensors, blob = read_checkpoint(path)
     state = TrainState.from_meta(restore(tensors, blob, model, optimizer))
     if dd.rank:  # RNG in the file is rank 0's; keep other ranks' streams distinct
         torch.manual_seed(cfg.seed + 1 + dd.rank + 7919 * state.step)
     if dd.main:
-        print(f"resumed from {path}: step {state.step}, epoch {state.epoch + 1}, batch {state.epoch_step}", flush=True)
+        print(
+            f"resumed from {path}: step {state.step}, epoch {state.epoch + 1}, batch {state.epoch_step}",
+            flush=True,
+        )
         # The checkpoint's history is the truth: a crash between appending an epoch's line and
         # saving its checkpoint would otherwise leave that line twice once the epoch is redone.
         write_log(path.parent, state.history)
@@ -319,8 +379,14 @@ def run_epoch(run: Run, state: TrainState) -> tuple[bool, bool]:
     n_steps = len(batches) // run.group
     totals = state.totals
     started = time.perf_counter() - totals.seconds  # when the epoch would have started, had it run in one go
-    bar = tqdm(range(state.epoch_step, n_steps), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="step",
-               disable=not (cfg.progress and run.dd.main), dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        range(state.epoch_step, n_steps),
+        desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+        unit="step",
+        disable=not (cfg.progress and run.dd.main),
+        dynamic_ncols=True,
+        leave=True,
+    )
     run.model.train()
     stop = False
     for s in bar:
@@ -329,8 +395,11 @@ def run_epoch(run: Run, state: TrainState) -> tuple[bool, bool]:
         state.step, state.epoch_step = state.step + 1, s + 1
         totals.seconds = time.perf_counter() - started
         if run.dd.main and (s % 10 == 0 or s == n_steps - 1):
-            bar.set_postfix(loss=f"{totals.loss_sum / totals.loss_n:.3f}", lr=f"{lr:.2e}",
-                            tok_s=f"{totals.tokens / totals.seconds:,.0f}")
+            bar.set_postfix(
+                loss=f"{totals.loss_sum / totals.loss_n:.3f}",
+                lr=f"{lr:.2e}",
+                tok_s=f"{totals.tokens / totals.seconds:,.0f}",
+            )
         stop = bool(cfg.max_steps and state.step >= cfg.max_steps)
         periodic = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
         if (stop or periodic) and state.epoch_step < n_steps:  # at the epoch's end, finish_epoch saves
@@ -349,9 +418,11 @@ def optimizer_step(run: Run, group: list[list[int]], lr: float, totals: EpochTot
         g["lr"] = lr
     for a in range(cfg.accum_steps):
         batch = collate([run.data.train[i] for i in group[a * dd.world + dd.rank]]).to(run.device)
-        sync = run.ddp is None or a == cfg.accum_steps - 1  # DDP averages gradients on the last micro-batch only
+        sync = (
+            run.ddp is None or a == cfg.accum_steps - 1
+        )  # DDP averages gradients on the last micro-batch only
         autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16)
-        with (contextlib.nullcontext() if sync else run.ddp.no_sync()), autocast:
+        with contextlib.nullcontext() if sync else run.ddp.no_sync(), autocast:
             logits, _ = (run.ddp or run.model)(batch.src, batch.tgt_in)
             loss = loss_fn(logits, batch.tgt_out, cfg.label_smoothing)
             (loss / cfg.accum_steps).backward()
@@ -368,18 +439,28 @@ def finish_epoch(run: Run, state: TrainState) -> None:
     """Log the finished epoch (with dev scores when there is a dev set), move the state to the start
     of the next one, and checkpoint it: epoch-NNN (kept for averaging), best if dev BLEU rose, last."""
     cfg, dd, totals = run.cfg, run.dd, state.totals
-    record = {"epoch": state.epoch + 1, "step": state.step, "train_loss": totals.loss_sum / max(1, totals.loss_n),
-              "tokens_per_s": totals.tokens / max(totals.seconds, 1e-9), "epoch_seconds": totals.seconds,
-              "lr": lr_at(max(1, state.step), run.cfg, run.total_steps)}  # the rate of the epoch's last step
+    record = {
+        "epoch": state.epoch + 1,
+        "step": state.step,
+        "train_loss": totals.loss_sum / max(1, totals.loss_n),
+        "tokens_per_s": totals.tokens / max(totals.seconds, 1e-9),
+        "epoch_seconds": totals.seconds,
+        "lr": lr_at(max(1, state.step), run.cfg, run.total_steps),
+    }  # the rate of the epoch's last step
     if dd.main and run.data.dev:
         scores, _ = evaluate(run.translator, run.data.dev)
         run.model.train()
         record.update(dev_bleu=scores.bleu, dev_chrf=scores.chrf, eval_seconds=scores.seconds)
-        print(f"epoch {state.epoch + 1}: loss {record['train_loss']:.3f} · dev {scores.line()} · "
-              f"{record['tokens_per_s']:,.0f} target tok/s", flush=True)
+        print(
+            f"epoch {state.epoch + 1}: loss {record['train_loss']:.3f} · dev {scores.line()} · "
+            f"{record['tokens_per_s']:,.0f} target tok/s",
+            flush=True,
+        )
     elif dd.main:
-        print(f"epoch {state.epoch + 1}: loss {record['train_loss']:.3f} · {record['tokens_per_s']:,.0f} target tok/s",
-              flush=True)
+        print(
+            f"epoch {state.epoch + 1}: loss {record['train_loss']:.3f} · {record['tokens_per_s']:,.0f} target tok/s",
+            flush=True,
+        )
     state.history.append(record)
     state.epoch, state.epoch_step, state.totals = state.epoch + 1, 0, EpochTotals()
     if dd.main:
@@ -426,7 +507,9 @@ def read_run_file(path: Path, read: Callable[[Path], T]) -> T:
 
 
 def read_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
-    return read_run_file(run_dir / SRC_VOCAB_FILE, Vocab.load), read_run_file(run_dir / TGT_VOCAB_FILE, Vocab.load)
+    return read_run_file(run_dir / SRC_VOCAB_FILE, Vocab.load), read_run_file(
+        run_dir / TGT_VOCAB_FILE, Vocab.load
+    )
 
 
 def read_subwords(run_dir: Path) -> Subwords:

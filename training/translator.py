@@ -8,6 +8,7 @@ repo holds) contains:
     vocab_tgt.json      Chinese vocabulary  {"tokens": [...]}
     subwords_src.model  the English SentencePiece model (subword models only; config.json names it)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -95,15 +96,25 @@ class Translator:
         n_words = word_index[-1] + 1 if word_index else 0
         ids = encode_source(tokens, self.src_vocab)
         unknown = [i == UNK_ID for i in ids[:-1]] + [False]
-        return SourceInput(tokens + [EOS], ids, len(words) - n_words, unknown,
-                           words[:n_words] + [EOS], word_index + [n_words])
+        return SourceInput(
+            tokens + [EOS],
+            ids,
+            len(words) - n_words,
+            unknown,
+            words[:n_words] + [EOS],
+            word_index + [n_words],
+        )
 
     def settings(self, **overrides: Any) -> DecodeSettings:
         return dataclasses.replace(self.decoding, **{k: v for k, v in overrides.items() if v is not None})
 
     @torch.inference_mode()
     def decode(
-        self, sources: list[SourceInput], batch_size: int = 64, head_mask: HeadMask | None = None, **overrides: Any
+        self,
+        sources: list[SourceInput],
+        batch_size: int = 64,
+        head_mask: HeadMask | None = None,
+        **overrides: Any,
     ) -> list[Translation]:
         """The one way sentences are decoded: prepared sources in, translations out, order kept.
 
@@ -113,8 +124,13 @@ class Translator:
         """
         if head_mask is not None:
             head_mask.check(self.model.cfg)
-            if any(m is not None and m.dim() != 2 for m in (head_mask.encoder, head_mask.decoder, head_mask.cross)):
-                raise ValueError("Translator.decode takes one (layers, heads) mask per kind, shared by every sentence")
+            if any(
+                m is not None and m.dim() != 2
+                for m in (head_mask.encoder, head_mask.decoder, head_mask.cross)
+            ):
+                raise ValueError(
+                    "Translator.decode takes one (layers, heads) mask per kind, shared by every sentence"
+                )
         settings = self.settings(**overrides)
         self.model.eval()
         hyps = [Hypothesis([], 0.0, 0.0) for _ in sources]
@@ -218,7 +234,9 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{weights_path}: unreadable or truncated safetensors file ({e}); download or export it again") from None
+        raise WeightsError(
+            f"{weights_path}: unreadable or truncated safetensors file ({e}); download or export it again"
+        ) from None
     model = Transformer(cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -251,18 +269,25 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
     if tok.get("subwords") is not None:
         subwords_path = path / str(tok["subwords"])
         if tok["subwords"] != SUBWORDS_FILE:
-            raise WeightsError(f"{path / CONFIG_FILE}: tokenizer.subwords must be {SUBWORDS_FILE!r}, got {tok['subwords']!r}")
+            raise WeightsError(
+                f"{path / CONFIG_FILE}: tokenizer.subwords must be {SUBWORDS_FILE!r}, got {tok['subwords']!r}"
+            )
         if not subwords_path.is_file():
-            raise WeightsError(f"{subwords_path}: missing (config.json says the model reads subword pieces); "
-                               "the weights folder is incomplete")
+            raise WeightsError(
+                f"{subwords_path}: missing (config.json says the model reads subword pieces); "
+                "the weights folder is incomplete"
+            )
         try:
             subwords = Subwords.load(subwords_path)
         except ValueError as e:
             raise WeightsError(f"{e}; download or export the weights folder again") from None
         if subwords.vocab().itos != src_vocab.itos:
-            raise WeightsError(f"{subwords_path}: its pieces differ from {SRC_VOCAB_FILE}; "
-                               "the two come from different runs")
-    return Translator(model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config, subwords)
+            raise WeightsError(
+                f"{subwords_path}: its pieces differ from {SRC_VOCAB_FILE}; the two come from different runs"
+            )
+    return Translator(
+        model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config, subwords
+    )
 
 
 __all__ = ["Translation", "Translator", "WeightsError", "load_weights_dir", "WEIGHT_FILES", "UNK"]

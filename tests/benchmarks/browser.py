@@ -15,6 +15,7 @@ message, with the server's own processing time for the event and when the messag
 `--url A --url B` compares two running apps (say an older checkout and this one): each repetition
 samples both, in alternating order, so a change in the machine's load hits both alike.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,12 +35,22 @@ except ImportError:  # the other benchmarks run without Playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # As tests/test_e2e_browser.py launches it: headless, software rendering, nothing from the network.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1400, "height": 1000}
 # Two 12-word sentences: Translate alternates them, so every translation changes the plot.
-SENTENCES = ("The old man saw a small dog near the river this morning.",
-             "My sister said that she would come to our house tomorrow evening.")
+SENTENCES = (
+    "The old man saw a small dog near the river this morning.",
+    "My sister said that she would come to our house tomorrow evening.",
+)
 EVENT_TIMEOUT_MS = 120_000  # one translation on a loaded 2-core machine can take many seconds
 
 # Runs in the page. Resolves with the milliseconds from the input event to the first animation frame
@@ -117,14 +128,34 @@ def actions() -> list[Action]:
     head = Step("#heads input[type=checkbox][name='1']")
     step = lambda n: Step("#step input[type=range]", how="range", value=str(n))  # noqa: E731
     return [
-        Action("Translate → plot updated", "two 12-word sentences", "#attention-plot",
-               (translate(SENTENCES[1]), translate(SENTENCES[0]))),
+        Action(
+            "Translate → plot updated",
+            "two 12-word sentences",
+            "#attention-plot",
+            (translate(SENTENCES[1]), translate(SENTENCES[0])),
+        ),
         # Two single layers, whatever the default layer view is: the kind toggle measures the default one.
-        Action("layer toggle", "layer 1 ↔ 2", "#attention-plot", (radio("layer", "2"), radio("layer", "1")),
-               setup=radio("layer", "1"), restore="layer"),
-        Action("kind toggle", "cross ↔ decoder self", "#attention-plot",
-               (radio("kind", "decoder"), radio("kind", "cross"))),
-        Action("head untick", "head 1 off (back on untimed)", "#attention-plot", (head, head), timed=(True, False)),
+        Action(
+            "layer toggle",
+            "layer 1 ↔ 2",
+            "#attention-plot",
+            (radio("layer", "2"), radio("layer", "1")),
+            setup=radio("layer", "1"),
+            restore="layer",
+        ),
+        Action(
+            "kind toggle",
+            "cross ↔ decoder self",
+            "#attention-plot",
+            (radio("kind", "decoder"), radio("kind", "cross")),
+        ),
+        Action(
+            "head untick",
+            "head 1 off (back on untimed)",
+            "#attention-plot",
+            (head, head),
+            timed=(True, False),
+        ),
         Action("step-slider move", "step 1 ↔ 2, to the step chart", "#step-plot", (step(2), step(1))),
     ]
 
@@ -150,8 +181,12 @@ class EventStreams:
     def _sent(self, e: dict) -> None:
         if "/queue/data" in e["request"]["url"]:
             # wallTime and timestamp of the same instant: Chromium's network clock to epoch milliseconds
-            self.open[e["requestId"]] = {"bytes": 0, "body": None, "arrivals": [],
-                                         "clock": (e["wallTime"], e["timestamp"])}
+            self.open[e["requestId"]] = {
+                "bytes": 0,
+                "body": None,
+                "arrivals": [],
+                "clock": (e["wallTime"], e["timestamp"]),
+            }
             self._stream(e["requestId"])
 
     def _response(self, e: dict) -> None:
@@ -213,7 +248,11 @@ def first_figure_bytes(outputs: list[dict]) -> int | None:
     comes first in the outputs of Translate, every toggle and the step slider."""
     for output in outputs:
         for value in output.get("data") or []:
-            if isinstance(value, dict) and value.get("type") == "plotly" and isinstance(value.get("plot"), str):
+            if (
+                isinstance(value, dict)
+                and value.get("type") == "plotly"
+                and isinstance(value.get("plot"), str)
+            ):
                 return len(value["plot"].encode())
     return None
 
@@ -262,15 +301,24 @@ class Bench:
         if step.text is not None:
             self.page.fill("#source-text textarea", step.text)
         self.streams.take()
-        timing = self.page.evaluate(MEASURE_JS, {"target": target, "control": step.control, "how": step.how,
-                                                 "value": step.value, "timeoutMs": EVENT_TIMEOUT_MS})
+        timing = self.page.evaluate(
+            MEASURE_JS,
+            {
+                "target": target,
+                "control": step.control,
+                "how": step.how,
+                "value": step.value,
+                "timeoutMs": EVENT_TIMEOUT_MS,
+            },
+        )
         return timing, [] if timing is None else self.settle()
 
     def start(self, action: Action, warmup: bool) -> Row:
         self.done_steps = 0
         if action.restore:
-            self.restore_value = self.page.evaluate(f"() => document.querySelector('#{action.restore} input:checked')"
-                                                    ".value")
+            self.restore_value = self.page.evaluate(
+                f"() => document.querySelector('#{action.restore} input:checked').value"
+            )
         if action.setup:
             self.do(action.setup, action.target)
         if warmup:  # the first render of a new figure shape pays for Plotly's one-time work
@@ -322,23 +370,29 @@ def kb(xs: list[int]) -> str:
 
 def print_table(rows: list[Row]) -> None:
     p50 = lambda xs: f"{pct(xs, 50):.0f}" if xs else "?"  # noqa: E731
-    head = (f"   {'action':<25} {'alternates':<29} {'p50 ms':>6} {'p95 ms':>6} {'server':>6} {'result':>6} "
-            f"{'page':>6} {'figure KB':>9} {'stream KB':>9}")
+    head = (
+        f"   {'action':<25} {'alternates':<29} {'p50 ms':>6} {'p95 ms':>6} {'server':>6} {'result':>6} "
+        f"{'page':>6} {'figure KB':>9} {'stream KB':>9}"
+    )
     print(head)
     print("   " + "-" * (len(head) - 3))
     for r in rows:
-        print(f"   {r.action.name:<25} {r.action.alternates:<29} {pct(r.ms, 50):>6.0f} {pct(r.ms, 95):>6.0f} "
-              f"{p50(r.server_ms):>6} {p50(r.arrived_ms):>6} {p50(r.page_ms):>6} {kb(r.figure_bytes):>9} "
-              f"{kb(r.stream_bytes):>9}")
+        print(
+            f"   {r.action.name:<25} {r.action.alternates:<29} {pct(r.ms, 50):>6.0f} {pct(r.ms, 95):>6.0f} "
+            f"{p50(r.server_ms):>6} {p50(r.arrived_ms):>6} {p50(r.page_ms):>6} {kb(r.figure_bytes):>9} "
+            f"{kb(r.stream_bytes):>9}"
+        )
 
 
 def print_legend() -> None:
-    print("   p50/p95 ms: input event → first animation frame with the new plot, timed in the page\n"
-          "   server: the app's processing time for the action's event; result: input event → its result all "
-          "received by\n   Chromium; page: the rest, what the page spends on it (parse, Svelte, Plotly); "
-          "all three p50 ms\n"
-          "   figure KB: the attention figure's JSON; stream KB: every byte of the action's event stream "
-          "(min–max over the repetitions)")
+    print(
+        "   p50/p95 ms: input event → first animation frame with the new plot, timed in the page\n"
+        "   server: the app's processing time for the action's event; result: input event → its result all "
+        "received by\n   Chromium; page: the rest, what the page spends on it (parse, Svelte, Plotly); "
+        "all three p50 ms\n"
+        "   figure KB: the attention figure's JSON; stream KB: every byte of the action's event stream "
+        "(min–max over the repetitions)"
+    )
 
 
 def print_comparison(urls: list[str], rows: dict[str, list[Row]]) -> None:
@@ -354,15 +408,30 @@ def print_comparison(urls: list[str], rows: dict[str, list[Row]]) -> None:
     for url in urls[1:]:
         print(f"   {url} against {base} (time and page: p50 over p50; figure: mid-range over mid-range):")
         for a, b in zip(rows[base], rows[url]):
-            print(f"     {a.action.name:<25} time {ratio(a.ms, b.ms):>6}   page {ratio(a.page_ms, b.page_ms):>6}   "
-                  f"figure {size_ratio(a.figure_bytes, b.figure_bytes):>6}")
+            print(
+                f"     {a.action.name:<25} time {ratio(a.ms, b.ms):>6}   page {ratio(a.page_ms, b.page_ms):>6}   "
+                f"figure {size_ratio(a.figure_bytes, b.figure_bytes):>6}"
+            )
 
 
 def rows_json(rows: list[Row]) -> list[dict]:
-    return [{"action": r.action.name, "alternates": r.action.alternates, "target": r.action.target,
-             "p50_ms": pct(r.ms, 50), "p95_ms": pct(r.ms, 95), "ms": r.ms, "dom_ms": r.dom_ms,
-             "result_in_ms": r.arrived_ms, "page_ms": r.page_ms, "server_ms": r.server_ms,
-             "figure_bytes": r.figure_bytes, "stream_bytes": r.stream_bytes} for r in rows]
+    return [
+        {
+            "action": r.action.name,
+            "alternates": r.action.alternates,
+            "target": r.action.target,
+            "p50_ms": pct(r.ms, 50),
+            "p95_ms": pct(r.ms, 95),
+            "ms": r.ms,
+            "dom_ms": r.dom_ms,
+            "result_in_ms": r.arrived_ms,
+            "page_ms": r.page_ms,
+            "server_ms": r.server_ms,
+            "figure_bytes": r.figure_bytes,
+            "stream_bytes": r.stream_bytes,
+        }
+        for r in rows
+    ]
 
 
 def open_page(browser, url: str) -> Bench:
@@ -371,8 +440,12 @@ def open_page(browser, url: str) -> Bench:
     streams = EventStreams(page)
     page.goto(url)
     # Gradio renders the page in pieces: the textbox can be there before the Attention tab is.
-    for selector in ("#source-text textarea", "#translate-btn", *{a.target for a in actions()},
-                     *{s.control for a in actions() for s in a.steps if not s.text}):
+    for selector in (
+        "#source-text textarea",
+        "#translate-btn",
+        *{a.target for a in actions()},
+        *{s.control for a in actions() for s in a.steps if not s.text},
+    ):
         page.wait_for_selector(selector, state="attached", timeout=60_000)
     bench = Bench(page, streams)
     # The view every action starts from: a translation of the first sentence, default controls.
@@ -380,8 +453,14 @@ def open_page(browser, url: str) -> Bench:
     return bench
 
 
-def bench_browser(urls: list[str] | None, app_args: list[str], repeats: int, warmup: bool, chromium: str = CHROMIUM,
-                  json_path: str | None = None) -> dict[str, list[Row]]:
+def bench_browser(
+    urls: list[str] | None,
+    app_args: list[str],
+    repeats: int,
+    warmup: bool,
+    chromium: str = CHROMIUM,
+    json_path: str | None = None,
+) -> dict[str, list[Row]]:
     """Measure the apps at `urls`, or start `python app.py APP_ARGS` for the run; prints a table per app (and
     writes JSON). With two or more apps, every repetition takes one sample of each in turn, in an order that
     alternates, so a change in the machine's load hits them alike."""
@@ -401,9 +480,11 @@ def bench_browser(urls: list[str] | None, app_args: list[str], repeats: int, war
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 benches = [open_page(browser, url) for url in urls]
-                print(f"browser: Chromium {browser.version} at {VIEWPORT['width']}×{VIEWPORT['height']}, {repeats} "
-                      f"repetitions of each action{' after one warm-up each way' if warmup else ''}"
-                      f"{', alternating between the apps' if len(urls) > 1 else ''}")
+                print(
+                    f"browser: Chromium {browser.version} at {VIEWPORT['width']}×{VIEWPORT['height']}, {repeats} "
+                    f"repetitions of each action{' after one warm-up each way' if warmup else ''}"
+                    f"{', alternating between the apps' if len(urls) > 1 else ''}"
+                )
                 rows: dict[str, list[Row]] = {url: [] for url in urls}
                 for action in actions():
                     started = [(url, bench, bench.start(action, warmup)) for url, bench in zip(urls, benches)]
@@ -425,12 +506,22 @@ def bench_browser(urls: list[str] | None, app_args: list[str], repeats: int, war
     print_legend()
     if len(urls) > 1:
         print_comparison(urls, rows)
-    print(f"   load average (1 min): {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} "
-          f"cores (above {os.cpu_count()}, other work was competing with the app and the browser)")
+    print(
+        f"   load average (1 min): {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} "
+        f"cores (above {os.cpu_count()}, other work was competing with the app and the browser)"
+    )
     if json_path:
-        meta = {"urls": urls, "app_args": app_args if app else None, "repeats": repeats, "warmup": warmup,
-                "viewport": VIEWPORT, "machine": platform.platform(), "cores": os.cpu_count(),
-                "load_before": load_before, "load_after": load_after}
+        meta = {
+            "urls": urls,
+            "app_args": app_args if app else None,
+            "repeats": repeats,
+            "warmup": warmup,
+            "viewport": VIEWPORT,
+            "machine": platform.platform(),
+            "cores": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": load_after,
+        }
         runs = [{"url": url, "rows": rows_json(rows[url])} for url in urls]
         Path(json_path).write_text(json.dumps({**meta, "runs": runs}, indent=1, ensure_ascii=False) + "\n")
         print(f"   JSON: {json_path}")

@@ -15,6 +15,7 @@ Exit status 1 when something that works today broke (a failed or hung request, t
 figures of known holes (run_route_accepted, rss_growth_mb, max_response_bytes, temp_dir_growth_bytes,
 upload_accepted_bytes) are reported in "summary", not judged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ import json
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -66,8 +67,17 @@ class Options:
     @classmethod
     def quick_mode(cls, **overrides) -> Options:
         """Seconds to a minute on a toy model: what the test suite runs so the script cannot rot."""
-        small = dict(clients=4, requests=3, overload=40, soak=30, soak_max_s=120, run_burst=8, queue_size=4,
-                     timeout=60, quick=True)
+        small = dict(
+            clients=4,
+            requests=3,
+            overload=40,
+            soak=30,
+            soak_max_s=120,
+            run_burst=8,
+            queue_size=4,
+            timeout=60,
+            quick=True,
+        )
         return cls(**{**small, **overrides})
 
 
@@ -85,22 +95,38 @@ def run(opts: Options) -> dict:
         pid, url, t = app.proc.pid, app.url, opts.timeout
         with httpx.Client(limits=httpx.Limits(max_connections=2 * opts.soak_workers + 8)) as http:
             ep = discover(http, url)
-            report["app"].update(default_beam=ep.default_beam, memory_start=memory(pid), temp_start=temp_size(temp_root))
+            report["app"].update(
+                default_beam=ep.default_beam, memory_start=memory(pid), temp_start=temp_size(temp_root)
+            )
             long_text = phases.LONG_TEXTS[1] if opts.run_text == "long" else clients.SENTENCES[3]
             steps = {
                 "concurrency": lambda: clients.concurrency(url, opts.clients, opts.requests, t),
                 "overload": lambda: clients.overload(url, opts.overload, t),
                 "run": lambda: phases.run_burst(url, pid, opts.run_burst, long_text, ep.default_beam, t),
-                "worst": lambda: phases.worst_case(http, url, ep, pid, temp_root, opts.worst_chars, opts.worst_beam, t),
-                "soak": lambda: phases.soak(http, url, ep, pid, temp_root, opts.soak, opts.soak_workers,
-                                            opts.long_share, opts.soak_max_s, t),
+                "worst": lambda: phases.worst_case(
+                    http, url, ep, pid, temp_root, opts.worst_chars, opts.worst_beam, t
+                ),
+                "soak": lambda: phases.soak(
+                    http,
+                    url,
+                    ep,
+                    pid,
+                    temp_root,
+                    opts.soak,
+                    opts.soak_workers,
+                    opts.long_share,
+                    opts.soak_max_s,
+                    t,
+                ),
                 "upload": lambda: phases.uploads(http, url, temp_root, opts.upload_mb, t),
             }
             for name in PHASES:
                 if name in opts.phases:
                     report[name] = steps[name]()
             report["app"].update(memory_end=memory(pid), temp_end=temp_size(temp_root))
-            report["app_alive"] = app.proc.poll() is None and phases.timed_get(http, url + "config", 30) is not None
+            report["app_alive"] = (
+                app.proc.poll() is None and phases.timed_get(http, url + "config", 30) is not None
+            )
     finally:
         app.stop()
         report["app"]["temp_after_exit"] = temp_size(temp_root)  # what a stopped app leaves on disk
@@ -112,14 +138,25 @@ def run(opts: Options) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, str | None]:
     d = Options()
-    p = argparse.ArgumentParser(prog="python -m tests.load", description=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tests.load",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     a = p.add_argument
-    a("--quick", action="store_true", help="small numbers (4×3 clients, overload 40 on a queue of 4, soak 30, burst 8), "
-      "as the test suite runs it; explicit options still win")
+    a(
+        "--quick",
+        action="store_true",
+        help="small numbers (4×3 clients, overload 40 on a queue of 4, soak 30, burst 8), "
+        "as the test suite runs it; explicit options still win",
+    )
     a("--json", action="store_true", help="print the report as JSON (machine use) instead of text")
     a("--json-file", metavar="PATH", help="also write the JSON report to PATH (text still printed)")
-    a("--phases", default=",".join(PHASES), help=f"comma-separated phases to run, in this order (default: all: {','.join(PHASES)})")
+    a(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to run, in this order (default: all: {','.join(PHASES)})",
+    )
     a("--weights", help="weights folder (default: the app's default, the bundled weights/)")
     a("--threads", type=int, default=d.threads, help=f"torch threads of the app (default: {d.threads})")
     a("--queue-size", type=int, help="the app's --queue-size (default: the app's default)")
@@ -129,20 +166,40 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, bool, str | None
     a("--overload", type=int, help=f"overload phase: simultaneous requests (default: {d.overload})")
     a("--soak", type=int, help=f"soak phase: requests, each a new session (default: {d.soak})")
     a("--soak-workers", type=int, help=f"soak phase: requests in flight at once (default: {d.soak_workers})")
-    a("--long-share", type=float, help=f"soak phase: share of ~2,000-character inputs (default: {d.long_share})")
-    a("--soak-max-s", type=float, help=f"soak phase: no new request after this many seconds (default: {d.soak_max_s:.0f})")
+    a(
+        "--long-share",
+        type=float,
+        help=f"soak phase: share of ~2,000-character inputs (default: {d.long_share})",
+    )
+    a(
+        "--soak-max-s",
+        type=float,
+        help=f"soak phase: no new request after this many seconds (default: {d.soak_max_s:.0f})",
+    )
     a("--run-burst", type=int, help=f"run phase: simultaneous POST /run/translate (default: {d.run_burst})")
-    a("--run-text", choices=("long", "short"), help="run phase: a ~2,000-character input or one sentence (default: long)")
+    a(
+        "--run-text",
+        choices=("long", "short"),
+        help="run phase: a ~2,000-character input or one sentence (default: long)",
+    )
     a("--worst-chars", type=int, help=f"worst phase: characters of unknown words (default: {d.worst_chars})")
     a("--worst-beam", type=int, help=f"worst phase: beam size (default: {d.worst_beam})")
     a("--upload-mb", type=float, help=f"upload phase: size of the file (default: {d.upload_mb:g} MB)")
-    a("--timeout", type=float, help=f"seconds one request may take before it counts as hung (default: {d.timeout:.0f}; quick: 60)")
+    a(
+        "--timeout",
+        type=float,
+        help=f"seconds one request may take before it counts as hung (default: {d.timeout:.0f}; quick: 60)",
+    )
     a("--app-log", help="write the app's output to this file (default: discarded)")
     ns = p.parse_args(argv)
     chosen = tuple(x.strip() for x in ns.phases.split(",") if x.strip())
     if unknown := set(chosen) - set(PHASES):
         p.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
-    given = {k: v for k, v in vars(ns).items() if v is not None and k not in ("quick", "json", "json_file", "phases")}
+    given = {
+        k: v
+        for k, v in vars(ns).items()
+        if v is not None and k not in ("quick", "json", "json_file", "phases")
+    }
     opts = Options.quick_mode(**given) if ns.quick else Options(**given)
     opts.phases = chosen
     return opts, ns.json, ns.json_file

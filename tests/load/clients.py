@@ -1,13 +1,23 @@
 """Phases through gradio_client, as API users call the app: concurrency and overload."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
+
 from .stats import bounded_map, pct
 
-SENTENCES = ["I love you.", "Where is the book?", "She is my sister.", "It is going to rain tomorrow.",
-             "Do you want to drink some tea?", "My brother became an engineer.", "Thank you.", "We are students."]
+SENTENCES = [
+    "I love you.",
+    "Where is the book?",
+    "She is my sister.",
+    "It is going to rain tomorrow.",
+    "Do you want to drink some tea?",
+    "My brother became an engineer.",
+    "Thank you.",
+    "We are students.",
+]
 
 
 def client(url: str):
@@ -41,8 +51,14 @@ def concurrency(url: str, n_clients: int, n_requests: int, timeout: float) -> di
     results = [r for rs in bounded_map(run, range(n_clients), n_clients) for r in rs]
     lat = [t * 1000 for ok, t, _ in results if ok]
     errors = [e for ok, _, e in results if not ok]
-    return {"clients": n_clients, "requests": len(results), "failed": len(errors), "errors": errors[:3],
-            "p50_ms": lat and round(pct(lat, 50), 1), "p95_ms": lat and round(pct(lat, 95), 1)}
+    return {
+        "clients": n_clients,
+        "requests": len(results),
+        "failed": len(errors),
+        "errors": errors[:3],
+        "p50_ms": lat and round(pct(lat, 50), 1),
+        "p95_ms": lat and round(pct(lat, 95), 1),
+    }
 
 
 def overload(url: str, n: int, timeout: float) -> dict:
@@ -58,11 +74,19 @@ def overload(url: str, n: int, timeout: float) -> dict:
             return "ok", time.perf_counter() - t0, ""
         except Exception as e:  # noqa: BLE001
             msg = str(e)
-            return ("busy" if "queue is full" in msg.lower() else "error"), time.perf_counter() - t0, msg[:200]
+            return (
+                ("busy" if "queue is full" in msg.lower() else "error"),
+                time.perf_counter() - t0,
+                msg[:200],
+            )
 
     outcomes = bounded_map(fire, range(n), n)
     busy = [t for kind, t, _ in outcomes if kind == "busy"]
-    return {"sent": n, "served": sum(k == "ok" for k, _, _ in outcomes), "refused_busy": len(busy),
-            "other_errors": [m for k, _, m in outcomes if k == "error"][:3],
-            "n_other_errors": sum(k == "error" for k, _, _ in outcomes),
-            "slowest_refusal_s": max(busy, default=0.0)}
+    return {
+        "sent": n,
+        "served": sum(k == "ok" for k, _, _ in outcomes),
+        "refused_busy": len(busy),
+        "other_errors": [m for k, _, m in outcomes if k == "error"][:3],
+        "n_other_errors": sum(k == "error" for k, _, _ in outcomes),
+        "slowest_refusal_s": max(busy, default=0.0),
+    }

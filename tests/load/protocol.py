@@ -5,13 +5,15 @@ POSTs /gradio_api/queue/join with a fresh session_hash and reads /gradio_api/que
 events) for that session: that is what `call_queue` does. `call_run` is the direct POST /run/<api_name>
 route, which today does not go through the queue.
 """
+
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -66,30 +68,62 @@ def discover(http: httpx.Client, url: str) -> Endpoints:
     inputs = [comps[i] for i in ui["inputs"]]
     text_pos = next(k for k, c in enumerate(inputs) if c.get("props", {}).get("elem_id") == "source-text")
     beam_pos = next(k for k, c in enumerate(inputs) if c["type"] == "slider")
-    return Endpoints(by_name["translate"], by_name["trace"], ui["id"], button,
-                     [c.get("props", {}).get("value") for c in inputs], text_pos, beam_pos,
-                     int(inputs[beam_pos]["props"]["value"]))
+    return Endpoints(
+        by_name["translate"],
+        by_name["trace"],
+        ui["id"],
+        button,
+        [c.get("props", {}).get("value") for c in inputs],
+        text_pos,
+        beam_pos,
+        int(inputs[beam_pos]["props"]["value"]),
+    )
 
 
-def call_queue(http: httpx.Client, url: str, fn_index: int, data: list, timeout: float,
-               check: Callable[[list], bool] | None = None, keep_output: bool = False,
-               trigger_id: int | None = None) -> Result:
+def call_queue(
+    http: httpx.Client,
+    url: str,
+    fn_index: int,
+    data: list,
+    timeout: float,
+    check: Callable[[list], bool] | None = None,
+    keep_output: bool = False,
+    trigger_id: int | None = None,
+) -> Result:
     """One event in a new session: join the queue, then read the session's event stream to its end."""
     session, t0 = new_session(), time.perf_counter()
     elapsed = lambda: time.perf_counter() - t0  # noqa: E731
-    body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": trigger_id}
+    body = {
+        "data": data,
+        "fn_index": fn_index,
+        "session_hash": session,
+        "event_data": None,
+        "trigger_id": trigger_id,
+    }
     try:
         r = http.post(url + f"{API}/queue/join", json=body, timeout=timeout)
         if r.status_code != 200:
             busy = r.status_code == 503 and "queue is full" in r.text.lower()
-            return Result("busy" if busy else "error", elapsed(), len(r.content), detail=r.text[:200], status=r.status_code)
+            return Result(
+                "busy" if busy else "error",
+                elapsed(),
+                len(r.content),
+                detail=r.text[:200],
+                status=r.status_code,
+            )
         received, result = len(r.content), None
-        with http.stream("GET", url + f"{API}/queue/data", params={"session_hash": session},
-                         timeout=httpx.Timeout(READ_TIMEOUT_S, connect=10)) as stream:
+        with http.stream(
+            "GET",
+            url + f"{API}/queue/data",
+            params={"session_hash": session},
+            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=10),
+        ) as stream:
             for line in stream.iter_lines():
                 received += len(line.encode()) + 1
                 if elapsed() > timeout:
-                    return Result("timeout", elapsed(), received, detail=f"no result in {timeout:.0f} s", status=200)
+                    return Result(
+                        "timeout", elapsed(), received, detail=f"no result in {timeout:.0f} s", status=200
+                    )
                 if not line.startswith("data:"):
                     continue
                 msg = json.loads(line[5:])
@@ -105,13 +139,20 @@ def call_queue(http: httpx.Client, url: str, fn_index: int, data: list, timeout:
                     else:
                         values = out.get("data") or []
                         ok = check is None or _safe_check(check, values)
-                        result = Result("ok" if ok else "error", 0, server_s=out.get("duration"), status=200,
-                                        detail="" if ok else "unexpected output: " + str(values)[:180],
-                                        output=values if keep_output else None)
+                        result = Result(
+                            "ok" if ok else "error",
+                            0,
+                            server_s=out.get("duration"),
+                            status=200,
+                            detail="" if ok else "unexpected output: " + str(values)[:180],
+                            output=values if keep_output else None,
+                        )
                 elif kind == "close_stream":
                     break
         if result is None:
-            return Result("error", elapsed(), received, detail="the event stream ended without a result", status=200)
+            return Result(
+                "error", elapsed(), received, detail="the event stream ended without a result", status=200
+            )
         result.seconds, result.bytes = elapsed(), received
         return result
     except httpx.HTTPError as e:
@@ -131,14 +172,19 @@ def call_run(http: httpx.Client, url: str, api_name: str, data: list, timeout: f
     if r.status_code == 200:
         return Result("ok", seconds, len(r.content), server_s=r.json().get("duration"), status=200)
     busy = "queue is full" in r.text.lower() or r.status_code in (429, 503)
-    return Result("busy" if busy else "error", seconds, len(r.content), detail=r.text[:200], status=r.status_code)
+    return Result(
+        "busy" if busy else "error", seconds, len(r.content), detail=r.text[:200], status=r.status_code
+    )
 
 
 def upload(http: httpx.Client, url: str, payload: bytes, timeout: float) -> tuple[int, Any, float]:
     """POST /gradio_api/upload as the browser's file input does: (status, parsed body or text, seconds)."""
     t0 = time.perf_counter()
-    r = http.post(url + f"{API}/upload", files={"files": ("load-test.bin", payload, "application/octet-stream")},
-                  timeout=timeout)
+    r = http.post(
+        url + f"{API}/upload",
+        files={"files": ("load-test.bin", payload, "application/octet-stream")},
+        timeout=timeout,
+    )
     try:
         body = r.json()
     except ValueError:

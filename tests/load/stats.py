@@ -1,4 +1,5 @@
 """Small figures shared by the phases and the report."""
+
 from __future__ import annotations
 
 import itertools
