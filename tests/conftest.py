@@ -29,6 +29,25 @@ def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
     return path
 
 
+# The shape and recipe both toy models share: small enough to learn in seconds on one CPU thread.
+TINY_RECIPE = dict(
+    d_model=64,
+    n_heads=4,
+    d_ff=128,
+    n_encoder_layers=2,
+    n_decoder_layers=2,
+    dropout=0.0,
+    min_freq_src=1,
+    lr=3e-3,
+    schedule="cosine",
+    label_smoothing=0.0,
+    seed=0,
+    device="cpu",
+    threads=1,
+    progress=False,
+)
+
+
 def toy_train_config(tmp: Path, **overrides) -> TrainConfig:
     """A recipe that learns the reversal task in seconds on one CPU thread."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -38,24 +57,11 @@ def toy_train_config(tmp: Path, **overrides) -> TrainConfig:
         train_path=str(train),
         dev_path=str(dev),
         run_dir=str(tmp / "run"),
-        d_model=64,
-        n_heads=4,
-        d_ff=128,
-        n_encoder_layers=2,
-        n_decoder_layers=2,
-        dropout=0.0,
+        **TINY_RECIPE,
         max_len=32,
-        min_freq_src=1,
         epochs=10,
         max_tokens=512,
-        lr=3e-3,
         warmup_steps=60,
-        schedule="cosine",
-        label_smoothing=0.0,
-        seed=0,
-        device="cpu",
-        threads=1,
-        progress=False,
     )
     base.update(overrides)
     return TrainConfig(**base)
@@ -116,24 +122,11 @@ def zh_train_config(tmp: Path, **overrides) -> TrainConfig:
         train_path=str(train),
         dev_path=str(dev),
         run_dir=str(tmp / "run"),
-        d_model=64,
-        n_heads=4,
-        d_ff=128,
-        n_encoder_layers=2,
-        n_decoder_layers=2,
-        dropout=0.0,
+        **TINY_RECIPE,
         max_len=48,
-        min_freq_src=1,
         epochs=12,
         max_tokens=400,
-        lr=3e-3,
         warmup_steps=30,
-        schedule="cosine",
-        label_smoothing=0.0,
-        seed=0,
-        device="cpu",
-        threads=1,
-        progress=False,
         keep_checkpoints=1,
     )
     base.update(overrides)

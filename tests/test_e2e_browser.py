@@ -9,19 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_process import AppProcess
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
 
 try:
     from playwright.sync_api import sync_playwright
@@ -57,7 +45,7 @@ def shots(tmp_path_factory) -> Path:
 @pytest.fixture()
 def page(app_url):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1800})
         pg.dialogs = []
         pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))

@@ -33,18 +33,8 @@ try:
 except ImportError:  # the other benchmarks run without Playwright
     PlaywrightError = sync_playwright = None
 
-CHROMIUM = "/usr/bin/chromium"
-# As tests/test_e2e_browser.py launches it: headless, software rendering, nothing from the network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess  # noqa: E402  (tests/ is on sys.path: see __main__)
+
 VIEWPORT = {"width": 1400, "height": 1000}
 # Two 12-word sentences: Translate alternates them, so every translation changes the plot.
 SENTENCES = (
@@ -464,7 +454,6 @@ def bench_browser(
     """Measure the apps at `urls`, or start `python app.py APP_ARGS` for the run; prints a table per app (and
     writes JSON). With two or more apps, every repetition takes one sample of each in turn, in an order that
     alternates, so a change in the machine's load hits them alike."""
-    from app_process import AppProcess
 
     if sync_playwright is None:
         raise SystemExit("--browser needs Python playwright (pip install -r tests/requirements.txt)")
