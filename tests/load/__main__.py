@@ -3,7 +3,7 @@
 Starts `python app.py` on 127.0.0.1 with a temp folder of its own, then runs these phases in order:
   concurrency  gradio_client clients, each sending requests to /translate and /trace in turn;
   overload     more simultaneous requests than the queue holds: the excess must be refused at once;
-  run          simultaneous POST /gradio_api/run/translate (a route outside the queue today),
+  run          simultaneous POST /gradio_api/run/translate (a way round the queue, now closed),
                with GET /config timed meanwhile;
   worst        the largest input we know of (about 2,000 characters of unknown words) at beam 8,
                through /trace and through the page's Translate button: time, answer size, memory;
@@ -11,9 +11,10 @@ Starts `python app.py` on 127.0.0.1 with a temp folder of its own, then runs the
                /translate, /trace and the Translate button's private event: RSS and temp folder before/after;
   upload       one file POSTed to /gradio_api/upload: what the server keeps.
 Every loop is bounded in count and time, and the app is stopped and its temp folder removed at the end.
-Exit status 1 when something that works today broke (a failed or hung request, the app gone); the
-figures of known holes (run_route_accepted, rss_growth_mb, max_response_bytes, temp_dir_growth_bytes,
-upload_accepted_bytes) are reported in "summary", not judged.
+Exit status 1 when a promise of the public Space is broken: a failed or hung request, the app gone,
+a /run/ request accepted, RSS grown by more than 150 MB over the soak, a response over 2 MB, an
+upload kept, or temp files left after the app stopped. Server times are reported, not judged
+(they depend on the machine and what else runs on it).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The report: `summary` (the figures of known holes, for assertions to switch on later), `problems`
-(what breaks today's promises and makes the exit status 1), and the text a person reads."""
+"""The report: `summary` (the figures of issue 14's holes, now promises), `problems` (what breaks a
+promise and makes the exit status 1), and the text a person reads."""
 
 from __future__ import annotations
 
@@ -33,8 +33,14 @@ def summarize(r: dict) -> dict:
     }
 
 
+# The public Space's promises (README, reliability table).
+MAX_RSS_GROWTH_MB = 150  # over the soak: new sessions, a tenth of them long inputs
+MAX_RESPONSE_BYTES = 2_000_000
+MAX_UPLOAD_KEPT_BYTES = 4096  # "refused or capped to a few KB"
+
+
 def problems(r: dict) -> list[str]:
-    """Today's promises only: every request answered (no hang), the app alive, the counts adding up."""
+    """Every request answered (no hang), the app alive, the counts adding up, and the bounds held."""
     out = []
     if not r.get("app_alive"):
         out.append("the app stopped serving")
@@ -52,6 +58,17 @@ def problems(r: dict) -> list[str]:
         out.append(f"run: {b['statuses']['timeout']} requests hung")
     if w := r.get("worst"):
         out += [f"worst ({k}): hung" for k in ("trace", "ui") if w[k]["outcome"] == "timeout"]
+    s = r["summary"]
+    if s["run_route_accepted"]:
+        out.append(f"run: {s['run_route_accepted']} requests skipped the queue")
+    if (g := s["rss_growth_mb"]) is not None and g > MAX_RSS_GROWTH_MB:
+        out.append(f"soak: RSS grew {g} MB (limit {MAX_RSS_GROWTH_MB})")
+    if (n := s["max_response_bytes"]) is not None and n > MAX_RESPONSE_BYTES:
+        out.append(f"a response of {n:,} bytes (limit {MAX_RESPONSE_BYTES:,})")
+    if (n := s["upload_accepted_bytes"]) is not None and n > MAX_UPLOAD_KEPT_BYTES:
+        out.append(f"upload: {n:,} bytes kept (limit {MAX_UPLOAD_KEPT_BYTES:,})")
+    if n := s["temp_dir_left_after_exit_bytes"]:
+        out.append(f"{n:,} bytes of temp files left after the app stopped")
     return out
 
 
@@ -201,7 +218,7 @@ def text_report(r: dict) -> str:
         lines.append(f"  left on disk after the app stopped: {temp_line(t)}")
     lines += [
         "",
-        "summary (figures of known holes; not judged yet):",
+        "summary (each bound is judged under problems):",
         *table(["field", "value"], [[k, "-" if v is None else v] for k, v in r["summary"].items()]),
     ]
     lines += ["", "problems: " + ("; ".join(r["problems"]) if r["problems"] else "none")]
