@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ def escape(label: str) -> str:
 
 FONT = "Noto Sans CJK SC, Noto Sans, sans-serif"
 DEFAULT_WIDTH = 1100  # px of the plot's container when the client has not said
+NARROW = 600  # px: below this (a phone) the maps stack one per row and the colour bar lies flat
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
@@ -61,13 +63,19 @@ class GridGeometry:
 
 
 def grid_geometry(
-    n_rows: int, n_cols: int, x_labels: Sequence[str], y_labels: Sequence[str], width: int, show_scale: bool
+    n_rows: int,
+    n_cols: int,
+    x_labels: Sequence[str],
+    y_labels: Sequence[str],
+    width: int,
+    show_scale: bool,
+    n_heading_lines: int = 2,
 ) -> GridGeometry:
     tq, tk = max(1, len(y_labels)), max(1, len(x_labels))
     longest_y = max((len(t) for t in y_labels), default=1)
     longest_x = max((len(t) for t in x_labels), default=1)
     y_font = 12 if tq <= 20 else 11 if tq <= 32 else 10 if tq <= 45 else 9
-    narrow = width < 600
+    narrow = width < NARROW
     left = int(min(width * 0.35, 30 + 0.62 * y_font * longest_y))
     right = 70 if show_scale and not narrow else 12
     gap_x = 14
@@ -75,19 +83,29 @@ def grid_geometry(
     cell_w = panel_w / tk
     # Horizontal x labels only when every label fits its column; otherwise vertical, one line per
     # column, and where even that does not fit, every x_step-th column: never overlapping.
-    x_font = int(max(7, min(12, cell_w - 2)))
-    x_step = max(1, math.ceil((x_font + 1) / cell_w))
+    # A vertical label's line box is ~1.4 × its font size wide (measured in Chromium with Noto).
+    x_font = int(max(8, min(12, cell_w / 1.4)))
+    x_step = max(1, math.ceil(1.4 * x_font / cell_w))
     horizontal = longest_x * 0.62 * x_font <= cell_w - 2
     x_angle = 0 if horizontal else -90
     bottom = 40 + (x_font + 4 if horizontal else int(0.62 * x_font * longest_x) + 8)
-    cell_h = max(y_font + 5.0, min(30.0, cell_w))  # square-ish cells, never shorter than a label line
+    # Square-ish cells, never shorter than a label line; a single map may grow taller (the large view).
+    cell_h = max(y_font + 5.0, min(30.0 if n_rows * n_cols > 1 else 48.0, cell_w))
     panel_h = cell_h * tq
-    gap_y = 34.0
-    top = 70 + (40 if narrow and show_scale else 0)
+    # On a phone the maps stack, one per row, and each keeps its own key labels (no scrolling back to read them).
+    gap_y = 34.0 + (bottom - 40 if narrow else 0)
+    top = 34 + 18 * n_heading_lines + (50 if narrow and show_scale else 0)
     height = int(top + n_rows * panel_h + (n_rows - 1) * gap_y + bottom)
     return GridGeometry(
         cell_w, cell_h, x_font, y_font, x_angle, x_step, narrow, left, bottom, panel_h, gap_y, height, top
     )
+
+
+def heading_lines(title: str, subtitle: str, width: int) -> str:
+    """The figure's title and subtitle, wrapped to the width (Plotly never wraps, and a phone cuts)."""
+    lines = [escape(t) for t in textwrap.wrap(title, max(20, int((width - 20) / 8.5)))]
+    lines += [f"<sup>{escape(t)}</sup>" for t in textwrap.wrap(subtitle, max(24, int((width - 20) / 6.5)))]
+    return "<br>".join(lines)
 
 
 def attention_figure(
@@ -126,8 +144,21 @@ def attention_figure(
         raise ValueError(
             f"weights are {tq}×{tk} but there are {len(y_labels)} row and {len(x_labels)} column labels"
         )
+    if (width or DEFAULT_WIDTH) < NARROW and n_cols > 1:  # a phone: one map per row, each titled in full
+        row_titles = [
+            " · ".join(p for p in (row_titles[r] if r < len(row_titles) else "", col) if p)
+            for r in range(n_rows)
+            for col in (list(col_titles) + [""] * n_cols)[:n_cols]
+        ]
+        col_titles, weights = [], weights.reshape(n_rows * n_cols, 1, tq, tk)
+        n_rows, n_cols = n_rows * n_cols, 1
     xs, ys = unique_labels(x_labels), unique_labels(y_labels)
-    geo = grid_geometry(n_rows, n_cols, x_labels, y_labels, width or DEFAULT_WIDTH, shared_scale)
+    heading = heading_lines(
+        title if n_rows == 1 else f"{title} · rows: {y_title}", subtitle, width or DEFAULT_WIDTH
+    )
+    geo = grid_geometry(
+        n_rows, n_cols, x_labels, y_labels, width or DEFAULT_WIDTH, shared_scale, heading.count("<br>") + 1
+    )
     plot_h = geo.height - geo.top - geo.bottom  # the panels and the gaps between them, in px
     # The grid is laid out by hand (axis domains, one axis pair per panel): make_subplots
     # plus per-panel update_xaxes calls cost several times more, and this runs on every toggle.
@@ -168,15 +199,15 @@ def attention_figure(
                     hovertemplate=hover,
                     showscale=shared_scale and r == 0 and c == n_cols - 1,
                     colorbar=(
-                        dict(
+                        dict(  # above the first map's title, its tick labels below the bar
                             orientation="h",
                             x=0.5,
                             xanchor="center",
-                            y=1 + 12 / plot_h,
+                            y=1 + 34 / plot_h,
                             yanchor="bottom",
                             thickness=10,
                             len=0.6,
-                            title=dict(text="weight", side="top"),
+                            title=dict(text="weight", side="right"),
                         )
                         if geo.narrow
                         else dict(
@@ -216,8 +247,7 @@ def attention_figure(
                 showgrid=False,
                 zeroline=False,
                 range=[-0.5, tk - 0.5],
-                showticklabels=bottom_row,
-                title=dict(text=x_title, standoff=6) if bottom_row else None,
+                showticklabels=bottom_row or geo.narrow,
             )
             layout[f"yaxis{suffix}"] = dict(
                 domain=y_dom,
@@ -230,6 +260,21 @@ def attention_figure(
                 showticklabels=c == 0,
                 title=dict(text=y_title, standoff=4) if c == 0 and n_rows == 1 else None,
             )
+            if bottom_row:  # in the margin's last 24 px, under the labels: an axis title can land on them
+                annotations.append(
+                    dict(
+                        name="axis-title",
+                        text=escape(x_title),
+                        x=x0 + panel_w / 2,
+                        y=-(geo.bottom - 4) / plot_h,
+                        xref="paper",
+                        yref="paper",
+                        xanchor="center",
+                        yanchor="bottom",
+                        showarrow=False,
+                        font=dict(size=13),
+                    )
+                )
             parts = [
                 row_titles[r] if r < len(row_titles) else "",
                 col_titles[c] if c < len(col_titles) else "",
@@ -238,6 +283,7 @@ def attention_figure(
                 parts.append(f"darkest = {zmax:.2f}")
             annotations.append(
                 dict(
+                    name="panel-title",
                     text=escape(" · ".join(p for p in parts if p)),
                     x=x0 + panel_w / 2,
                     y=y1,
@@ -262,13 +308,27 @@ def attention_figure(
                         line=dict(color=HIGHLIGHT, width=2),
                     )
                 )
-    heading = escape(title if n_rows == 1 else f"{title} · rows: {y_title}")
-    if subtitle:
-        heading += f"<br><sup>{escape(subtitle)}</sup>"
+    right = 70 if shared_scale and not geo.narrow else 12
+    # The heading is an annotation pinned to the top-left corner: Plotly shifts a multi-line title upward,
+    # out of the figure, and a phone shows every line of it.
+    annotations.append(
+        dict(
+            name="heading",
+            text=heading,
+            xref="paper",
+            yref="paper",
+            x=-geo.left / max(1.0, (width or DEFAULT_WIDTH) - geo.left - right),
+            y=1 + (geo.top - 6) / plot_h,
+            xanchor="left",
+            yanchor="top",
+            align="left",
+            showarrow=False,
+            font=dict(size=15),
+        )
+    )
     layout.update(
-        title=dict(text=heading, x=0, xanchor="left", font=dict(size=15)),
         plot_bgcolor="white",
-        margin=dict(l=geo.left, r=70 if shared_scale and not geo.narrow else 12, t=geo.top, b=geo.bottom),
+        margin=dict(l=geo.left, r=right, t=geo.top, b=geo.bottom),
         height=geo.height,
         font=dict(family=FONT, size=12),
         annotations=annotations,

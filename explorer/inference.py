@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -149,6 +150,30 @@ def _rounded(a: np.ndarray) -> list:
     return np.round(a.astype(np.float64), 6).tolist()
 
 
+NOT_ENGLISH = (
+    "This model translates English, and {why}: the translation will be meaningless. Try an English sentence."
+)
+
+
+def not_english_reason(source: SourceInput) -> str | None:
+    """Why the input does not look like English (None when it does), judged on the words the model reads.
+
+    Most letters outside the Latin script (Chinese, Cyrillic…), most words without a letter (markup,
+    numbers, symbols), or most words unknown to the vocabulary: the model will still answer, confidently.
+    """
+    words = source.words[:-1] if source.words else source.tokens[:-1]  # </s> is not a word
+    letters = [ch for w in words for ch in w if ch.isalpha()]
+    if letters and sum(not unicodedata.name(ch, "").startswith("LATIN") for ch in letters) > len(letters) / 2:
+        return "most of this input is not in the Latin alphabet"
+    worded = [i for i, w in enumerate(words) if any(ch.isalpha() for ch in w)]
+    if len(worded) < len(words) / 2:
+        return "most of this input is symbols, numbers or markup rather than words"
+    unknown_words = {w for w, unk in zip(source.word_index, source.unknown) if unk}
+    if source.word_index and sum(i in unknown_words for i in worded) > len(worded) / 2:
+        return "most of its words are unknown to it"
+    return None
+
+
 def clean_input(text: str | None, max_chars: int = MAX_INPUT_CHARS) -> tuple[str, list[str]]:
     if text is None or not str(text).strip():
         raise InputError("Type an English sentence to translate.")
@@ -195,6 +220,8 @@ def prepare(
         notices.append(
             f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated."
         )
+    if why := not_english_reason(source):
+        notices.insert(0, NOT_ENGLISH.format(why=why))
     unknown = [t for t, u in zip(source.tokens, source.unknown) if u]
     if unknown:
         notices.append("Not in the model's vocabulary (read as <unk>): " + ", ".join(dict.fromkeys(unknown)))

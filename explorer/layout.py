@@ -10,18 +10,24 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from training.config import read_json
+from training.files import TRAINING_LOG_FILE
+
 from .figures import positional_encoding_figure
 from .loading import LoadedModel
+from .model_figures import model_summary_markdown, training_curves_figure
 from .views import KINDS
 
+FIRST_EXAMPLE = "She reads a book every night before she goes to bed."  # translated on the first visit
 EXAMPLES = [
+    FIRST_EXAMPLE,
     "I love you.",
     "Where is the train station?",
-    "She reads a book every night before she goes to bed.",
     "My brother became an engineer.",
     "It is going to rain tomorrow.",
     "Do you want to drink some tea?",
 ]
+NO_LARGE = "none"
 
 
 @dataclass
@@ -32,6 +38,8 @@ class Components:
     text: gr.Textbox
     beam: gr.Slider
     translate_btn: gr.Button
+    examples: gr.Examples
+    client_width: gr.Number  # the plot's width in px, set by the browser before each render
     # output of a translation
     translation: gr.Textbox
     notices: gr.Markdown
@@ -45,8 +53,11 @@ class Components:
     average: gr.Radio
     show_special: gr.Checkbox
     per_map: gr.Checkbox
+    words: gr.Checkbox
     specials_note: gr.Markdown
     attention_plot: gr.Plot
+    large: gr.Dropdown
+    large_plot: gr.Plot
     step: gr.Slider
     step_caption: gr.Markdown
     step_plot: gr.Plot
@@ -54,11 +65,23 @@ class Components:
     prepare_download: gr.Button
     download_status: gr.Markdown
     download: gr.DownloadButton
+    prepare_csv: gr.Button
+    csv_download: gr.DownloadButton
 
     @property
     def view_controls(self) -> list[gr.components.Component]:
-        """The six toggles that choose which attention maps are shown, in `make_view`'s order."""
-        return [self.kind, self.layer, self.heads, self.average, self.show_special, self.per_map]
+        """The toggles that choose which attention maps are shown, in `make_view`'s order."""
+        return [self.kind, self.layer, self.heads, self.average, self.show_special, self.per_map, self.words]
+
+
+def _training_log(loaded: LoadedModel) -> dict | None:
+    folder = loaded.translator.folder
+    path = folder / TRAINING_LOG_FILE if folder else None
+    try:
+        log = read_json(path) if path and path.is_file() else None
+    except (OSError, ValueError):  # optional file: a broken one only loses the curves
+        return None
+    return log if isinstance(log, dict) and isinstance(log.get("history"), list) and log["history"] else None
 
 
 def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Components:
@@ -75,22 +98,26 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
     if loaded.notice:
         gr.Markdown(f"⚠️ {loaded.notice}", elem_id="model-notice")
     trace_state = gr.State(None)
-    with gr.Row():
+    client_width = gr.Number(None, visible=False)
+    with gr.Row(equal_height=False):
         # The cap is said where the text is typed, so a cut is no surprise.
         text = gr.Textbox(
+            value=FIRST_EXAMPLE,
             label="English",
             placeholder="I love you.",
             scale=5,
+            min_width=280,
             max_length=20000,
             info=f"Up to {max_words} words (punctuation counts); longer input is cut, with a notice.",
             elem_id="source-text",
             autofocus=True,
         )
-        beam = gr.Slider(
-            1, max_beam, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)", scale=2
-        )
-        translate_btn = gr.Button("Translate", variant="primary", scale=1, elem_id="translate-btn")
-    gr.Examples(EXAMPLES, inputs=text, label="Examples")
+        with gr.Column(scale=2, min_width=200):
+            beam = gr.Slider(
+                1, max_beam, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)"
+            )
+            translate_btn = gr.Button("Translate", variant="primary", elem_id="translate-btn")
+    examples = gr.Examples(EXAMPLES, inputs=text, label="Examples (click one to translate it)")
     translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation", buttons=["copy"])
     notices = gr.Markdown(elem_id="notices")
 
@@ -102,8 +129,13 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
                 label="Attention",
                 elem_id="kind",
             )
+            # One layer by default: its heads fit side by side at a readable size. The last, because
+            # its cross-attention is the sharpest (mean row entropy 1.2 bits against 1.6 for layer 1).
             layer = gr.Radio(
-                ["all"] + [str(i + 1) for i in range(n_layers)], value="all", label="Layer", elem_id="layer"
+                ["all"] + [str(i + 1) for i in range(n_layers)],
+                value=str(n_layers),
+                label="Layer",
+                elem_id="layer",
             )
         with gr.Row():
             heads = gr.CheckboxGroup(
@@ -115,23 +147,45 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
             average = gr.Radio(
                 ["grid", "average"], value="grid", label="Selected heads as", elem_id="average"
             )
-            show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
-            per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
+            with gr.Column(min_width=200):
+                show_special = gr.Checkbox(True, label="Show <s> and </s>", elem_id="show-special")
+                per_map = gr.Checkbox(False, label="Scale each map to its own maximum", elem_id="per-map")
+                words = gr.Checkbox(
+                    False,
+                    label="Whole words (pool subword pieces)",
+                    visible=translator.subwords is not None,
+                    elem_id="words",
+                )
         specials_note = gr.Markdown()
-        attention_plot = gr.Plot(label="Attention", elem_id="attention-plot")
+        attention_plot = gr.Plot(label="Attention", show_label=False, elem_id="attention-plot")
         gr.Markdown(
             "Rows are queries, columns are keys; each row sums to 1. Decoder row *t* reads the token on the "
             "left of the arrow and predicts the one on its right. Grey cells in the decoder self-attention are "
             "the masked future (not a learned zero). Hover a cell for the exact weight."
+            + (
+                " English words are read as subword pieces; a word's first piece carries SentencePiece's "
+                "`▁` mark (`▁s es qu iped al ian`), so a piece without it continues the word before. "
+                "*Whole words* pools the pieces back: a key's weight is summed over its pieces, an "
+                "English query row averaged over them, so every row still sums to 1."
+                if translator.subwords is not None
+                else ""
+            )
         )
+        large = gr.Dropdown(
+            [NO_LARGE] + [f"layer {la + 1} · head {h + 1}" for la in range(n_layers) for h in range(n_heads)],
+            value=NO_LARGE,
+            label="Open one map large",
+            elem_id="large",
+        )
+        large_plot = gr.Plot(label="One map, large", show_label=False, visible=False, elem_id="large-plot")
         with gr.Row():
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, min_width=280):
                 step = gr.Slider(
                     1, 2, value=1, step=1, label="Step through decoding", interactive=False, elem_id="step"
                 )
                 step_caption = gr.Markdown()
-            with gr.Column(scale=3):
-                step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
+            with gr.Column(scale=3, min_width=280):
+                step_plot = gr.Plot(label="Next-token probabilities", show_label=False, elem_id="step-plot")
     with gr.Tab("Positional encoding"):
         gr.Markdown(
             "The sinusoidal encoding added to every token embedding: "
@@ -142,14 +196,34 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
             label="Positional encoding",
             elem_id="pe-plot",
         )
+    with gr.Tab("Model"):
+        n_params = sum(p.numel() for p in translator.model.parameters())
+        gr.Markdown(model_summary_markdown(translator.info, n_params, model_id), elem_id="model-summary")
+        log = _training_log(loaded)
+        if log:
+            gr.Plot(
+                training_curves_figure(log["history"], log.get("shipped_epoch")),
+                label="Training curves",
+                elem_id="training-curves",
+            )
+        else:
+            gr.Markdown(
+                f"No `{TRAINING_LOG_FILE}` in this weights folder, so no training curves: "
+                "`python -m training export` writes one."
+            )
     with gr.Tab("Export"):
         gr.Markdown(
             "The whole trace (tokens, translation, every attention map as "
-            "`[layer][head][query][key]`) as JSON. Each plot's toolbar also saves a PNG."
+            "`[layer][head][query][key]`) as JSON; the maps shown on the Attention tab as CSV (one row per "
+            "cell: map, layer, head, query, key, weight). Each plot's camera button saves a PNG named "
+            "after the sentence."
         )
         with gr.Row():
             prepare_download = gr.Button("Prepare trace JSON", interactive=False, elem_id="prepare-trace")
             download = gr.DownloadButton("Download trace JSON", interactive=False, elem_id="download-trace")
+        with gr.Row():
+            prepare_csv = gr.Button("Prepare visible maps as CSV", interactive=False, elem_id="prepare-csv")
+            csv_download = gr.DownloadButton("Download CSV", interactive=False, elem_id="download-csv")
         download_status = gr.Markdown(elem_id="download-status")
     gr.Markdown(
         f"<small>Model: `{model_id}` · {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, {n_heads} heads, "
@@ -161,6 +235,8 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
         text=text,
         beam=beam,
         translate_btn=translate_btn,
+        examples=examples,
+        client_width=client_width,
         translation=translation,
         notices=notices,
         trace_state=trace_state,
@@ -170,12 +246,17 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
         average=average,
         show_special=show_special,
         per_map=per_map,
+        words=words,
         specials_note=specials_note,
         attention_plot=attention_plot,
+        large=large,
+        large_plot=large_plot,
         step=step,
         step_caption=step_caption,
         step_plot=step_plot,
         prepare_download=prepare_download,
         download_status=download_status,
         download=download,
+        prepare_csv=prepare_csv,
+        csv_download=csv_download,
     )

@@ -1,4 +1,4 @@
-"""Trace JSON files for the download button: one folder per process, bounded, never half-written.
+"""Download files (the trace JSON, the visible maps as CSV): one folder per process, bounded, never half-written.
 
 The folder lives inside Gradio's cache folder (GRADIO_TEMP_DIR, else <tmp>/gradio), so Gradio
 serves the file where it is instead of copying it a second time. Its name carries the PID:
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ from .inference import Trace
 FOLDER_PREFIX = "attention-explorer-"
 MAX_BYTES = 64 * 2**20  # all trace files together; the oldest go first
 MAX_AGE_S = 15 * 60  # Gradio's delete_cache uses the same age
+SUFFIXES = ("json", "csv")
 
 
 def cache_root() -> Path:
@@ -83,14 +85,22 @@ class TraceFiles:
     def remove_all(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def write(self, tr: Trace) -> Path:
+    def write(self, tr: Trace, stem: str = "trace") -> Path:
         """Write `tr` as JSON and return the path. Raises OSError (e.g. ENOSPC), leaving no partial file."""
-        data = encode(tr)
+        return self.write_bytes(encode(tr), stem, "json")
+
+    def write_text(self, text: str, stem: str, suffix: str) -> Path:
+        return self.write_bytes(text.encode("utf-8", errors="replace"), stem, suffix)
+
+    def write_bytes(self, data: bytes, stem: str, suffix: str) -> Path:
+        """Write `data` as `<stem>-<random>.<suffix>` (the name the browser saves it under), atomically."""
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,60}", stem) or suffix not in SUFFIXES:
+            raise ValueError(f"bad download name {stem!r}.{suffix!r}")
         with self._lock:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._prune(len(data))
-            path = self.dir / f"trace-{secrets.token_hex(8)}.json"
-            fd, staging = tempfile.mkstemp(dir=self.dir, prefix=".trace-", suffix=".part")
+            path = self.dir / f"{stem}-{secrets.token_hex(4)}.{suffix}"
+            fd, staging = tempfile.mkstemp(dir=self.dir, prefix=".download-", suffix=".part")
             os.close(fd)
             try:
                 with open(staging, "wb") as f:
@@ -104,7 +114,7 @@ class TraceFiles:
 
     def files(self) -> list[Path]:
         with contextlib.suppress(OSError):
-            return sorted(self.dir.glob("trace-*.json"))
+            return sorted(f for f in self.dir.iterdir() if f.suffix[1:] in SUFFIXES)
         return []
 
     def total_bytes(self) -> int:
@@ -117,7 +127,7 @@ class TraceFiles:
     def _prune(self, incoming: int) -> None:
         """Make room for `incoming` bytes: drop files past their age, then the oldest until the budget holds."""
         now, files = time.time(), []
-        for f in self.dir.glob("trace-*.json"):
+        for f in self.files():
             with contextlib.suppress(OSError):
                 st = f.stat()
                 files.append((st.st_mtime, st.st_size, f))

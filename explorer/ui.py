@@ -9,12 +9,15 @@ gr.State holds; every toggle re-renders from it without running the model again.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+import plotly.graph_objects as go
+from gradio.components.plot import PlotData
 from starlette.middleware import Middleware
 
 from .http_guard import REQUIRED, Guard, call_v2_errors
@@ -23,7 +26,7 @@ from .layout import Components, build_layout
 from .loading import LoadedModel
 from .trace_files import MAX_AGE_S, TraceFiles
 from .trace_store import TTL_S, TraceStore
-from .views import View, attention_view, step_view
+from .views import View, attention_view, file_stem, maps_csv, step_view
 
 log = logging.getLogger("explorer")
 
@@ -70,11 +73,25 @@ def refusal(where: str, message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+# Runs in the browser before an event that renders maps: the last input (client_width) becomes the
+# plot's width in px, so sizes, fonts and the phone layout follow the screen (also after a resize).
+WITH_WIDTH = """(...args) => {
+  const el = document.querySelector('#attention-plot');
+  const w = el && el.clientWidth > 100 ? el.clientWidth : document.body.clientWidth - 32;
+  args[args.length - 1] = Math.max(240, Math.round(w));
+  return args;
+}"""
+
+
 def _layer_index(layer: str) -> int | None:
     return None if layer in (None, "all") else int(layer) - 1
 
 
-def make_view(kind, layer, heads, average, show_special, per_map, step) -> View:
+def _width(width) -> int | None:
+    return int(width) if isinstance(width, (int, float)) and 200 <= width <= 10000 else None
+
+
+def make_view(kind, layer, heads, average, show_special, per_map, words, step=None, width=None) -> View:
     return View(
         kind=kind,
         layer=_layer_index(layer),
@@ -82,8 +99,25 @@ def make_view(kind, layer, heads, average, show_special, per_map, step) -> View:
         average=average == "average",
         show_special=show_special,
         shared_scale=not per_map,
+        words=bool(words),
         step=None if step is None else int(step) - 1,
+        width=_width(width),
     )
+
+
+def large_view(view: View, large: str | None) -> View | None:
+    """The one map picked in "Open one map large" ("layer 2 · head 3"), in the view's kind and options."""
+    m = re.fullmatch(r"layer (\d+) · head (\d+)", large or "")
+    if not m:
+        return None
+    return View(**{**vars(view), "layer": int(m[1]) - 1, "heads": [int(m[2]) - 1], "average": False})
+
+
+def as_plot(fig: go.Figure, stem: str) -> PlotData:
+    """The figure as gr.Plot sends it, plus Plotly's config: the camera button saves `<stem>.png` at 2×."""
+    data = json.loads(fig.to_json())
+    data["config"] = {"toImageButtonOptions": {"filename": stem, "scale": 2}, "displaylogo": False}
+    return PlotData(type="plotly", plot=json.dumps(data))
 
 
 def md_escape(text: str) -> str:
@@ -116,64 +150,99 @@ def capped_trace(loaded: LoadedModel, text, beam) -> Trace:
 # Handlers that re-render a kept Trace: they never run the model, so they stay out of MODEL_GROUP.
 
 
+def render_maps(c: Components, tr: Trace, view: View, large: str | None) -> dict:
+    """The attention plot, and the large one when a map is picked (hidden otherwise)."""
+    stem = file_stem(tr)
+    out = {c.attention_plot: as_plot(attention_view(tr, view), stem)}
+    one = large_view(view, large)
+    if one is None:
+        out[c.large_plot] = gr.update(visible=False, value=None)
+    else:
+        try:
+            out[c.large_plot] = gr.update(
+                visible=True, value=as_plot(attention_view(tr, one), stem + "-large")
+            )
+        except ValueError:  # e.g. layer 3 of a 2-layer encoder
+            out[c.large_plot] = gr.update(visible=False, value=None)
+    return out
+
+
 def view_handlers(store: TraceStore, c: Components) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    def rerender(key, kind, layer, heads, average, show_special, per_map, step):
+    def rerender(key, kind, layer, heads, average, show_special, per_map, words, step, large, width):
         tr = store.get(key)
         if tr is None:  # never translated, or the trace was evicted or expired
             return {c.notices: EXPIRED}
+        view = make_view(kind, layer, heads, average, show_special, per_map, words, step, width)
         try:
-            return {
-                c.attention_plot: attention_view(
-                    tr, make_view(kind, layer, heads, average, show_special, per_map, step)
-                )
-            }
+            return render_maps(c, tr, view, large)
         except ValueError as e:  # e.g. a layer this kind does not have (encoder and decoder depths differ)
             gr.Warning(str(e))
             return gr.skip()
 
-    def on_step(key, kind, layer, heads, average, show_special, per_map, step):
+    def on_step(key, kind, layer, heads, average, show_special, per_map, words, step, large, width):
         tr = store.get(key)
         if tr is None:
             return {c.notices: EXPIRED}
         fig, caption = step_view(tr, int(step) - 1)
-        shown = rerender(key, kind, layer, heads, average, show_special, per_map, step)
-        return {**(shown if isinstance(shown, dict) else {}), c.step_plot: fig, c.step_caption: caption}
+        shown = rerender(key, kind, layer, heads, average, show_special, per_map, words, step, large, width)
+        return {
+            **(shown if isinstance(shown, dict) else {}),
+            c.step_plot: as_plot(fig, file_stem(tr, "next-token")),
+            c.step_caption: caption,
+        }
 
     return rerender, on_step
 
 
-def download_handler(store: TraceStore, files: TraceFiles, c: Components) -> Callable[..., dict]:
-    """The Export tab's Prepare button: the JSON file is written only when someone asks for it."""
+UNAVAILABLE = (
+    "⚠️ The download is unavailable right now: the server could not write the file ({why}). "
+    "Translating and the maps still work."
+)
 
-    def prepare_download(key) -> dict:
+
+def download_handlers(
+    store: TraceStore, files: TraceFiles, c: Components
+) -> tuple[Callable[..., dict], Callable[..., dict]]:
+    """The Export tab's Prepare buttons: a file is written only when someone asks for it."""
+
+    def offer(key, button: gr.DownloadButton, write: Callable[[Trace], Any]) -> dict:
         tr = store.get(key)
         if tr is None:
-            return {c.download_status: EXPIRED, c.download: gr.update(value=None, interactive=False)}
+            return {c.download_status: EXPIRED, button: gr.update(value=None, interactive=False)}
         try:
-            path = files.write(tr)
+            path = write(tr)
         except OSError as e:  # e.g. a full disk: only the download is lost, translating still works
-            log.warning("trace file not written: %s", e)
+            log.warning("download file not written: %s", e)
             return {
-                c.download_status: "⚠️ The download is unavailable right now: the server could not write "
-                f"the file ({e.strerror or e}). Translating and the maps still work.",
-                c.download: gr.update(value=None, interactive=False),
+                c.download_status: UNAVAILABLE.format(why=e.strerror or e),
+                button: gr.update(value=None, interactive=False),
             }
         size_kb = max(1, path.stat().st_size // 1024)
         return {
-            c.download_status: f"Ready ({size_kb:,} KB): press **Download trace JSON**.",
-            c.download: gr.update(value=str(path), interactive=True),
+            c.download_status: f"Ready: `{path.name}` ({size_kb:,} KB). Press **{button.value}**.",
+            button: gr.update(value=str(path), interactive=True),
         }
 
-    return prepare_download
+    def prepare_download(key) -> dict:
+        return offer(key, c.download, lambda tr: files.write(tr, file_stem(tr, "trace")))
+
+    def prepare_csv(key, kind, layer, heads, average, show_special, per_map, words) -> dict:
+        view = make_view(kind, layer, heads, average, show_special, per_map, words)
+        return offer(
+            key, c.csv_download, lambda tr: files.write_text(maps_csv(tr, view), file_stem(tr), "csv")
+        )
+
+    return prepare_download, prepare_csv
 
 
 # Handlers that run the model; `wire` puts every one in MODEL_GROUP.
 
 
 def translate_handler(loaded: LoadedModel, store: TraceStore, c: Components) -> Callable[..., dict]:
-    """The Translate button: trace the input, keep the Trace, then fill every output from it."""
+    """The Translate button (and an example's click, and the first visit): trace the input, keep the
+    Trace, then fill every output from it."""
 
-    def run(text, beam, kind, layer, heads, average, show_special, per_map) -> dict:
+    def run(text, beam, kind, layer, heads, average, show_special, per_map, words, large, width) -> dict:
         try:
             tr = capped_trace(loaded, text, beam)
         except InputError as e:
@@ -181,19 +250,21 @@ def translate_handler(loaded: LoadedModel, store: TraceStore, c: Components) -> 
             return {c.notices: f"- {md_escape(str(e))}"}  # the last good result stays on screen
         n = len(tr.target_tokens)
         fig_step, caption = step_view(tr, 0)
+        view = make_view(kind, layer, heads, average, show_special, per_map, words, 1, width)
         return {
             c.translation: tr.translation,
             c.notices: notices_markdown(tr),
             c.trace_state: store.put(tr),
-            c.attention_plot: attention_view(
-                tr, make_view(kind, layer, heads, average, show_special, per_map, 1)
-            ),
+            **render_maps(c, tr, view, large),
             c.step: gr.update(minimum=1, maximum=n, value=1, step=1, interactive=n > 1),
-            c.step_plot: fig_step,
+            c.step_plot: as_plot(fig_step, file_stem(tr, "next-token")),
             c.step_caption: caption,
             c.prepare_download: gr.update(interactive=True),
+            c.prepare_csv: gr.update(interactive=True),
             c.download_status: "",
-            c.download: gr.update(value=None, interactive=False),  # the old file belongs to the old trace
+            # the old files belong to the old trace
+            c.download: gr.update(value=None, interactive=False),
+            c.csv_download: gr.update(value=None, interactive=False),
         }
 
     return run
@@ -219,53 +290,66 @@ def api_endpoints(loaded: LoadedModel) -> tuple[Callable[..., str], Callable[...
     return translate_api, trace_api
 
 
-def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFiles) -> None:
+def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFiles, demo: gr.Blocks) -> None:
     """Every event of the page, plus the API endpoints; call inside the gr.Blocks that holds `c`.
 
     UI events are private (not in the API docs): the API is `translate` and `trace`. Every event is
     queued (`api_open=False` in build_demo), so none can skip the queue's bounds.
     """
     view = c.view_controls
-    gr.on(
-        [c.translate_btn.click, c.text.submit],
-        translate_handler(loaded, store, c),
-        inputs=[c.text, c.beam, *view],
-        outputs=[
-            c.translation,
-            c.notices,
-            c.trace_state,
-            c.attention_plot,
-            c.step,
-            c.step_plot,
-            c.step_caption,
-            c.prepare_download,
-            c.download_status,
-            c.download,
-        ],
-        api_visibility="private",
-        concurrency_id=MODEL_GROUP,
-    )
+    run = translate_handler(loaded, store, c)
+    run_inputs = [c.text, c.beam, *view, c.large, c.client_width]
+    run_outputs = [
+        c.translation,
+        c.notices,
+        c.trace_state,
+        c.attention_plot,
+        c.large_plot,
+        c.step,
+        c.step_plot,
+        c.step_caption,
+        c.prepare_download,
+        c.prepare_csv,
+        c.download_status,
+        c.download,
+        c.csv_download,
+    ]
+    model_event = dict(api_visibility="private", concurrency_id=MODEL_GROUP, js=WITH_WIDTH)
+    gr.on([c.translate_btn.click, c.text.submit], run, run_inputs, run_outputs, **model_event)
+    c.examples.load_input_event.then(run, run_inputs, run_outputs, **model_event)  # a click translates
+    demo.load(run, run_inputs, run_outputs, **model_event)  # the first visit opens on a translated example
     rerender, on_step = view_handlers(store, c)
+    render_inputs = [c.trace_state, *view, c.step, c.large, c.client_width]
     gr.on(
-        [control.change for control in view],
+        [control.change for control in view] + [c.large.change],
         rerender,
-        inputs=[c.trace_state, *view, c.step],
-        outputs=[c.attention_plot, c.notices],
+        inputs=render_inputs,
+        outputs=[c.attention_plot, c.large_plot, c.notices],
         api_visibility="private",
         concurrency_id=VIEW_GROUP,
+        js=WITH_WIDTH,
     )
     c.show_special.change(specials_note, c.show_special, c.specials_note, api_visibility="private")
     c.step.change(
         on_step,
-        [c.trace_state, *view, c.step],
-        [c.attention_plot, c.step_plot, c.step_caption, c.notices],
+        render_inputs,
+        [c.attention_plot, c.large_plot, c.step_plot, c.step_caption, c.notices],
+        api_visibility="private",
+        concurrency_id=VIEW_GROUP,
+        js=WITH_WIDTH,
+    )
+    prepare_download, prepare_csv = download_handlers(store, files, c)
+    c.prepare_download.click(
+        prepare_download,
+        c.trace_state,
+        [c.download_status, c.download],
         api_visibility="private",
         concurrency_id=VIEW_GROUP,
     )
-    c.prepare_download.click(
-        download_handler(store, files, c),
-        c.trace_state,
-        [c.download_status, c.download],
+    c.prepare_csv.click(
+        prepare_csv,
+        [c.trace_state, *view],
+        [c.download_status, c.csv_download],
         api_visibility="private",
         concurrency_id=VIEW_GROUP,
     )
@@ -288,7 +372,7 @@ def build_demo(
     with gr.Blocks(
         title="Attention explorer · English → Chinese", delete_cache=(MAX_AGE_S, MAX_AGE_S)
     ) as demo:
-        wire(build_layout(loaded, MAX_BEAM, MAX_WORDS), loaded, store, files)
+        wire(build_layout(loaded, MAX_BEAM, MAX_WORDS), loaded, store, files, demo)
     # CONCURRENCY bounds each concurrency group: MODEL_GROUP as a whole, VIEW_GROUP, and the specials note.
     # api_open=False: /run and /api refuse queued events, so every model call waits in the bounded queue.
     demo.queue(max_size=queue_size, default_concurrency_limit=concurrency, api_open=False)

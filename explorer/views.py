@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,3 +188,37 @@ def _ordinal(n: int) -> str:
 def _md(token: str) -> str:
     """A token shown inside Markdown as literal text (no markup, no HTML)."""
     return "`" + token.replace("`", "ˋ") + "`"
+
+
+def file_stem(trace: Trace, what: str = "attention") -> str:
+    """A download's name from its sentence: "attention-she-reads-a-book", ASCII only, at most ~50 chars."""
+    words = re.findall(r"[a-z0-9]+", trace.text.lower())
+    stem = "-".join(words)[:40].rstrip("-")
+    return f"{what}-{stem}" if stem else what
+
+
+def maps_csv(trace: Trace, view: View) -> str:
+    """The maps the view shows, one row per cell: map, layer, head, query, key, weight, masked.
+
+    Masked cells (the decoder's future) have an empty weight and masked = 1; averaged heads are
+    named "mean of 1, 2…" in the head column.
+    """
+    sel = select(trace, view)
+    weights, masked = sel["weights"], sel["masked"]
+    n_layers = weights.shape[0]
+    layers = [view.layer + 1] if view.layer is not None else list(range(1, n_layers + 1))
+    heads = [t.removeprefix("head ") for t in sel["col_titles"]]
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(
+        ["map", "kind", "layer", "head", "query_index", "query", "key_index", "key", "weight", "masked"]
+    )
+    for r, layer in enumerate(layers):
+        for c, head in enumerate(heads):
+            name = f"{view.kind} layer {layer} head {head}"
+            for i, q in enumerate(sel["y_labels"]):
+                for j, k in enumerate(sel["x_labels"]):
+                    off = masked is not None and bool(masked[i, j])
+                    weight = "" if off else f"{weights[r, c, i, j]:.6f}"
+                    w.writerow([name, view.kind, layer, head, i, q, j, k, weight, int(off)])
+    return out.getvalue()

@@ -51,8 +51,12 @@ def page(app_url):
         pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
         pg.goto(app_url)
         pg.wait_for_selector("#source-text textarea, #source-text input", timeout=30000)
+        pg.wait_for_selector(FIRST_MAP, timeout=120000)  # the first visit's example, translated on load
         yield pg
         browser.close()
+
+
+FIRST_MAP = "#attention-plot .js-plotly-plot .heatmaplayer"
 
 
 PLOT_STATE = """sel => {
@@ -70,7 +74,7 @@ PLOT_STATE = """sel => {
     y: full.length && full[0].y ? Array.from(full[0].y, v => String(v).replace(/\u200b/g, '')) : null,
     shapes: (ax.shapes || []).length,
     shape_rows: (ax.shapes || []).map(s => s.y0 + 0.5),
-    title: ax.title && ax.title.text,
+    title: ((ax.annotations || []).find(a => a.name === 'heading') || ax.title || {}).text,
   };
 }"""
 
@@ -90,22 +94,22 @@ def wait_plot_change(page, before, sel="#attention-plot", timeout=15):
 
 
 def translate(page, text):
+    """Type and press Translate; returns the plot as it was, for wait_plot_change."""
+    before = plot(page)
     box = page.locator("#source-text textarea, #source-text input").first
     box.fill(text)
     page.click("#translate-btn")
+    return before
 
 
 def test_translate_and_explore_attention(page, shots):
-    translate(page, "I love you.")
+    before = translate(page, "I love you.")
     page.wait_for_function(
-        "() => { const t = document.querySelector('#translation textarea');"
-        " return t && t.value.length > 0; }",
-        timeout=30000,
+        "() => document.querySelector('#translation textarea').value === '我爱你。'", timeout=30000
     )
-    assert page.input_value("#translation textarea") == "我爱你。"
-    cross = wait_plot_change(page, None)
+    cross = wait_plot_change(page, before)
     assert cross["title"].startswith("Cross-attention")
-    assert cross["n"] == 2 * 4  # all layers × all heads
+    assert cross["n"] == 4  # one layer (the last) × all heads: the readable default
     assert cross["x"] == ["i", "love", "you", ".", "&lt;/s&gt;"]
     assert cross["y"][1] == "我 → 爱"
     page.screenshot(path=str(shots / "cross.png"), full_page=True)
@@ -116,8 +120,12 @@ def test_translate_and_explore_attention(page, shots):
     assert dec["z"][0][1] is None  # masked future: empty cell, not a zero
     assert dec["x"][1] == "我"
 
-    page.locator("#layer label", has_text="2").click()
-    one_layer = wait_plot_change(page, dec)
+    page.locator("#layer label", has_text="all").click()
+    all_layers = wait_plot_change(page, dec)
+    assert all_layers["n"] == 2 * 4
+
+    page.locator("#layer label", has_text="1").click()
+    one_layer = wait_plot_change(page, all_layers)
     assert one_layer["n"] == 4
 
     page.locator("#heads label", has_text="1").first.click()
@@ -135,9 +143,9 @@ def test_translate_and_explore_attention(page, shots):
 
 
 def test_step_slider_highlights_rows_and_shows_top5(page, shots):
-    translate(page, "She is my sister.")
-    first = wait_plot_change(page, None)
-    step_plot = wait_plot_change(page, None, "#step-plot")
+    step_before = plot(page, "#step-plot")
+    first = wait_plot_change(page, translate(page, "She is my sister."))
+    step_plot = wait_plot_change(page, step_before, "#step-plot")
     number = page.locator("#step input[type=number]")
     number.fill("3")
     number.press("Enter")
@@ -150,8 +158,7 @@ def test_step_slider_highlights_rows_and_shows_top5(page, shots):
 
 
 def test_markup_in_the_input_is_shown_as_text(page, shots):
-    translate(page, "I love <img src=x onerror=alert(1)> you.")
-    state = wait_plot_change(page, None)
+    state = wait_plot_change(page, translate(page, "I love <img src=x onerror=alert(1)> you."))
     page.wait_for_timeout(500)
     assert page.dialogs == []
     assert any("&lt;" in x for x in state["x"])  # escaped, rendered as literal text
@@ -165,8 +172,7 @@ def test_empty_input_shows_a_message(page):
 
 
 def test_trace_json_download_and_png_button(page, tmp_path):
-    translate(page, "Thank you.")
-    wait_plot_change(page, None)
+    wait_plot_change(page, translate(page, "Thank you."))
     page.get_by_role("tab", name="Export").click()
     page.click("#prepare-trace")  # the file is written only when asked for
     page.wait_for_selector("#download-status :text('Ready')", timeout=15000)
@@ -187,3 +193,80 @@ def test_trace_json_download_and_png_button(page, tmp_path):
     page.get_by_role("tab", name="Attention").click()
     page.hover("#attention-plot .js-plotly-plot")
     assert page.locator("#attention-plot [data-title='Download plot as a PNG']").count() == 1
+
+
+def test_the_first_visit_shows_a_translated_example_and_an_example_click_translates(page, shots):
+    # The fixture waited for FIRST_MAP without a click: the page opened on a drawn map.
+    first = plot(page)
+    assert first["n"] >= 1 and first["z"] and page.input_value("#translation textarea")
+    page.get_by_role("button", name="I love you.").click()
+    page.wait_for_function(
+        "() => document.querySelector('#translation textarea').value === '我爱你。'", timeout=30000
+    )
+    assert page.input_value("#source-text textarea") == "I love you."
+    clicked = wait_plot_change(page, first)
+    assert clicked["x"] == ["i", "love", "you", ".", "&lt;/s&gt;"]
+
+
+BOXES = """sel => {
+  const root = document.querySelector(sel);
+  const box = r => ({l: r.left, r: r.right, t: r.top, b: r.bottom});
+  const ticks = [...root.querySelectorAll('.xtick text, .ytick text')]
+    .filter(e => e.textContent.trim() !== '').map(e => box(e.getBoundingClientRect()));
+  const titles = [...root.querySelectorAll('.annotation-text, .gtitle')]
+    .filter(e => e.textContent.trim() !== '').map(e => ({text: e.textContent, ...box(e.getBoundingClientRect())}));
+  return {plot: box(root.getBoundingClientRect()), ticks, titles};
+}"""
+
+
+def overlapping(boxes: list[dict]) -> list[tuple[dict, dict]]:
+    return [
+        (a, b)
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if min(a["r"], b["r"]) - max(a["l"], b["l"]) > 0.5 and min(a["b"], b["b"]) - max(a["t"], b["t"]) > 0.5
+    ]
+
+
+def test_on_a_phone_nothing_overlaps_or_is_cut_and_the_page_never_scrolls_sideways(app_url, shots):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(app_url)
+        page.wait_for_selector(FIRST_MAP, timeout=60000)
+        before = translate(page, "She reads a book every night before she goes to bed and sleeps.")
+        wait_plot_change(page, before)
+        page.wait_for_timeout(500)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for sel in ("#attention-plot", "#step-plot"):
+            found = page.evaluate(BOXES, sel)
+            assert found["ticks"], sel
+            assert overlapping(found["ticks"]) == [], sel
+            frame = found["plot"]
+            for t in found["titles"]:
+                assert frame["l"] - 1 <= t["l"] and t["r"] <= frame["r"] + 1 and frame["t"] - 1 <= t["t"], (
+                    sel,
+                    t,
+                )
+        page.screenshot(path=str(shots / "phone.png"), full_page=True)
+        browser.close()
+
+
+def test_under_beam_search_the_chosen_token_is_marked_in_the_step_chart(page):
+    beam = page.locator("input[aria-label='number input for Beam size (1 = greedy)']")
+    if beam.count() == 0:
+        beam = page.locator("input[type=number]").first
+    beam.fill("4")
+    beam.press("Enter")
+    step_before = plot(page, "#step-plot")
+    wait_plot_change(page, translate(page, "She is my sister."))
+    wait_plot_change(page, step_before, "#step-plot")
+    bars = page.evaluate(
+        """() => { const el = document.querySelector('#step-plot .js-plotly-plot');
+        const d = el._fullData[0]; return {text: Array.from(d.text), colours: Array.from(d.marker.color)}; }"""
+    )
+    chosen = [i for i, t in enumerate(bars["text"]) if "chosen" in t]
+    assert (
+        len(chosen) == 1
+        and bars["colours"][chosen[0]] != bars["colours"][(chosen[0] + 1) % len(bars["text"])]
+    )

@@ -15,6 +15,58 @@ def heatmaps(fig):
     return [t for t in fig.data if isinstance(t, go.Heatmap)]
 
 
+def panel_titles(fig):
+    return [a.text for a in fig.layout.annotations if a.name == "panel-title"]
+
+
+def heading(fig):
+    return next(a.text for a in fig.layout.annotations if a.name == "heading")
+
+
+def test_on_a_phone_the_maps_stack_one_per_row_each_with_its_own_labels():
+    w = rand_maps(2, 4, 5, 6)
+    kw = dict(row_titles=["layer 1", "layer 2"], col_titles=[f"head {h}" for h in range(1, 5)])
+    fig = attention_figure(w, list("abcdef"), list("vwxyz"), width=390, **kw)
+    hm = heatmaps(fig)
+    assert panel_titles(fig) == [f"layer {r} · head {h}" for r in (1, 2) for h in range(1, 5)]
+    for i, h in enumerate(hm):  # the same maps, in reading order
+        np.testing.assert_allclose(np.asarray(h.z, dtype=float), w[i // 4, i % 4])
+    axes = [fig.layout[f"xaxis{'' if i == 0 else i + 1}"] for i in range(8)]
+    assert all(tuple(a.domain) == (0.0, 1.0) and a.showticklabels for a in axes)
+    ys = [fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain for i in range(8)]
+    assert all(lo2 < hi2 < lo1 for (lo1, _), (lo2, hi2) in zip(ys, ys[1:]))  # stacked, never overlapping
+    wide = attention_figure(w, list("abcdef"), list("vwxyz"), width=1100, **kw)
+    assert len({fig.layout[f"xaxis{i}"].domain for i in ("", 2, 3, 4)}) == 1
+    assert len({wide.layout[f"xaxis{i}"].domain for i in ("", 2, 3, 4)}) == 4  # side by side on a desktop
+
+
+def test_the_heading_wraps_to_the_width_and_never_leaves_the_figure():
+    sub = "“She reads a book every night before she goes to bed.” → 她每晚都在床上读书。"
+    narrow = attention_figure(
+        rand_maps(1, 1, 3, 3),
+        list("abc"),
+        list("xyz"),
+        title="Cross-attention (decoder → encoder)",
+        subtitle=sub,
+        width=390,
+    )
+    wide = attention_figure(
+        rand_maps(1, 1, 3, 3),
+        list("abc"),
+        list("xyz"),
+        title="Cross-attention (decoder → encoder)",
+        subtitle=sub,
+        width=1100,
+    )
+    assert heading(narrow).count("<br>") > heading(wide).count("<br>") == 1
+    for line in heading(narrow).replace("<sup>", "").replace("</sup>", "").split("<br>"):
+        assert len(line) <= (390 - 20) / 6.5
+    h = next(a for a in narrow.layout.annotations if a.name == "heading")
+    assert h.yanchor == "top" and h.y <= 1 + narrow.layout.margin.t / (
+        narrow.layout.height - narrow.layout.margin.t - narrow.layout.margin.b
+    )
+
+
 def test_one_heatmap_per_panel_with_z_shaped_like_the_labels():
     w = rand_maps(2, 3, 4, 5)
     fig = attention_figure(
@@ -29,7 +81,7 @@ def test_one_heatmap_per_panel_with_z_shaped_like_the_labels():
     for i, h in enumerate(hm):
         assert np.asarray(h.z).shape == (4, 5)
         np.testing.assert_allclose(np.asarray(h.z, dtype=float), w[i // 3, i % 3])
-    assert [a.text for a in fig.layout.annotations][:2] == ["layer 1 · head 1", "layer 1 · head 2"]
+    assert panel_titles(fig)[:2] == ["layer 1 · head 1", "layer 1 · head 2"]
     assert list(hm[0].x) == list("abcde") and list(hm[0].y) == list("wxyz")
     # Hover reads the labels from the axes: no string per cell travels to the browser.
     assert all(h.text is None and "%{x}" in h.hovertemplate and "%{y}" in h.hovertemplate for h in hm)
@@ -61,7 +113,7 @@ def test_shared_scale_is_zero_to_one_and_per_map_scale_follows_each_max():
     fig = attention_figure(w, list("abc"), list("abc"), shared_scale=False)
     own = heatmaps(fig)
     assert [h.zmax for h in own] == pytest.approx([w[0, 0].max(), w[0, 1].max()])
-    assert [a.text for a in fig.layout.annotations] == [f"darkest = {w[0, c].max():.2f}" for c in range(2)]
+    assert panel_titles(fig) == [f"darkest = {w[0, c].max():.2f}" for c in range(2)]
 
 
 def test_per_map_scale_ignores_rows_forced_to_one():
@@ -79,7 +131,7 @@ def test_labels_are_escaped_text():
     ticks = list(heatmaps(fig)[0].x)
     assert ticks == ["&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "a&amp;b"]
     assert list(heatmaps(fig)[0].y) == ticks
-    assert "<" not in fig.layout.title.text
+    assert "&lt;b&gt;t&lt;/b&gt;" in heading(fig)
 
 
 def test_highlighted_row_is_outlined():

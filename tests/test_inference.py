@@ -146,3 +146,26 @@ def test_shown_next_token_probabilities_are_the_ones_decoding_scored(translator)
     # Greedy decoding takes the likeliest token at every step, and its score is their summed log-probability.
     assert [row[0][0] for row in tr.top_next] == tr.predicted_tokens
     assert sum(np.log(row[0][1]) for row in tr.top_next) == pytest.approx(tr.score, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("我爱你。", "not in the Latin alphabet"),
+        ("Привет, как дела?", "not in the Latin alphabet"),
+        ("<b>" * 20, "symbols, numbers or markup"),
+        ("1 2 3 4 5", "symbols, numbers or markup"),
+        ("Xyzzy plugh frobnicate quux.", "unknown"),
+    ],
+)
+def test_input_that_is_not_english_is_called_meaningless(zh_weights, text, why):
+    tr = trace(load_weights_dir(zh_weights), text, beam=1)
+    assert "translates English" in tr.notices[0] and why in tr.notices[0] and "meaningless" in tr.notices[0]
+
+
+@pytest.mark.parametrize(
+    "text", ["I love you.", "Where is the book?", "I love xyzzy.", "I love you 42 times."]
+)
+def test_english_input_gets_no_such_warning(zh_weights, text):
+    tr = trace(load_weights_dir(zh_weights), text, beam=1)
+    assert not any("translates English" in n for n in tr.notices)

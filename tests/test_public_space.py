@@ -24,7 +24,8 @@ from explorer.trace_store import TraceStore
 from explorer.ui import MAX_TARGET_TOKENS, MAX_WORDS, build_demo, launch_options
 from training.translator import SourceInput
 
-VIEW = ["cross", "all", ["1", "2", "3", "4"], "grid", True, False]
+VIEW = ["cross", "all", ["1", "2", "3", "4"], "grid", True, False, False]
+EXTRA = ["none", None]  # the Translate event's last inputs: no large map, the browser's width unknown
 LONG = "<b>" * 500  # ~2,000 characters of unknown tokens: the worst case of the issue
 MB = 1_000_000  # 2 MB: 2,000,000 bytes
 
@@ -118,7 +119,7 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
     try:
         fns = fn_indices(url)
         ui_session = new_session()
-        join = {"data": ["I love you.", 1, *VIEW], "fn_index": fns["run"], "session_hash": ui_session}
+        join = {"data": ["I love you.", 1, *VIEW, *EXTRA], "fn_index": fns["run"], "session_hash": ui_session}
         assert post(url, "/queue/join", json=join).status_code == 200  # the UI's private event
         first = post(url, "/call/translate", json={"data": ["I love you.", 1]})
         deadline = time.time() + 30
@@ -140,7 +141,7 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
         direct = [
             ("/run/translate", {"data": ["I love you.", 1]}),
             ("/api/trace", {"data": ["I love you.", 1]}),
-            ("/run/predict", {"data": ["I love you.", 1, *VIEW], "fn_index": fns["run"]}),
+            ("/run/predict", {"data": ["I love you.", 1, *VIEW, *EXTRA], "fn_index": fns["run"]}),
         ]
         for path, body in direct:
             r = post(url, path, json=body)
@@ -163,16 +164,16 @@ def test_new_sessions_never_grow_the_trace_store_beyond_its_cap(space):
     _, store, _, _ = space
     sessions = [new_session() for _ in range(8)]
     for s in sessions:
-        out, _ = event(space, "run", ["I love you.", 1, *VIEW], s)
+        out, _ = event(space, "run", ["I love you.", 1, *VIEW, *EXTRA], s)
         assert out[0] == "我爱你。"
         assert len(store) <= 3
     assert len(store) == 3
     # The newest visitors can still explore; the oldest one is told plainly what to do.
-    toggle = ["decoder", "all", ["1", "2", "3", "4"], "grid", True, False, 1]
+    toggle = ["decoder", "all", ["1", "2", "3", "4"], "grid", True, False, False, 1, "none", None]
     newest, _ = event(space, "rerender", [None, *toggle], sessions[-1])
-    assert newest[0]["type"] == "plotly" and "Press Translate again" not in str(newest[1])
+    assert newest[0]["type"] == "plotly" and "Press Translate again" not in str(newest[2])
     oldest, _ = event(space, "rerender", [None, *toggle], sessions[0])
-    assert "Press Translate again" in oldest[1] and oldest[0] == {
+    assert "Press Translate again" in oldest[2] and oldest[0] == {
         "__type__": "update"
     }  # the plot is left alone
 
@@ -181,7 +182,7 @@ def test_the_session_state_is_a_key_into_the_store(loaded):
     store = TraceStore()
     demo = build_demo(loaded, store=store)
     run = next(f for f in demo.fns.values() if f.name == "run")
-    out = {c.elem_id or c.__class__.__name__: v for c, v in run.fn("I love you.", 1, *VIEW).items()}
+    out = {c.elem_id or c.__class__.__name__: v for c, v in run.fn("I love you.", 1, *VIEW, *EXTRA).items()}
     key = out["State"]
     assert isinstance(key, str) and len(key) < 64
     assert store.get(key).translation == "我爱你。"
@@ -228,11 +229,14 @@ def test_a_long_input_is_cut_and_every_response_stays_under_2_mb(space):
     assert len(data["target_tokens"]) <= MAX_TARGET_TOKENS
     assert any(f"explorer's maximum of {MAX_WORDS} words" in n for n in data["notices"])
     session = new_session()
-    out, size = event(space, "run", [LONG, 8, *VIEW], session)
+    out, size = event(space, "run", [LONG, 8, *VIEW, *EXTRA], session)
     assert size < 2 * MB and f"maximum of {MAX_WORDS} words" in out[1]
     for kind in ("encoder", "decoder", "cross"):
         _, size = event(
-            space, "rerender", [None, kind, "all", ["1", "2", "3", "4"], "grid", True, False, 1], session
+            space,
+            "rerender",
+            [None, kind, "all", ["1", "2", "3", "4"], "grid", True, False, False, 1, "none", None],
+            session,
         )
         assert size < 2 * MB, kind
 
@@ -260,7 +264,7 @@ def test_the_shipped_models_worst_case_fits_the_response_and_time_budget(text):
     from explorer.views import attention_view, step_view
 
     shipped = load_translator(str(SHIPPED))
-    view = lambda kind: ui.make_view(kind, "all", [], "grid", True, False, 1)  # noqa: E731 - every layer and head
+    view = lambda kind: ui.make_view(kind, "all", [], "grid", True, False, False, 1)  # noqa: E731 - every layer and head
     start = time.process_time()  # CPU time: what a request costs, whatever else the machine runs
     tr = ui.capped_trace(shipped, text, ui.MAX_BEAM)
     figures = [attention_view(tr, view("cross"))]  # what the Translate button returns
@@ -361,17 +365,18 @@ def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
 def test_a_full_disk_leaves_translation_working_and_the_download_unavailable(space, loaded, monkeypatch):
     _, _, files, _ = space
 
-    def full_disk(tr):
+    def full_disk(data, stem, suffix):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files, "write", full_disk)
+    monkeypatch.setattr(files, "write_bytes", full_disk)
     session = new_session()
-    out, _ = event(space, "run", ["I love you.", 1, *VIEW], session)
+    out, _ = event(space, "run", ["I love you.", 1, *VIEW, *EXTRA], session)
     assert out[0] == "我爱你。"
-    status, download = event(space, "prepare_download", [None], session)[0]
-    assert "download is unavailable" in status and "No space left" in status and "Translating" in status
-    assert download["value"] is None and download["interactive"] is False
-    out, _ = event(space, "run", ["Thank you.", 1, *VIEW], session)
+    for name, data in (("prepare_download", [None]), ("prepare_csv", [None, *VIEW])):  # JSON and CSV alike
+        status, download = event(space, name, data, session)[0]
+        assert "download is unavailable" in status and "No space left" in status and "Translating" in status
+        assert download["value"] is None and download["interactive"] is False
+    out, _ = event(space, "run", ["Thank you.", 1, *VIEW, *EXTRA], session)
     assert out[0] == translate_one(
         loaded.translator, "Thank you.", beam=1
     )  # and translating still works afterwards
@@ -383,7 +388,7 @@ def test_a_full_disk_leaves_translation_working_and_the_download_unavailable(spa
 def test_a_lone_surrogate_translates_and_its_json_downloads(space):
     _, _, files, _ = space
     session = new_session()
-    out, _ = event(space, "run", ["I love \ud800 you.", 1, *VIEW], session)
+    out, _ = event(space, "run", ["I love \ud800 you.", 1, *VIEW, *EXTRA], session)
     assert out[0] and "\ufffd" in out[1]  # named in the unknown-words notice as the replacement character
     status, download = event(space, "prepare_download", [None], session)[0]
     assert "Ready" in status and Path(download["value"]["path"]).parent == files.dir
@@ -465,7 +470,7 @@ def test_the_app_process_logs_refusals_in_one_line_and_cleans_its_temp_folder(zh
             assert kind == "error" and payload["error"]
         session = new_session()
         fns = fn_indices(app.url)
-        for name, data in (("run", ["I love you.", 1, *VIEW]), ("prepare_download", [None])):
+        for name, data in (("run", ["I love you.", 1, *VIEW, *EXTRA]), ("prepare_download", [None])):
             assert queue_event(app.url, fns[name], data, session)[0]["success"]
         ours = temp / f"{FOLDER_PREFIX}{app.proc.pid}"
         assert len(list(ours.glob("trace-*.json"))) == 1

@@ -1,6 +1,7 @@
 """English subword pieces: no Latin word is unknown, frequent words stay whole, pieces map back to
 words, and a subword model survives export → load bit for bit."""
 
+import base64
 import json
 import string
 
@@ -179,3 +180,28 @@ def test_too_few_subwords_for_the_alphabet_is_a_one_line_config_error():
 
     with pytest.raises(ConfigError, match="--subwords 50 is too small.*use at least"):
         Subwords.train(SENTENCES, vocab_size=50)
+
+
+def test_the_explorer_offers_whole_words_for_a_subword_model_and_pools_its_maps(subword_run):
+    from explorer.loading import load_translator
+    from explorer.ui import build_demo
+
+    _, weights = subword_run
+    demo = build_demo(load_translator(str(weights)))
+    words = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "words")
+    assert words.visible is True
+    run = next(f for f in demo.fns.values() if f.name == "run")
+    text = "I love unbelievably hot tea."
+    outs = {}
+    for pooled in (False, True):
+        view = ("cross", "all", ["1"], "grid", True, False, pooled, "none", None)
+        out = {c.elem_id: v for c, v in run.fn(text, 1, *view).items() if c.elem_id}
+        fig = json.loads(out["attention-plot"].plot)
+        outs[pooled] = next(t for t in fig["data"] if t["type"] == "heatmap")
+    n_words = len(load_weights_dir(weights).prepare(text).words)  # </s> included
+    assert len(outs[True]["x"]) == n_words < len(outs[False]["x"])
+    z = outs[True]["z"]  # Plotly sends numpy arrays as base64 with their dtype and shape
+    z = np.frombuffer(base64.b64decode(z["bdata"]), z["dtype"]).reshape(
+        [int(n) for n in z["shape"].split(",")]
+    )
+    np.testing.assert_allclose(z.sum(axis=1), 1.0, atol=1e-4)  # pooled rows are still distributions

@@ -50,12 +50,12 @@ def test_only_translate_and_trace_are_public_and_all_model_calls_share_one_concu
     model_calls = [fn_named(demo, name) for name in ("run", "translate_api", "trace_api")]
     assert {f.concurrency_id for f in model_calls} == {"model"}
     assert len(fn_named(demo, "run").targets) == 2  # the Translate button and Enter in the textbox
-    assert len(fn_named(demo, "rerender").targets) == 6  # each view control
+    assert len(fn_named(demo, "rerender").targets) == 8  # each view control, and "Open one map large"
 
 
 def test_translate_event_fills_every_output_and_an_error_only_the_notices(loaded):
     run = fn_named(build_demo(loaded), "run")
-    view = ("cross", "all", ["1", "2", "3", "4"], "grid", True, False)
+    view = ("cross", "all", ["1", "2", "3", "4"], "grid", True, False, False, "none", None)
     ok = run.fn("I love you.", 1, *view)
     assert list(ok) == run.outputs  # a value for every output, none skipped
     assert {c.elem_id: v for c, v in ok.items()}["translation"] == "我爱你。"
@@ -100,3 +100,59 @@ def test_hidden_specials_note_shows_the_tokens_as_text():
         r"`[^`]*`", "", note
     )  # bare <s> would render as strikethrough HTML
     assert specials_note(True) == ""
+
+
+def by_id(out: dict) -> dict:
+    return {c.elem_id: v for c, v in out.items() if c.elem_id}
+
+
+def test_the_first_visit_and_an_example_click_translate_through_the_same_handler(loaded):
+    demo = build_demo(loaded)
+    runs = [f for f in demo.fns.values() if f.name == "run"]
+    triggers = {
+        (demo.blocks[t[0]].elem_id if t[0] in demo.blocks else t[0], t[1]) for f in runs for t in f.targets
+    }
+    assert ("translate-btn", "click") in triggers and ("source-text", "submit") in triggers
+    assert any(event == "load" for _, event in triggers)  # the page opens on a translated example
+    example = fn_named(demo, "load_example")
+    chained = [f for f in runs if f.trigger_after == example._id]
+    assert len(chained) == 1  # an example click fills the box, then translates it
+    assert all(f.concurrency_id == "model" and f.js for f in runs)  # queued; the browser adds its width
+    text = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "source-text")
+    assert text.value  # the first visit's example is in the box
+
+
+def test_plots_carry_a_png_name_from_the_sentence_and_the_width_sets_the_layout(loaded):
+    run = fn_named(build_demo(loaded), "run")
+    view = ("cross", "2", ["1", "2", "3", "4"], "grid", True, False, False)
+    wide = by_id(run.fn("I love you.", 1, *view, "none", 1100))
+    phone = by_id(run.fn("I love you.", 1, *view, "none", 390))
+    for out in (wide, phone):
+        fig = json.loads(out["attention-plot"].plot)
+        assert fig["config"]["toImageButtonOptions"]["filename"] == "attention-i-love-you"
+    domains = lambda out: {
+        tuple(v["domain"])
+        for k, v in json.loads(out["attention-plot"].plot)["layout"].items()
+        if k.startswith("xaxis")
+    }  # noqa: E731
+    assert len(domains(wide)) == 4 and domains(phone) == {(0.0, 1.0)}  # side by side; stacked on a phone
+    assert wide["large-plot"]["visible"] is False
+
+
+def test_one_map_opens_large_in_the_views_kind(loaded):
+    run = fn_named(build_demo(loaded), "run")
+    view = ("encoder", "all", ["1", "2"], "grid", True, False, False)
+    out = by_id(run.fn("I love you.", 1, *view, "layer 2 · head 3", None))
+    large = out["large-plot"]
+    assert large["visible"] is True
+    fig = json.loads(large["value"].plot)
+    maps = [t for t in fig["data"] if t["type"] == "heatmap"]
+    assert len(maps) == 1 and any("layer 2 · head 3" in a["text"] for a in fig["layout"]["annotations"])
+
+
+def test_the_model_tab_says_what_the_model_is(loaded):
+    from explorer.model_figures import model_summary_markdown
+
+    text = model_summary_markdown(loaded.translator.info, 1234, "toy")
+    cfg = loaded.translator.model.cfg
+    assert f"{cfg.n_encoder_layers} encoder + {cfg.n_decoder_layers} decoder" in text and "1,234" in text

@@ -184,3 +184,40 @@ def test_trace_records_the_rank_and_probability_of_each_output_token(zh_weights)
     t = trace(load_weights_dir(zh_weights), "She is my sister.", beam=1)
     assert t.predicted_rank == [1] * len(t.predicted_tokens)  # greedy: always the likeliest
     assert t.predicted_prob == pytest.approx([row[0][1] for row in t.top_next])
+
+
+def test_the_csv_holds_every_visible_cell_with_its_weight(tr):
+    import csv
+    import io
+
+    from explorer.views import maps_csv
+
+    view = View(kind="decoder", layer=1, heads=[0, 2])
+    rows = list(csv.DictReader(io.StringIO(maps_csv(tr, view))))
+    t = len(tr.target_tokens)
+    assert len(rows) == 2 * t * t
+    got = np.zeros((2, t, t))
+    for r in rows:
+        h = ["1", "3"].index(r["head"])
+        i, j = int(r["query_index"]), int(r["key_index"])
+        assert r["layer"] == "2" and r["kind"] == "decoder"
+        if j > i:  # the future: masked, no number
+            assert r["masked"] == "1" and r["weight"] == ""
+        else:
+            assert r["masked"] == "0"
+            got[h, i, j] = float(r["weight"])
+    np.testing.assert_allclose(got, tr.decoder_self[1][[0, 2]], atol=1e-6)
+    assert rows[0]["query"] == "<s> → 我" and rows[0]["key"] == "<s>"
+    averaged = list(csv.DictReader(io.StringIO(maps_csv(tr, View(kind="cross", heads=[0, 1], average=True)))))
+    assert {r["head"] for r in averaged} == {"mean of heads 1, 2"}
+    assert len(averaged) == tr.n_decoder_layers * t * len(tr.source_tokens)
+
+
+def test_download_names_come_from_the_sentence(tr):
+    from explorer.views import file_stem
+
+    assert file_stem(tr) == "attention-i-love-you"
+    tr2 = type(tr)(**{**vars(tr), "text": "我爱你 <b>" * 20})
+    assert file_stem(tr2, "trace") == "trace-" + "-".join(["b"] * 20)[:39]  # ASCII words only, ≤ 40 chars
+    tr3 = type(tr)(**{**vars(tr), "text": "我爱你"})
+    assert file_stem(tr3) == "attention"

@@ -73,6 +73,7 @@ class Translator:
     decoding: DecodeSettings = field(default_factory=DecodeSettings)
     info: dict[str, Any] = field(default_factory=dict)  # config.json extras (metrics, name)
     subwords: Subwords | None = None  # splits English words into pieces; None: the vocabulary holds words
+    folder: Path | None = None  # the weights folder it was loaded from (its optional files: the Model tab)
 
     @property
     def device(self) -> torch.device:
@@ -286,7 +287,7 @@ def load_weights_dir(path: str | Path, device: str | torch.device = "cpu") -> Tr
                 f"{subwords_path}: its pieces differ from {SRC_VOCAB_FILE}; the two come from different runs"
             )
     return Translator(
-        model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config, subwords
+        model, src_vocab, tgt_vocab, bool(tok.get("lowercase", True)), settings, config, subwords, path
     )
 
 
