@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from .figures import positional_encoding_figure
+from .head_tab import HeadComponents, build_head_tab
 from .loading import LoadedModel
 from .views import KINDS
 
@@ -54,6 +55,7 @@ class Components:
     prepare_download: gr.Button
     download_status: gr.Markdown
     download: gr.DownloadButton
+    head: HeadComponents | None = None  # the "Inside a head" tab (explorer/head_tab.py)
 
     @property
     def view_controls(self) -> list[gr.components.Component]:
@@ -132,6 +134,8 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
                 step_caption = gr.Markdown()
             with gr.Column(scale=3):
                 step_plot = gr.Plot(label="Next-token probabilities", elem_id="step-plot")
+    with gr.Tab("Inside a head", elem_id="head-tab") as head_tab:
+        head = build_head_tab(loaded, head_tab)
     with gr.Tab("Positional encoding"):
         gr.Markdown(
             "The sinusoidal encoding added to every token embedding: "
@@ -178,4 +182,5 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
         prepare_download=prepare_download,
         download_status=download_status,
         download=download,
+        head=head,
     )

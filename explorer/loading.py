@@ -31,6 +31,7 @@ class LoadedModel:
     translator: Translator
     model_id: str  # what the footer and the trace name: a path, or repo@revision
     notice: str = ""  # set when the requested weights could not be used and a fallback was
+    folder: Path | None = None  # the weights folder used: optional files (head_stats.json) are read from it
 
 
 def _cached_commit(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> str | None:
@@ -166,7 +167,7 @@ def _load_from_hub(
             f"using the bundled weights in {BUNDLED_WEIGHTS.name}/ instead."
         )
         print(f"warning: {notice}", file=sys.stderr)
-        return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice)
+        return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", notice, BUNDLED_WEIGHTS)
     missing = [name for name in WEIGHT_FILES if not (path / name).is_file()]
     if missing:
         raise WeightsError(
@@ -184,7 +185,7 @@ def _load_from_hub(
     if note:
         notice = f"{label}: {note}."
         print(f"warning: {notice}", file=sys.stderr)
-    return LoadedModel(translator, label, notice)
+    return LoadedModel(translator, label, notice, Path(path))
 
 
 def resolve(
@@ -206,10 +207,10 @@ def resolve(
     """
     if weights:
         path = Path(weights)
-        return LoadedModel(load_weights_dir(path, device), str(path))
+        return LoadedModel(load_weights_dir(path, device), str(path), folder=path)
     if repo_id:
         return _load_from_hub(repo_id, revision, device, endpoint, cache_dir, timeout)
-    return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
+    return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)", folder=BUNDLED_WEIGHTS)
 
 
 def positive_int(text: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from .head_tab import head_api_defaults, wire_head_tab
 from .http_guard import REQUIRED, Guard, call_v2_errors
 from .inference import InputError, Trace, trace, translate_one
 from .layout import Components, build_layout
@@ -273,6 +274,7 @@ def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFile
     translate_api, trace_api = api_endpoints(loaded)
     gr.api(translate_api, api_name="translate", concurrency_id=MODEL_GROUP)
     gr.api(trace_api, api_name="trace", concurrency_id=MODEL_GROUP)
+    wire_head_tab(c, c.head, loaded, store)  # its events, and /internals, /ablate, /head_stats
 
 
 def build_demo(
@@ -298,7 +300,11 @@ def build_demo(
 def launch_options(loaded: LoadedModel) -> dict[str, Any]:
     """`demo.launch(**launch_options(loaded), ...)`: the HTTP rules of a public Space."""
     default_beam = loaded.translator.decoding.beam
-    api_defaults = {"translate": [REQUIRED, default_beam], "trace": [REQUIRED, default_beam]}
+    api_defaults = {
+        "translate": [REQUIRED, default_beam],
+        "trace": [REQUIRED, default_beam],
+        **head_api_defaults(default_beam, REQUIRED),
+    }
     return dict(
         app_kwargs={
             "middleware": [Middleware(Guard, api_defaults=api_defaults)],
