@@ -4,7 +4,8 @@ Vectors are colour strips (red positive, blue negative, white 0; hover gives eac
 the steps from scores to weights are bars over the same key axis, one row per step, so a
 key's raw score, scaled score and weight line up. A masked key has no bar and no number:
 it is written "masked (−∞)". Key axes are numeric with tick labels, so repeated tokens keep
-their own position.
+their own position. Titles are Plotly HTML: callers escape what came from the user and may
+break lines with <br> (a phone shows ~45 characters a line).
 """
 
 from __future__ import annotations
@@ -94,13 +95,12 @@ class Grid:
                 self.layout,
                 title=dict(text=title, x=0, xanchor="left", font=dict(size=14)),
                 height=height,
-                margin=dict(l=10, r=10, t=70, b=10),
                 font=dict(family=FONT, size=12),
                 plot_bgcolor="white",
                 showlegend=False,
                 annotations=self.annotations,
                 shapes=list(shapes),
-                **layout,
+                **{"margin": dict(l=10, r=10, t=90, b=10), **layout},
             ),
         )
 
@@ -133,7 +133,9 @@ def strips_figure(
     """One colour strip per (name, vector), each on its own dimension axis and colour range
     (hover gives name[i] and the exact value). highlight: {name: (start, stop)} outlines a slice."""
     n = len(vectors)
-    g = Grid(n, v_gap=0.45 / max(n, 1) if n > 1 else 0.0)
+    strip_px, gap_px = 40, 52  # the gap holds a strip's tick labels and the next strip's title
+    plot_px = n * strip_px + (n - 1) * gap_px
+    g = Grid(n, v_gap=gap_px / plot_px)
     traces, shapes = [], []
     for i, (name, vec) in enumerate(vectors):
         v = np.asarray(vec, np.float64).reshape(1, -1)
@@ -156,7 +158,7 @@ def strips_figure(
                 )
             )
     g.x(n - 1, title=dict(text="dimension", standoff=4))
-    return g.figure(traces, escape(title), 80 + 85 * n, shapes)
+    return g.figure(traces, title, 90 + 55 + plot_px, shapes, margin=dict(l=10, r=10, t=90, b=55))
 
 
 def _key_ticks(g: Grid, i: int, keys: Sequence[str], show: bool) -> None:
@@ -243,7 +245,7 @@ def scores_figure(
     g.y(3, range=[0, 1.05])
     for i in range(4):
         _key_ticks(g, i, keys, i == 3)
-    return g.figure(traces, escape(title), 640)
+    return g.figure(traces, title, 660)
 
 
 def values_figure(
@@ -282,7 +284,7 @@ def values_figure(
     g.title(2, "Σ_j weight_j · v_j: this head's output (d_head values)")
     g.y(2, showticklabels=False)
     g.x(2, title=dict(text="dimension", standoff=4), range=[-0.5, d - 0.5])
-    fig = g.figure(traces, escape(title), 640)
+    fig = g.figure(traces, title, 660)
     fig.update_layout(plot_bgcolor=MASKED_BG)
     return fig
 
@@ -350,7 +352,7 @@ def terms_figure(
         )
     longest = max((len(t) for t in x_labels), default=1)
     per_row = max(170, min(320, 14 * len(ys) + 40 + 6 * longest))
-    fig = g.figure(traces, escape(title), 130 + per_row * n_rows)
+    fig = g.figure(traces, title, 150 + per_row * n_rows)
     fig.update_layout(plot_bgcolor=MASKED_BG)
     return fig
 
@@ -432,8 +434,8 @@ def head_grid_figure(
                     line=dict(color=HIGHLIGHT, width=3),
                 )
             )
-    fig = g.figure(traces, escape(title), 340, shapes)
-    fig.update_layout(plot_bgcolor=MASKED_BG, margin=dict(l=10, r=10, t=70, b=90))
+    fig = g.figure(traces, title, 360, shapes)
+    fig.update_layout(plot_bgcolor=MASKED_BG, margin=dict(l=10, r=10, t=90, b=90))
     return fig
 
 

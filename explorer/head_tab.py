@@ -10,6 +10,7 @@ through the model's concurrency group, as the Translate button does.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import threading
@@ -26,6 +27,7 @@ from training.files import HEAD_STATS_FILE
 from training.head_stats import STATS
 
 from .content_position import TERMS, first_layer_terms
+from .figures import escape
 from .head_figures import (
     delta_figure,
     head_grid_figure,
@@ -132,8 +134,6 @@ class HeadComponents:
     layer: gr.Radio
     head: gr.Radio
     query: gr.Dropdown
-    click: gr.Textbox  # hidden: a plot click's JSON, filled in by READ_CLICK_JS
-    click_btn: gr.Button  # hidden: clicked by the page's plotly_click listener
     status: gr.Markdown
     checks: gr.Markdown
     q_plot: gr.Plot
@@ -159,6 +159,9 @@ class HeadComponents:
     stats_caption: gr.Markdown
     stats_plot: gr.Plot
     stats_table: gr.Dataframe
+    # Hidden, placed by `wire_head_tab` outside the tab (a tab's content is not in the page until opened):
+    click: gr.Textbox | None = None  # a plot click's JSON, filled in by READ_CLICK_JS
+    click_btn: gr.Button | None = None  # clicked by the page's plotly_click listener
 
     @property
     def pickers(self) -> list[gr.components.Component]:
@@ -231,8 +234,6 @@ def build_head_tab(loaded: LoadedModel, tab: gr.Tab) -> HeadComponents:
         query = gr.Dropdown(
             [], value=None, label="Query (row)", elem_id="head-query", allow_custom_value=False
         )
-    click = gr.Textbox(visible="hidden", elem_id="head-click")
-    click_btn = gr.Button("click", visible="hidden", elem_id="head-click-btn")
     status = gr.Markdown(NOT_YET, elem_id="head-status")
     checks = gr.Markdown(elem_id="head-checks")
     gr.Markdown(STEP_CAPTIONS["q"])
@@ -284,7 +285,7 @@ def build_head_tab(loaded: LoadedModel, tab: gr.Tab) -> HeadComponents:
 
     gr.Markdown(
         "### What each head does\nPer head, a mean over its rows: "
-        + "; ".join(f"**{STAT_LABELS[s]}**: {d}" for s, d in STATS.items())
+        + "; ".join(f"**{html.escape(STAT_LABELS[s])}**: {html.escape(d)}" for s, d in STATS.items())
         + ". Click a cell or a table row to select that head; click a column header to sort."
     )
     with gr.Row():
@@ -313,8 +314,6 @@ def build_head_tab(loaded: LoadedModel, tab: gr.Tab) -> HeadComponents:
         layer=layer,
         head=head,
         query=query,
-        click=click,
-        click_btn=click_btn,
         status=status,
         checks=checks,
         q_plot=q_plot,
@@ -367,7 +366,9 @@ def stats_view(tr: Trace | None, corpus: dict | None, source: str, stat: str) ->
         return None, go.Figure(), corpus_note(corpus)
     headers, rows = stats_table(stats)
     fig = head_grid_figure(
-        {k: v[stat] for k, v in stats.items()}, f"{STAT_LABELS[stat]} per head, {where}", STAT_LABELS[stat]
+        {k: v[stat] for k, v in stats.items()},
+        f"{escape(STAT_LABELS[stat])} per head<br>{where}",
+        STAT_LABELS[stat],
     )
     caption = corpus_note(corpus) + (
         "" if stat not in ("distance", "same", "previous") else " Grey: not defined for cross-attention."
@@ -456,7 +457,7 @@ def selection(tr: Trace, kind, layer, head, query) -> Head:
 
 def step_figures(steps: QuerySteps, w_o: np.ndarray, b_o: np.ndarray) -> dict[str, Any]:
     s = steps.sel
-    where = f"{KIND_LABELS[s.kind]}, layer {s.layer + 1}, head {s.head + 1}, query “{steps.query_label}”"
+    where = f"{KIND_LABELS[s.kind]} · layer {s.layer + 1} · head {s.head + 1}<br>query “{escape(steps.query_label)}”"
     n_open = int((~steps.masked).sum())
     scores_note = (
         f"{STEP_CAPTIONS['scores']}\n\nThese weights, recomputed from the captured q and k, differ from the "
@@ -505,13 +506,13 @@ def step_figures(steps: QuerySteps, w_o: np.ndarray, b_o: np.ndarray) -> dict[st
     }
 
 
-def terms_view(loaded: LoadedModel, entry: Entry, sel: Head) -> tuple[str, go.Figure]:
+def terms_view(loaded: LoadedModel, entry: Entry, sel: Head) -> tuple[str, dict]:
     tr = entry.trace
     if sel.kind == "cross":
         return (
             "Cross-attention's keys are the encoder's output, not embeddings: the split applies to the encoder's "
             "and the decoder's self-attention. Choose one of those above.",
-            go.Figure(),
+            gr.update(value=None, visible=False),
         )
     translator = loaded.translator
     if sel.kind not in entry.terms:
@@ -533,15 +534,9 @@ def terms_view(loaded: LoadedModel, entry: Entry, sel: Head) -> tuple[str, go.Fi
         f"q·k/√d to within **{float(diff.max()):.1e}**."
         + (" Grey: the masked future." if masked is not None else "")
     )
-    fig = terms_figure(
-        terms,
-        scores,
-        keys,
-        query_labels(tr, sel.kind),
-        masked,
-        f"layer 1 · head {sel.head + 1} · {KIND_LABELS[sel.kind]}",
-    )
-    return caption, fig
+    title = f"{KIND_LABELS[sel.kind]}<br>layer 1 · head {sel.head + 1}: five terms and their sum"
+    fig = terms_figure(terms, scores, keys, query_labels(tr, sel.kind), masked, title)
+    return caption, gr.update(value=fig, visible=True)
 
 
 def make_handlers(loaded: LoadedModel, store, h: HeadComponents, cache: InternalsCache, corpus: dict | None):
@@ -676,7 +671,7 @@ def make_handlers(loaded: LoadedModel, store, h: HeadComponents, cache: Internal
             + ("The translation did not change. " if same else "The translation changed. ")
             + f"Total Δ log p of the original translation: **{total:+.3f}**.",
             h.delta_plot: delta_figure(
-                result["target_tokens"], result["delta_logprob"], f"Δ log p with {names} off"
+                result["target_tokens"], result["delta_logprob"], f"Δ log p, {names} off"
             ),
         }
 
@@ -705,7 +700,7 @@ def make_handlers(loaded: LoadedModel, store, h: HeadComponents, cache: Internal
             f"({drops[best[0]][best[1], best[2]]:+.3f}).",
             h.importance_plot: head_grid_figure(
                 drops,
-                "Head importance for this sentence",
+                "Head importance for this sentence<br>drop in log p when it alone is off",
                 "drop in log p",
                 diverging=True,
                 selected=(sel.kind, sel.layer, sel.head),
@@ -824,6 +819,8 @@ def api_endpoints(loaded: LoadedModel, corpus: dict | None):
 def wire_head_tab(c, h: HeadComponents, loaded: LoadedModel, store) -> None:
     """The tab's events and its API endpoints; call inside the gr.Blocks, from `ui.wire`."""
     ui = _caps()
+    h.click = gr.Textbox(visible="hidden", elem_id="head-click")
+    h.click_btn = gr.Button("click", visible="hidden", elem_id="head-click-btn")
     cache = InternalsCache()
     corpus = read_corpus_stats(loaded)
     on_pick, on_open, on_new_trace, on_click, on_table_select, on_ablate, on_importance, on_stats = (
