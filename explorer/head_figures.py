@@ -308,6 +308,8 @@ def terms_figure(
     lim = _limit(stacked)
     xs, ys = [escape(t) for t in x_labels], [escape(t) for t in y_labels]
     cells = [[[yl, xl] for xl in xs] for yl in ys]
+    # Rotated CJK characters are unreadable: short keys stay upright (a phone's panel has ~20 px a key).
+    angle = 0 if len(x_labels) <= 12 and max((len(t) for t in x_labels), default=1) <= 4 else -90
     traces = []
     for i, ((name, _), z) in enumerate(zip(panels, stacked)):
         traces.append(
@@ -338,7 +340,7 @@ def terms_figure(
             tickmode="array",
             tickvals=list(range(len(xs))),
             ticktext=xs,
-            tickangle=-90,
+            tickangle=angle,
             tickfont=dict(size=9),
         )
         g.y(
