@@ -446,7 +446,7 @@ def selection(tr: Trace, kind, layer, head, query) -> Head:
     """The pickers' values → a Head on this trace, clamped to what this trace has."""
     kind = kind if kind in KINDS else "cross"
     maps = maps_of(tr, kind)
-    as_int = lambda v, d: int(v) if str(v).strip().lstrip("-").isdigit() else d  # noqa: E731
+    as_int = lambda v, d: int(v) if str(v).strip().isdigit() and len(str(v).strip()) < 10 else d  # noqa: E731
     return Head(
         kind,
         min(max(as_int(layer, 1) - 1, 0), maps.shape[0] - 1),

@@ -150,6 +150,45 @@ def test_click_a_row_read_its_steps_and_switch_a_head_off(page, shots):
     page.screenshot(path=str(shots / "head-ablated.png"), full_page=True)
 
 
+# Where a layers × heads cell of a head map is on screen (its customdata names the head).
+HEAD_CELL_XY = """([sel, name]) => {
+  const gd = document.querySelector(sel + ' .js-plotly-plot');
+  if (!gd || !gd._fullData) return null;
+  const box = gd.getBoundingClientRect(), fl = gd._fullLayout;
+  for (const t of gd._fullData) {
+    if (!t.customdata) continue;
+    for (let r = 0; r < t.customdata.length; r++) {
+      const c = Array.from(t.customdata[r]).indexOf(name);
+      if (c < 0) continue;
+      const xa = fl['xaxis' + t.xaxis.slice(1)], ya = fl['yaxis' + t.yaxis.slice(1)];
+      return {x: box.left + xa._offset + xa.l2p(t.x[c]), y: box.top + ya._offset + ya.l2p(t.y[r])};
+    }
+  }
+  return null;
+}"""
+
+
+def test_importance_map_and_stats_table_select_a_head(page):
+    translate(page, "I drink tea every day.")
+    page.get_by_role("tab", name="Inside a head").click()
+    wait_plot(page, "#head-scores-plot", "query")
+    page.click("#importance-btn")
+    wait_plot(page, "#head-importance-plot", "Head importance")
+    page.wait_for_function(
+        f"() => ({HEAD_CELL_XY})(['#head-importance-plot', 'cross:2:3']) !== null", timeout=WAIT_MS
+    )
+    cell = page.evaluate(HEAD_CELL_XY, ["#head-importance-plot", "cross:2:3"])
+    page.mouse.move(cell["x"], cell["y"])
+    page.mouse.click(cell["x"], cell["y"])
+    wait_plot(page, "#head-scores-plot", "cross-attention · layer 2 · head 3")
+    page.wait_for_selector("#importance-caption :text('Largest:')", timeout=WAIT_MS)
+
+    # A row of the statistics table (this sentence's: the test model ships no corpus file).
+    page.wait_for_selector("#stats-caption :text('no head_stats.json')", timeout=WAIT_MS)
+    page.locator("#head-stats-table [role=gridcell]").filter(has_text="decoder").first.click()
+    wait_plot(page, "#head-scores-plot", "decoder self-attention · layer 1 · head 1")
+
+
 def test_phone_width_has_no_sideways_scroll(page, shots):
     translate(page, "Do you want to drink some tea?")
     page.get_by_role("tab", name="Inside a head").click()
