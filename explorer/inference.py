@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -351,6 +351,27 @@ def _internals_arrays(internals: Internals) -> dict[str, SublayerArrays]:
     }
 
 
+def _length_cap(
+    translator: Translator,
+    source: SourceInput,
+    beam: int | None,
+    max_target_tokens: int | None,
+    overrides: dict,
+) -> tuple[dict, int | None]:
+    """Decoding overrides that stop at `max_target_tokens` (</s> included), and the cap where it binds
+    (None where the model's own limit is lower)."""
+    if max_target_tokens is None:
+        return overrides, None
+    settings = translator.settings(beam=beam, **overrides)
+    own = min(
+        int(settings.max_len_a * len(source.ids) + settings.max_len_b), translator.model.cfg.max_len - 1
+    )
+    if max_target_tokens >= own:
+        return overrides, None
+    # A fixed length for this one sentence: a = 0, b = the cap.
+    return {**overrides, "max_len_a": 0.0, "max_len_b": max_target_tokens}, max_target_tokens
+
+
 def trace(
     translator: Translator,
     text: str,
@@ -374,15 +395,9 @@ def trace(
     (</s> included, with a notice). The app uses them to bound the size of a trace and its figures."""
     text, source, notices = prepare(translator, text, max_words, max_chars)
     mask = _as_head_mask(translator, head_mask)
-    if max_target_tokens is not None:
-        settings = translator.settings(beam=beam, **decode_overrides)
-        own = min(
-            int(settings.max_len_a * len(source.ids) + settings.max_len_b), translator.model.cfg.max_len - 1
-        )
-        if max_target_tokens < own:  # a fixed length for this one sentence: a = 0, b = the cap
-            decode_overrides = {**decode_overrides, "max_len_a": 0.0, "max_len_b": max_target_tokens}
-        else:
-            max_target_tokens = None
+    decode_overrides, max_target_tokens = _length_cap(
+        translator, source, beam, max_target_tokens, decode_overrides
+    )
     translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
     if max_target_tokens is not None and len(translation.hypothesis.ids) + 1 >= max_target_tokens:
         notices.append(
@@ -429,7 +444,15 @@ def trace(
 
 
 def ablate(
-    translator: Translator, text: str, heads: Sequence[Sequence], beam: int | None = None, **decode_overrides
+    translator: Translator,
+    text: str,
+    heads: Sequence[Sequence],
+    beam: int | None = None,
+    *,
+    max_words: int | None = None,
+    max_chars: int = MAX_INPUT_CHARS,
+    max_target_tokens: int | None = None,
+    **decode_overrides,
 ) -> dict[str, Any]:
     """Switch heads off: re-translate, and measure what it costs the original translation.
 
@@ -439,9 +462,11 @@ def ablate(
         delta_logprob: per target token, its teacher-forced log-probability with the heads off minus
             with them on (negative: the heads helped predict it);
         heads: the heads switched off, as [kind, layer, head].
-    Raises InputError for unusable text or heads."""
-    _, source, _ = prepare(translator, text)
+    max_words, max_chars and max_target_tokens cut as in `trace`, so that with the same caps the
+    original translation is the trace's. Raises InputError for unusable text or heads."""
+    _, source, _ = prepare(translator, text, max_words, max_chars)
     mask = mask_heads(translator, heads)
+    decode_overrides, _ = _length_cap(translator, source, beam, max_target_tokens, decode_overrides)
     original = translator.decode([source], beam=beam, **decode_overrides)[0]
     ablated = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
     on = translator.output_logprobs(original)  # (T,)
@@ -456,15 +481,24 @@ def ablate(
 
 
 def head_importance(
-    translator: Translator, text: str, beam: int | None = None, **decode_overrides
+    translator: Translator,
+    text: str,
+    beam: int | None = None,
+    *,
+    max_words: int | None = None,
+    max_chars: int = MAX_INPUT_CHARS,
+    max_target_tokens: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    **decode_overrides,
 ) -> dict[str, np.ndarray]:
     """For every head, the drop in the current translation's total log-probability (teacher-forced, </s>
     included) when that head alone is switched off: {kind: (L, H)}. Positive: the head helps this output.
 
     All L × H × 3 ablations run as rows of a few batched passes (`IMPORTANCE_ROWS` at a time), each
     with its own head mask; each batch also holds the unablated sentence, the baseline its rows are
-    compared with."""
-    _, source, _ = prepare(translator, text)
+    compared with. The caps are `trace`'s; `progress(fraction done)` is called after each batch."""
+    _, source, _ = prepare(translator, text, max_words, max_chars)
+    decode_overrides, _ = _length_cap(translator, source, beam, max_target_tokens, decode_overrides)
     translation = translator.decode([source], beam=beam, **decode_overrides)[0]
     cfg = translator.model.cfg
     variants = [
@@ -481,6 +515,8 @@ def head_importance(
             getattr(mask, kind)[row, layer, head] = 0
         total = translator.output_logprobs(translation, mask).double().sum(-1)  # (1 + N,)
         drops += (total[0] - total[1:]).tolist()
+        if progress is not None:
+            progress(len(drops) / len(variants))
     out, i = {}, 0
     for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg)):
         out[kind] = np.array(drops[i : i + n * cfg.n_heads]).reshape(n, cfg.n_heads)  # (L, H)

@@ -14,6 +14,7 @@ from training.config import read_json
 from training.files import TRAINING_LOG_FILE
 
 from .figures import positional_encoding_figure
+from .head_tab import HeadComponents, build_head_tab
 from .loading import LoadedModel
 from .model_figures import model_summary_markdown, training_curves_figure
 from .views import KINDS
@@ -67,6 +68,7 @@ class Components:
     download: gr.DownloadButton
     prepare_csv: gr.Button
     csv_download: gr.DownloadButton
+    head: HeadComponents | None = None  # the "Inside a head" tab (explorer/head_tab.py)
 
     @property
     def view_controls(self) -> list[gr.components.Component]:
@@ -186,6 +188,8 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
                 step_caption = gr.Markdown()
             with gr.Column(scale=3, min_width=280):
                 step_plot = gr.Plot(label="Next-token probabilities", show_label=False, elem_id="step-plot")
+    with gr.Tab("Inside a head", elem_id="head-tab") as head_tab:
+        head = build_head_tab(loaded, head_tab)
     with gr.Tab("Positional encoding"):
         gr.Markdown(
             "The sinusoidal encoding added to every token embedding: "
@@ -259,4 +263,5 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
         download=download,
         prepare_csv=prepare_csv,
         csv_download=csv_download,
+        head=head,
     )

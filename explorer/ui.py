@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from gradio.components.plot import PlotData
 from starlette.middleware import Middleware
 
+from .head_tab import INSTALL_CLICKS_JS, head_api_defaults, wire_head_tab
 from .http_guard import REQUIRED, Guard, call_v2_errors
 from .inference import InputError, Trace, trace, translate_one
 from .layout import Components, build_layout
@@ -318,6 +319,7 @@ def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFile
     gr.on([c.translate_btn.click, c.text.submit], run, run_inputs, run_outputs, **model_event)
     c.examples.load_input_event.then(run, run_inputs, run_outputs, **model_event)  # a click translates
     demo.load(run, run_inputs, run_outputs, **model_event)  # the first visit opens on a translated example
+    demo.load(None, js=INSTALL_CLICKS_JS, api_visibility="private")  # a click on a map opens "Inside a head"
     rerender, on_step = view_handlers(store, c)
     render_inputs = [c.trace_state, *view, c.step, c.large, c.client_width]
     gr.on(
@@ -357,6 +359,7 @@ def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFile
     translate_api, trace_api = api_endpoints(loaded)
     gr.api(translate_api, api_name="translate", concurrency_id=MODEL_GROUP)
     gr.api(trace_api, api_name="trace", concurrency_id=MODEL_GROUP)
+    wire_head_tab(c, c.head, loaded, store)  # its events, and /internals, /ablate, /head_stats
 
 
 def build_demo(
@@ -382,7 +385,11 @@ def build_demo(
 def launch_options(loaded: LoadedModel) -> dict[str, Any]:
     """`demo.launch(**launch_options(loaded), ...)`: the HTTP rules of a public Space."""
     default_beam = loaded.translator.decoding.beam
-    api_defaults = {"translate": [REQUIRED, default_beam], "trace": [REQUIRED, default_beam]}
+    api_defaults = {
+        "translate": [REQUIRED, default_beam],
+        "trace": [REQUIRED, default_beam],
+        **head_api_defaults(default_beam, REQUIRED),
+    }
     return dict(
         app_kwargs={
             "middleware": [Middleware(Guard, api_defaults=api_defaults)],

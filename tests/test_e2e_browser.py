@@ -50,7 +50,7 @@ def page(app_url):
         pg.dialogs = []
         pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
         pg.goto(app_url)
-        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=30000)
+        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=90000)
         pg.wait_for_selector(FIRST_MAP, timeout=120000)  # the first visit's example, translated on load
         yield pg
         browser.close()
@@ -105,7 +105,7 @@ def translate(page, text):
 def test_translate_and_explore_attention(page, shots):
     before = translate(page, "I love you.")
     page.wait_for_function(
-        "() => document.querySelector('#translation textarea').value === '我爱你。'", timeout=30000
+        "() => document.querySelector('#translation textarea').value === '我爱你。'", timeout=90000
     )
     cross = wait_plot_change(page, before)
     assert cross["title"].startswith("Cross-attention")
@@ -168,21 +168,21 @@ def test_markup_in_the_input_is_shown_as_text(page, shots):
 
 def test_empty_input_shows_a_message(page):
     translate(page, "   ")
-    page.wait_for_selector("#notices :text('Type an English sentence')", timeout=15000)
+    page.wait_for_selector("#notices :text('Type an English sentence')", timeout=60000)
 
 
 def test_trace_json_download_and_png_button(page, tmp_path):
     wait_plot_change(page, translate(page, "Thank you."))
     page.get_by_role("tab", name="Export").click()
     page.click("#prepare-trace")  # the file is written only when asked for
-    page.wait_for_selector("#download-status :text('Ready')", timeout=15000)
+    page.wait_for_selector("#download-status :text('Ready')", timeout=60000)
     button = page.locator("#download-trace")
     page.wait_for_function(
         "() => { const b = document.querySelector('#download-trace');"
         " return b && !b.disabled && !b.querySelector('button[disabled]'); }",
-        timeout=15000,
+        timeout=60000,
     )
-    with page.expect_download(timeout=15000) as info:
+    with page.expect_download(timeout=60000) as info:
         button.click()
     path = tmp_path / "trace.json"
     info.value.save_as(path)
@@ -201,7 +201,7 @@ def test_the_first_visit_shows_a_translated_example_and_an_example_click_transla
     assert first["n"] >= 1 and first["z"] and page.input_value("#translation textarea")
     page.get_by_role("button", name="I love you.").click()
     page.wait_for_function(
-        "() => document.querySelector('#translation textarea').value === '我爱你。'", timeout=30000
+        "() => document.querySelector('#translation textarea').value === '我爱你。'", timeout=90000
     )
     assert page.input_value("#source-text textarea") == "I love you."
     clicked = wait_plot_change(page, first)

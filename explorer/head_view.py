@@ -1,0 +1,370 @@
+"""What the "Inside a head" tab shows: a Trace with internals + a selection → figure inputs. No Gradio.
+
+Every number comes from the trace's own forward pass (`trace(..., internals=True)`); what is
+recomputed here (softmax of q·kᵀ/√d, weights · v, the residual add) is recomputed only to show
+the arithmetic, and each recomputation is compared with what the model captured.
+Selections are 0-based; messages a user reads say 1-based, as the pickers do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.head_stats import STATS, maps_head_stats
+from training.text import PAD
+
+from .figures import unique_labels
+from .inference import KINDS, InputError, Trace
+from .views import decoder_row_labels, source_labels, word_labels
+
+KIND_LABELS = {
+    "encoder": "encoder self-attention",
+    "decoder": "decoder self-attention",
+    "cross": "cross-attention",
+}
+
+
+@dataclass(frozen=True)
+class Head:
+    kind: str  # "encoder" | "decoder" | "cross"
+    layer: int  # 0-based
+    head: int  # 0-based
+    query: int = 0  # 0-based query row
+
+    @property
+    def name(self) -> str:
+        """As the pickers and the ablation list write it: kind:layer:head, 1-based."""
+        return f"{self.kind}:{self.layer + 1}:{self.head + 1}"
+
+
+def maps_of(trace: Trace, kind: str) -> np.ndarray:
+    return getattr(trace, KINDS[kind])  # (L, H, Tq, Tk)
+
+
+def query_labels(trace: Trace, kind: str) -> list[str]:
+    return source_labels(trace) if kind == "encoder" else decoder_row_labels(trace)
+
+
+def key_labels(trace: Trace, kind: str) -> list[str]:
+    return list(trace.target_tokens) if kind == "decoder" else source_labels(trace)
+
+
+def n_layers(trace: Trace, kind: str) -> int:
+    return maps_of(trace, kind).shape[0]
+
+
+def checked(trace: Trace, sel: Head) -> Head:
+    """`sel` if the trace has that head and query; else InputError naming the valid range (1-based)."""
+    if sel.kind not in KINDS:
+        raise InputError(f"kind must be one of {', '.join(KINDS)}; got {sel.kind!r}")
+    maps = maps_of(trace, sel.kind)
+    limits = (
+        ("layer", sel.layer, maps.shape[0]),
+        ("head", sel.head, maps.shape[1]),
+        ("query", sel.query, maps.shape[2]),
+    )
+    for what, value, size in limits:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < size:
+            shown = (
+                value + 1 if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+            )
+            raise InputError(
+                f"{what} must be a whole number from 1 to {size} for {KIND_LABELS[sel.kind]}; got {shown!r}"
+            )
+    return sel
+
+
+@dataclass
+class QuerySteps:
+    """One query of one head, step by step (every array float64; Tk keys, d = d_head, D = d_model)."""
+
+    sel: Head
+    query_label: str
+    keys: list[str]
+    h: np.ndarray  # (D,): the sublayer's normalized input at the query
+    q: np.ndarray  # (d,): captured
+    k: np.ndarray  # (Tk, d): captured
+    raw: np.ndarray  # (Tk,): q·k_j
+    scaled: np.ndarray  # (Tk,): q·k_j / √d
+    masked: np.ndarray  # (Tk,) bool: a future or padded key (score −∞, weight exactly 0)
+    weights: np.ndarray  # (Tk,): softmax over the unmasked scaled scores, recomputed here
+    heatmap_row: np.ndarray  # (Tk,): the same row of the attention map the model returned
+    v: np.ndarray  # (Tk, d)
+    weighted: np.ndarray  # (Tk, d): weights_j · v_j
+    output: np.ndarray  # (d,): Σ_j weights_j v_j, recomputed
+    captured_output: np.ndarray  # (d,): the model's head output
+    concat: np.ndarray  # (D,): every head's output at the query, side by side (ablated heads zeroed)
+    head_slice: tuple[int, int]  # the selected head's columns in `concat`
+    attn_out: np.ndarray  # (D,): Concat · W_Oᵀ + b_O, as captured
+    stream_in: np.ndarray  # (D,)
+    stream_out: np.ndarray  # (D,)
+    pre_norm: bool
+
+    @property
+    def row_diff(self) -> float:
+        """Largest |recomputed weight − the heatmap's|: how exactly the steps reproduce the map."""
+        return float(np.abs(self.weights - self.heatmap_row).max())
+
+    @property
+    def output_diff(self) -> float:
+        return float(np.abs(self.output - self.captured_output).max())
+
+    @property
+    def residual_diff(self) -> float | None:
+        """|stream_in + attn_out − stream_out| (pre-norm; a post-norm layer normalizes the sum, so None)."""
+        if not self.pre_norm:
+            return None
+        return float(np.abs(self.stream_in + self.attn_out - self.stream_out).max())
+
+    def wo_diff(self, w_o: np.ndarray, b_o: np.ndarray) -> float:
+        """|Concat · W_Oᵀ + b_O − captured attn_out|, W_O as nn.Linear stores it (D, D)."""
+        return float(np.abs(self.concat @ np.asarray(w_o, np.float64).T + b_o - self.attn_out).max())
+
+
+def masked_keys(trace: Trace, sel: Head) -> np.ndarray:
+    """(Tk,) True where the query may not look: the future (decoder self-attention) and padding."""
+    keys = trace.target_tokens if sel.kind == "decoder" else trace.source_tokens
+    out = np.array([t == PAD for t in keys], dtype=bool)
+    if sel.kind == "decoder":
+        out |= np.arange(len(keys)) > sel.query
+    return out
+
+
+def softmax_unmasked(scaled: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """softmax(scores + mask) with the mask as −∞: masked keys get exactly 0."""
+    z = np.where(masked, -np.inf, scaled)
+    e = np.exp(z - z[~masked].max())
+    return e / e.sum()
+
+
+def query_steps(trace: Trace, sel: Head, pre_norm: bool = True) -> QuerySteps:
+    """The arithmetic of one attention weight row, from the trace's captured q, k, v (needs internals)."""
+    if trace.internals is None:
+        raise ValueError("this trace has no internals: trace it with internals=True")
+    sel = checked(trace, sel)
+    sub = trace.internals[KINDS[sel.kind]]
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    q = f64(sub.q[sel.layer, sel.head, sel.query])
+    k = f64(sub.k[sel.layer, sel.head])
+    v = f64(sub.v[sel.layer, sel.head])
+    raw = k @ q
+    scaled = raw / np.sqrt(q.shape[-1])
+    masked = masked_keys(trace, sel)
+    weights = softmax_unmasked(scaled, masked)
+    n_heads, d = sub.head_output.shape[1], sub.head_output.shape[-1]
+    concat = f64(sub.head_output[sel.layer, :, sel.query]).copy()  # (H, d)
+    for kind, layer, head in trace.ablated_heads:  # W_O sees an ablated head's slice as zeros
+        if kind == sel.kind and layer == sel.layer:
+            concat[head] = 0.0
+    return QuerySteps(
+        sel=sel,
+        query_label=query_labels(trace, sel.kind)[sel.query],
+        keys=key_labels(trace, sel.kind),
+        h=f64(sub.normed[sel.layer, sel.query]),
+        q=q,
+        k=k,
+        raw=raw,
+        scaled=scaled,
+        masked=masked,
+        weights=weights,
+        heatmap_row=f64(maps_of(trace, sel.kind)[sel.layer, sel.head, sel.query]),
+        v=v,
+        weighted=weights[:, None] * v,
+        output=weights @ v,
+        captured_output=f64(sub.head_output[sel.layer, sel.head, sel.query]),
+        concat=concat.reshape(n_heads * d),
+        head_slice=(sel.head * d, (sel.head + 1) * d),
+        attn_out=f64(sub.attn_out[sel.layer, sel.query]),
+        stream_in=f64(sub.stream_in[sel.layer, sel.query]),
+        stream_out=f64(sub.stream_out[sel.layer, sel.query]),
+        pre_norm=pre_norm,
+    )
+
+
+def steps_json(steps: QuerySteps) -> dict:
+    """The API's view of one query: plain lists; masked scores are null, never a number."""
+    r = lambda a: np.round(np.asarray(a, np.float64), 6).tolist()  # noqa: E731
+    nulls = lambda a: [None if m else x for x, m in zip(r(a), steps.masked)]  # noqa: E731
+    s = steps.sel
+    return {
+        "kind": s.kind,
+        "layer": s.layer + 1,
+        "head": s.head + 1,
+        "query": s.query + 1,
+        "query_token": steps.query_label,
+        "keys": steps.keys,
+        "masked": steps.masked.tolist(),
+        "h": r(steps.h),
+        "q": r(steps.q),
+        "k": r(steps.k),
+        "scores": nulls(steps.raw),
+        "scaled_scores": nulls(steps.scaled),
+        "weights": r(steps.weights),
+        "max_diff_to_attention_map": steps.row_diff,
+        "v": r(steps.v),
+        "head_output": r(steps.captured_output),
+        "attn_out": r(steps.attn_out),
+        "stream_in": r(steps.stream_in),
+        "stream_out": r(steps.stream_out),
+    }
+
+
+def first_layer_scores(trace: Trace, kind: str, head: int) -> np.ndarray:
+    """Layer 1's scaled scores q·kᵀ/√d of one head from the captured q and k: what the terms add up to."""
+    sub = trace.internals[KINDS[kind]]
+    q, k = (np.asarray(a[0, head], np.float64) for a in (sub.q, sub.k))
+    return q @ k.T / np.sqrt(q.shape[-1])
+
+
+def causal_mask(n: int) -> np.ndarray:
+    return np.triu(np.ones((n, n), dtype=bool), k=1)
+
+
+# ---- picking a head by clicking a plot -------------------------------------------------------------
+
+HEAD_NAME = re.compile(r"^(encoder|decoder|cross):(\d+):(\d+)$")
+
+
+def parse_head_names(spec: str | Sequence[str] | None, trace_shape: dict[str, tuple[int, int]]) -> list[Head]:
+    """ "cross:2:1, encoder:1:3" (or a list of such names; 1-based) → Heads; "" or "none" → [].
+
+    trace_shape: {kind: (layers, heads)}. Raises InputError with one line naming what is wrong."""
+    if spec is None:
+        return []
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    if isinstance(spec, str) and spec.strip().lower() in ("", "none"):
+        return []
+    heads = []
+    for item in items:
+        m = HEAD_NAME.match(str(item).strip()) if isinstance(item, str) else None
+        if m is None:
+            raise InputError(
+                f"{str(item).strip()[:40]!r} is not KIND:LAYER:HEAD (KIND encoder, decoder or cross; "
+                "layer and head from 1), e.g. cross:2:1,encoder:1:3"
+            )
+        kind, layer, head = m.group(1), int(m.group(2)), int(m.group(3))
+        n_l, n_h = trace_shape[kind]
+        if not (1 <= layer <= n_l and 1 <= head <= n_h):
+            raise InputError(
+                f"{kind}:{layer}:{head}: this model has {n_l} {kind} layers of {n_h} heads (from 1)"
+            )
+        heads.append(Head(kind, layer - 1, head - 1))
+    return list(dict.fromkeys(heads))
+
+
+def model_shape(trace: Trace) -> dict[str, tuple[int, int]]:
+    return {kind: maps_of(trace, kind).shape[:2] for kind in KINDS}
+
+
+def click_selection(
+    trace: Trace, payload: str, current: Head, attention_kind: str, attention_layer: int | None
+) -> Head:
+    """Where a click on a plot points, as a Head (what the click does not say stays as `current`).
+
+    payload (JSON, written by the page's click listener): "plot" (the plot's elem_id); for the
+    attention heatmap "y" (the clicked row's label as the axis holds it), "row" (its index among
+    the rows shown) and "panel" (the panel's title, e.g. "layer 2 · head 3"); for the head maps
+    "head" (a kind:layer:head name). Raises InputError for a payload that is not one of these."""
+    try:
+        data = json.loads(payload)
+        plot = str(data.get("plot", ""))
+    except (ValueError, TypeError, AttributeError):
+        raise InputError("the click could not be read; pick the head and query from the menus") from None
+    if data.get("head"):
+        (sel,) = parse_head_names([str(data["head"])], model_shape(trace))
+        query = min(current.query, maps_of(trace, sel.kind).shape[2] - 1) if sel.kind == current.kind else 0
+        return Head(sel.kind, sel.layer, sel.head, query)
+    if plot != "attention-plot" or attention_kind not in KINDS:
+        raise InputError("the click could not be read; pick the head and query from the menus")
+    kind = attention_kind
+    maps = maps_of(trace, kind)
+    panel = str(data.get("panel", ""))
+    layer_m, head_m = re.search(r"\blayer (\d+)", panel), re.search(r"\bhead (\d+)", panel)
+    layer = int(layer_m.group(1)) - 1 if layer_m else attention_layer
+    if layer is None:
+        layer = current.layer if kind == current.kind else 0
+    head = int(head_m.group(1)) - 1 if head_m else current.head  # an averaged panel names no one head
+    query = _row_from_label(trace, kind, str(data.get("y", "")))
+    if query is None:
+        row = data.get("row")
+        query = row if isinstance(row, int) and 0 <= row < maps.shape[2] else current.query
+    query = min(query, maps.shape[2] - 1)
+    return checked(trace, Head(kind, min(layer, maps.shape[0] - 1), min(head, maps.shape[1] - 1), query))
+
+
+def _row_from_label(trace: Trace, kind: str, label: str) -> int | None:
+    """The query row a heatmap row label names: exact (repeats told apart by the axis's zero-width
+    spaces), or for a heatmap that pools subword pieces into words, the word's first piece."""
+    if not label:
+        return None
+    labels = unique_labels(query_labels(trace, kind))
+    if label in labels:
+        return labels.index(label)
+    if kind == "encoder" and trace.source_word_index:
+        words = unique_labels(word_labels(trace))
+        if label in words:
+            return trace.source_word_index.index(words.index(label))
+    return None
+
+
+# ---- head statistics ---------------------------------------------------------------------------------
+
+STAT_LABELS = {
+    "entropy_bits": "entropy (bits)",
+    "max_weight": "row max",
+    "distance": "distance",
+    "same": "same pos.",
+    "previous": "previous pos.",
+    "special": "on <s>/</s>",
+    "punctuation": "on punct.",
+}
+
+
+def sentence_head_stats(trace: Trace) -> dict[str, dict[str, np.ndarray]]:
+    """Per-head statistics of this sentence's maps ({kind: {stat: (L, H)}}), as the corpus file's."""
+    return maps_head_stats(trace, trace.source_tokens, trace.target_tokens)
+
+
+def corpus_arrays(corpus: dict) -> dict[str, dict[str, np.ndarray]]:
+    """head_stats.json's "stats" → arrays, null (a statistic that does not apply) → NaN."""
+    return {
+        kind: {
+            name: np.array([[np.nan if x is None else x for x in row] for row in values], dtype=np.float64)
+            for name, values in stats.items()
+            if name in STATS
+        }
+        for kind, stats in corpus["stats"].items()
+        if kind in KINDS
+    }
+
+
+def stats_table(stats: dict[str, dict[str, np.ndarray]]) -> tuple[list[str], list[list]]:
+    """One row per head: kind, layer, head (1-based), then each statistic (None where it does not apply)."""
+    headers = ["kind", "layer", "head", *(STAT_LABELS[s] for s in STATS)]
+    rows = []
+    for kind in KINDS:
+        if kind not in stats:
+            continue
+        n_l, n_h = next(iter(stats[kind].values())).shape
+        for layer in range(n_l):
+            for head in range(n_h):
+                values = [float(stats[kind][s][layer, head]) for s in STATS]
+                rows.append(
+                    [kind, layer + 1, head + 1, *(None if np.isnan(x) else round(x, 3) for x in values)]
+                )
+    return headers, rows
+
+
+def stats_json(stats: dict[str, dict[str, np.ndarray]]) -> dict:
+    return {
+        kind: {
+            name: [[None if np.isnan(x) else round(float(x), 6) for x in row] for row in values]
+            for name, values in per.items()
+        }
+        for kind, per in stats.items()
+    }

@@ -1,0 +1,207 @@
+"""The "Inside a head" tab end to end in headless Chromium, against `python app.py` on 127.0.0.1.
+
+A person translates, clicks a row of the attention map, reads that query step by step, switches a
+head off and sees the re-translation. Needs Debian's chromium, fonts-noto-cjk and Python Playwright
+(.ci/run installs them). Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
+
+if sync_playwright is None or not Path(CHROMIUM).exists():
+    reason = "needs Python playwright and /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)"
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI must run the browser test: {reason}")
+    pytest.skip(reason, allow_module_level=True)
+
+WAIT_MS = 30000
+
+
+@pytest.fixture(scope="module")
+def app_url(zh_weights, tmp_path_factory):
+    app = AppProcess(
+        ["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log"
+    )
+    try:
+        app.wait(timeout=90)
+        yield app.url
+    finally:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    d = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture()
+def page(app_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+        pg.goto(app_url)
+        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=WAIT_MS)
+        pg.wait_for_selector(
+            "#attention-plot .js-plotly-plot .heatmaplayer", timeout=WAIT_MS
+        )  # the first visit's
+        yield pg
+        browser.close()
+
+
+# Where a heatmap cell is on screen: the panel titled `panel`, row `row` (0-based), key `col`.
+CELL_XY = """([panel, row, col]) => {
+  const gd = document.querySelector('#attention-plot .js-plotly-plot');
+  if (!gd || !gd._fullLayout) return null;
+  const fl = gd._fullLayout, box = gd.getBoundingClientRect();
+  const ann = (gd.layout.annotations || []).find(a => a.text === panel);
+  if (!ann) return null;
+  for (const name of Object.keys(fl).filter(k => /^xaxis\\d*$/.test(k))) {
+    const xa = fl[name], ya = fl['y' + name.slice(1)];
+    if (ann.x < xa.domain[0] - 1e-6 || ann.x > xa.domain[1] + 1e-6 || Math.abs(ann.y - ya.domain[1]) > 1e-3) continue;
+    return {x: box.left + xa._offset + xa.l2p(col), y: box.top + ya._offset + ya.l2p(row),
+            label: String(gd._fullData.find(t => t.yaxis === 'y' + name.slice(5)).y[row]).replace(/\\u200b/g, '')};
+  }
+  return null;
+}"""
+
+PLOT = """sel => {
+  const gd = document.querySelector(sel + ' .js-plotly-plot');
+  if (!gd || !gd.data || !gd.layout.title) return null;
+  return {title: gd.layout.title.text,
+          bars: gd.data.filter(t => t.type === 'bar').map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)})),
+          masked: gd.data.filter(t => t.type === 'scatter').map(t => Array.from(t.x))};
+}"""
+
+
+def plot(page, sel):
+    return page.evaluate(PLOT, sel)
+
+
+def wait_plot(page, sel, contains, timeout=WAIT_MS):
+    page.wait_for_function(
+        "([sel, s]) => { const gd = document.querySelector(sel + ' .js-plotly-plot');"
+        " return !!(gd && gd.layout && gd.layout.title && String(gd.layout.title.text).includes(s)); }",
+        arg=[sel, contains],
+        timeout=timeout,
+    )
+    return plot(page, sel)
+
+
+def translate(page, text):
+    """Translate `text` and wait until the attention map shows it (the page opened on another sentence)."""
+    page.locator("#source-text textarea, #source-text input").first.fill(text)
+    page.click("#translate-btn")
+    page.wait_for_function(
+        "(s) => { const gd = document.querySelector('#attention-plot .js-plotly-plot');"
+        " const h = gd && gd.layout && (gd.layout.annotations || []).find(a => a.name === 'heading');"
+        " return !!(h && String(h.text).includes(s)); }",
+        arg=text,
+        timeout=WAIT_MS,
+    )
+
+
+def click_cell(page, panel, row, col):
+    page.wait_for_function(f"() => ({CELL_XY})({[panel, row, col]!r}) !== null", timeout=WAIT_MS)
+    cell = page.evaluate(CELL_XY, [panel, row, col])
+    page.mouse.move(cell["x"], cell["y"])  # plotly finds the point on hover, then reports it on click
+    page.mouse.click(cell["x"], cell["y"])
+    return cell["label"]
+
+
+def test_click_a_row_read_its_steps_and_switch_a_head_off(page, shots):
+    translate(page, "She is my sister.")
+    translation = page.input_value("#translation textarea")
+    row_label = click_cell(page, "layer 2 · head 3", row=2, col=1)
+    assert row_label == "是 → 我"
+
+    # The click opens the tab on that query, layer and head.
+    page.wait_for_selector("button[role=tab][aria-selected=true]:has-text('Inside a head')", timeout=WAIT_MS)
+    scores = wait_plot(page, "#head-scores-plot", "query “是 → 我”")
+    assert "cross-attention · layer 2 · head 3" in scores["title"]
+    weights = next(b for b in scores["bars"] if b["name"] == "weight")
+    assert sum(weights["y"]) == pytest.approx(1.0, abs=1e-6) and scores["masked"] == []
+    page.wait_for_selector("#head-scores-caption :text('differ from the attention map')", timeout=WAIT_MS)
+    page.wait_for_selector("#head-checks :text('Trust checks')", timeout=WAIT_MS)
+    assert "是 → 我" in page.locator("#head-query input").input_value()
+    page.screenshot(path=str(shots / "head-steps.png"), full_page=True)
+
+    # Decoder self-attention from the picker: the future is masked, not numbered.
+    page.locator("#head-kind label", has_text="decoder self-attention").click()
+    dec = wait_plot(page, "#head-scores-plot", "decoder self-attention")
+    visible = next(b for b in dec["bars"] if b["name"] == "weight")["x"]
+    assert dec["masked"] and all(min(m) > max(visible) for m in dec["masked"])
+    page.wait_for_selector("#head-terms-caption :text('add up to the captured scores')", timeout=WAIT_MS)
+
+    # Switch a head off and re-translate.
+    box = page.locator("#ablate-heads input").first
+    box.click()
+    box.fill("cross:2:3")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.click("#ablate-btn")
+    page.wait_for_selector("#ablate-note :text('Switched off: cross:2:3')", timeout=WAIT_MS)
+    assert page.input_value("#ablate-original textarea") == translation
+    assert page.input_value("#ablate-translation textarea")
+    delta = wait_plot(page, "#ablate-delta-plot", "cross:2:3")
+    assert len(delta["bars"][0]["y"]) == len(translation) + 1  # one bar per output token, </s> included
+    page.screenshot(path=str(shots / "head-ablated.png"), full_page=True)
+
+
+# Where a layers × heads cell of a head map is on screen (its customdata names the head).
+HEAD_CELL_XY = """([sel, name]) => {
+  const gd = document.querySelector(sel + ' .js-plotly-plot');
+  if (!gd || !gd._fullData) return null;
+  const box = gd.getBoundingClientRect(), fl = gd._fullLayout;
+  for (const t of gd._fullData) {
+    if (!t.customdata) continue;
+    for (let r = 0; r < t.customdata.length; r++) {
+      const c = Array.from(t.customdata[r]).indexOf(name);
+      if (c < 0) continue;
+      const xa = fl['xaxis' + t.xaxis.slice(1)], ya = fl['yaxis' + t.yaxis.slice(1)];
+      return {x: box.left + xa._offset + xa.l2p(t.x[c]), y: box.top + ya._offset + ya.l2p(t.y[r])};
+    }
+  }
+  return null;
+}"""
+
+
+def test_importance_map_and_stats_table_select_a_head(page):
+    translate(page, "I drink tea every day.")
+    page.get_by_role("tab", name="Inside a head").click()
+    wait_plot(page, "#head-scores-plot", "query")
+    page.click("#importance-btn")
+    wait_plot(page, "#head-importance-plot", "Head importance")
+    page.wait_for_function(
+        f"() => ({HEAD_CELL_XY})(['#head-importance-plot', 'cross:2:3']) !== null", timeout=WAIT_MS
+    )
+    cell = page.evaluate(HEAD_CELL_XY, ["#head-importance-plot", "cross:2:3"])
+    page.mouse.move(cell["x"], cell["y"])
+    page.mouse.click(cell["x"], cell["y"])
+    wait_plot(page, "#head-scores-plot", "cross-attention · layer 2 · head 3")
+    page.wait_for_selector("#importance-caption :text('Largest:')", timeout=WAIT_MS)
+
+    # A row of the statistics table (this sentence's: the test model ships no corpus file).
+    page.wait_for_selector("#stats-caption :text('no head_stats.json')", timeout=WAIT_MS)
+    page.locator("#head-stats-table [role=gridcell]").filter(has_text="decoder").first.click()
+    wait_plot(page, "#head-scores-plot", "decoder self-attention · layer 1 · head 1")
+
+
+def test_phone_width_has_no_sideways_scroll(page, shots):
+    translate(page, "Do you want to drink some tea?")
+    page.get_by_role("tab", name="Inside a head").click()
+    wait_plot(page, "#head-scores-plot", "query")
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.wait_for_timeout(800)  # plotly re-lays out on resize
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    page.screenshot(path=str(shots / "head-phone.png"), full_page=True)
+    assert wide <= 390

@@ -1,0 +1,356 @@
+"""The "Inside a head" tab without a browser: its view functions against the model's own numbers, its
+handlers called as Gradio calls them, and its API endpoints through gradio_client."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from gradio_client import Client
+
+from explorer.figures import unique_labels
+from explorer.head_tab import CORPUS, SENTENCE, capped_internals, read_corpus_stats, stats_view, ui_ablate
+from explorer.head_view import (
+    Head,
+    click_selection,
+    parse_head_names,
+    query_labels,
+    query_steps,
+    sentence_head_stats,
+    stats_table,
+)
+from explorer.inference import InputError
+from explorer.loading import load_translator
+from explorer.ui import EXPIRED, build_demo, capped_trace, launch_options
+
+
+@pytest.fixture(scope="module")
+def loaded(zh_weights):
+    return load_translator(str(zh_weights))
+
+
+@pytest.fixture(scope="module")
+def traced(loaded):
+    return capped_internals(loaded, "She is my sister.", 2)
+
+
+@pytest.fixture(scope="module")
+def demo(loaded):
+    return build_demo(loaded)
+
+
+def fn(demo, name):
+    return next(f for f in demo.fns.values() if f.name == name)
+
+
+def by_id(out: dict) -> dict:
+    return {c.elem_id: v for c, v in out.items() if c.elem_id}
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
+def test_steps_reproduce_the_attention_map_and_the_head_output(traced, kind):
+    maps = {"encoder": traced.encoder_self, "decoder": traced.decoder_self, "cross": traced.cross}[kind]
+    sub = traced.internals[{"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}[kind]]
+    for layer in range(maps.shape[0]):
+        for query in range(maps.shape[2]):
+            s = query_steps(traced, Head(kind, layer, 1, query))
+            assert np.array_equal(s.q, sub.q[layer, 1, query])  # the strip is the captured q
+            # Independent reference: the softmax written out with math.exp over the allowed keys.
+            d = len(s.q)
+            scores = [float(np.dot(s.q, kj)) / math.sqrt(d) for kj in sub.k[layer, 1]]
+            allowed = [j for j in range(len(scores)) if not (kind == "decoder" and j > query)]
+            top = max(scores[j] for j in allowed)
+            total = sum(math.exp(scores[j] - top) for j in allowed)
+            ref = [math.exp(scores[j] - top) / total if j in allowed else 0.0 for j in range(len(scores))]
+            assert np.allclose(s.weights, ref, atol=1e-9)
+            assert s.row_diff <= 1e-6 and np.abs(maps[layer, 1, query] - ref).max() <= 1e-6
+            assert list(s.masked) == [j not in allowed for j in range(len(scores))]
+            assert s.output_diff <= 1e-5 and s.residual_diff <= 1e-5
+
+
+def test_concat_through_w_o_is_the_captured_attention_output(loaded, traced):
+    s = query_steps(traced, Head("cross", 1, 2, 3))
+    attn = loaded.translator.model.decoder[1].cross_attn.out_proj
+    assert s.wo_diff(attn.weight.detach().double().numpy(), attn.bias.detach().double().numpy()) <= 1e-5
+    assert s.head_slice == (2 * len(s.q), 3 * len(s.q))
+
+
+def test_out_of_range_selection_is_one_clear_line(traced):
+    with pytest.raises(
+        InputError, match=r"^head must be a whole number from 1 to 4 for cross-attention; got 9$"
+    ):
+        query_steps(traced, Head("cross", 0, 8, 0))
+    with pytest.raises(InputError, match="query must be a whole number from 1 to"):
+        query_steps(traced, Head("encoder", 0, 0, 99))
+
+
+def test_a_click_on_the_attention_map_selects_its_panel_and_row(traced):
+    labels = unique_labels(query_labels(traced, "decoder"))
+    current = Head("encoder", 0, 0, 0)
+    payload = json.dumps({"plot": "attention-plot", "y": labels[3], "row": 0, "panel": "layer 2 · head 3"})
+    assert click_selection(traced, payload, current, "decoder", None) == Head("decoder", 1, 2, 3)
+    # An averaged panel names no head: the current one stays; the Layer control gives the layer.
+    avg = json.dumps({"plot": "attention-plot", "y": labels[2], "row": 2, "panel": "mean of heads 1, 2"})
+    assert click_selection(traced, avg, Head("decoder", 0, 3, 0), "decoder", 1) == Head("decoder", 1, 3, 2)
+    # A label the view does not know (a future pooled view, say) falls back to the row index.
+    odd = json.dumps({"plot": "attention-plot", "y": "??", "row": 1, "panel": "layer 1 · head 1"})
+    assert click_selection(traced, odd, current, "cross", None) == Head("cross", 0, 0, 1)
+    cell = json.dumps({"plot": "head-importance-plot", "head": "cross:2:4"})
+    assert click_selection(traced, cell, current, "encoder", None) == Head("cross", 1, 3, 0)
+    with pytest.raises(InputError):
+        click_selection(traced, "not json", current, "cross", None)
+
+
+def test_repeated_source_tokens_are_told_apart_by_the_click(loaded):
+    tr = capped_internals(loaded, "I love you , I love tea .", 1)
+    labels = unique_labels(query_labels(tr, "encoder"))
+    second_i = [i for i, t in enumerate(tr.source_tokens) if t == "i"][1]
+    payload = json.dumps(
+        {"plot": "attention-plot", "y": labels[second_i], "row": 0, "panel": "layer 1 · head 1"}
+    )
+    assert click_selection(tr, payload, Head("encoder", 0, 0, 0), "encoder", None).query == second_i
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("cross:9:1", "this model has 2 cross layers of 4 heads"),
+        ("cross:1", "is not KIND:LAYER:HEAD"),
+        ("self:1:1", "is not KIND:LAYER:HEAD"),
+        ("cross:0:1", "this model has 2 cross layers"),
+    ],
+)
+def test_malformed_or_out_of_range_heads_are_one_clear_line(spec, message):
+    shape = {"encoder": (2, 4), "decoder": (2, 4), "cross": (2, 4)}
+    with pytest.raises(InputError, match=message) as info:
+        parse_head_names(spec, shape)
+    assert "\n" not in str(info.value)
+    assert parse_head_names("none", shape) == [] and parse_head_names("cross:1:2, cross:1:2", shape) == [
+        Head("cross", 0, 1)
+    ]
+
+
+def test_app_ablation_keeps_the_traces_caps_and_translation(loaded):
+    long = " ".join(["I love tea ."] * 12)  # over MAX_WORDS: cut the same way in both
+    tr = capped_trace(loaded, long, 2)
+    result = ui_ablate(loaded, long, [Head("cross", 0, 0)], 2)
+    assert result["translation"] == tr.translation
+    assert len(result["delta_logprob"]) == len(tr.predicted_tokens)
+
+
+def test_head_stats_table_has_one_row_per_head_and_nan_for_cross_positions(traced):
+    headers, rows = stats_table(sentence_head_stats(traced))
+    assert headers[:3] == ["kind", "layer", "head"] and len(rows) == 3 * 2 * 4
+    cross = [r for r in rows if r[0] == "cross"]
+    assert all(r[headers.index("distance")] is None for r in cross)
+    enc = [r for r in rows if r[0] == "encoder"]
+    assert all(r[headers.index("distance")] is not None for r in enc)
+
+
+def test_a_folder_without_head_stats_says_so(loaded, traced):
+    assert read_corpus_stats(loaded) is None  # the test model is exported without --dev
+    table, _, caption = stats_view(traced, None, CORPUS, "entropy_bits")
+    assert "has no `head_stats.json`" in caption and len(table) == 24  # falls back to the sentence
+
+
+def test_shipped_weights_carry_corpus_head_stats():
+    from types import SimpleNamespace
+
+    from explorer.loading import BUNDLED_WEIGHTS
+
+    corpus = read_corpus_stats(SimpleNamespace(translator=SimpleNamespace(folder=BUNDLED_WEIGHTS)))
+    assert corpus is not None and corpus["data"] == "dev.tsv" and corpus["sentences"] > 1000
+    table, fig, caption = stats_view(None, corpus, CORPUS, "entropy_bits")
+    assert len(table) == 3 * 3 * 4 and "1,061 sentences" in caption
+    assert table["entropy (bits)"].between(0, math.log2(60)).all()
+
+
+# ---- handlers, as Gradio calls them -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def key(demo):
+    run = fn(demo, "run")
+    out = run.fn(
+        "She is my sister.", 2, "cross", "all", ["1", "2", "3", "4"], "grid", True, False, False, "none", None
+    )
+    return next(v for c, v in out.items() if c.elem_id is None and isinstance(v, str))
+
+
+def test_every_model_event_of_the_tab_is_private_and_in_the_model_group(demo):
+    for name in (
+        "on_pick",
+        "on_open",
+        "on_new_trace",
+        "on_click",
+        "on_table_select",
+        "on_ablate",
+        "on_importance",
+    ):
+        f = fn(demo, name)
+        assert f.api_visibility == "private" and f.concurrency_id == "model", name
+    assert fn(demo, "on_stats").concurrency_id == "views"
+    public = {f.api_name: f.concurrency_id for f in demo.fns.values() if f.api_visibility == "public"}
+    assert public == dict.fromkeys(["translate", "trace", "internals", "ablate", "head_stats"], "model")
+
+
+def test_opening_the_tab_draws_the_steps_and_the_trust_checks(demo, key):
+    out = fn(demo, "on_open").fn(key, None, "decoder", "2", "3", 2)
+    v = by_id(out)
+    assert "row_sum_error" not in v["head-checks"] and "max |row sum − 1|" in v["head-checks"]
+    assert v["head-query"]["value"] == 2 and v["head-layer"]["value"] == "2"
+    scores = v["head-scores-plot"]
+    (weight_bar,) = [t for t in scores.data if t.type == "bar" and t.name == "weight"]
+    (scaled_bar,) = [t for t in scores.data if t.type == "bar" and t.name == "q·k/√d"]
+    assert list(weight_bar.x) == [0, 1, 2]  # decoder row 3 sees keys 0..2; 3.. are masked
+    e = np.exp(np.array(scaled_bar.y) - max(scaled_bar.y))
+    assert np.allclose(weight_bar.y, e / e.sum(), atol=1e-12)
+    assert "differ from the attention map's row by at most" in v["head-scores-caption"]
+    assert v["head-terms-plot"]["visible"] is True and "to within" in v["head-terms-caption"]
+    # Already drawn for this trace: opening the tab again only marks it open.
+    assert list(by_id(fn(demo, "on_open").fn(key, key, "decoder", "2", "3", 2))) == []
+
+
+def test_picking_cross_attention_hides_the_content_position_split(demo, key):
+    v = by_id(fn(demo, "on_pick").fn(key, "cross", "1", "1", 0))
+    assert v["head-terms-plot"]["visible"] is False and "Cross-attention's keys" in v["head-terms-caption"]
+
+
+def test_a_new_translation_redraws_only_once_the_tab_was_opened(demo, key):
+    closed = by_id(fn(demo, "on_new_trace").fn(key, False, "cross", "1", "1", 0))
+    assert "head-q-plot" not in closed and closed["ablate-original"]
+    opened = by_id(fn(demo, "on_new_trace").fn(key, True, "cross", "1", "1", 0))
+    assert opened["head-q-plot"] is not None
+
+
+def test_expired_trace_asks_to_translate_again(demo):
+    assert by_id(fn(demo, "on_pick").fn("gone", "cross", "1", "1", 0)) == {"head-status": EXPIRED}
+
+
+def test_bad_pick_values_are_clamped_not_crashed(demo, key):
+    v = by_id(fn(demo, "on_pick").fn(key, "decoder", "9", "x", 99))
+    assert v["head-layer"]["value"] == "2" and v["head-head"] == "1"
+    assert v["head-query"]["value"] == len(v["head-query"]["choices"]) - 1
+
+
+def test_click_handler_selects_the_clicked_row(demo, key, traced):
+    labels = unique_labels(query_labels(traced, "cross"))
+    payload = json.dumps({"plot": "attention-plot", "y": labels[2], "row": 2, "panel": "layer 2 · head 4"})
+    v = by_id(fn(demo, "on_click").fn(payload, key, "cross", "all", "encoder", "1", "1", 0))
+    assert (v["head-kind"], v["head-layer"]["value"], v["head-head"], v["head-query"]["value"]) == (
+        "cross",
+        "2",
+        "4",
+        2,
+    )
+
+
+def test_switching_heads_off_shows_both_translations_and_per_token_deltas(demo, key):
+    v = by_id(fn(demo, "on_ablate").fn(key, ["cross:1:1", "cross:2:1", "cross:1:2", "cross:2:2"]))
+    assert v["ablate-original"] == "她是我的姐姐。"
+    assert v["ablate-translation"] and "Switched off: cross:1:1" in v["ablate-note"]
+    (bar,) = v["ablate-delta-plot"].data
+    assert len(bar.y) == len("她是我的姐姐。") + 1  # every output token, </s> included
+    with pytest.raises(Exception, match="Pick at least one head"):
+        fn(demo, "on_ablate").fn(key, [])
+
+
+def test_importance_reports_progress_and_marks_the_largest_drop(demo, key):
+    seen = []
+    v = by_id(
+        fn(demo, "on_importance").fn(key, "cross", "1", "1", progress=lambda f, desc=None: seen.append(f))
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    fig = v["head-importance-plot"]
+    z = {t.customdata[0][0].split(":")[0]: np.array(t.z, dtype=float) for t in fig.data}
+    kind, layer, head = max(
+        ((k, *np.unravel_index(np.argmax(a), a.shape)) for k, a in z.items()),
+        key=lambda t: z[t[0]][t[1], t[2]],
+    )
+    assert f"**{kind}:{layer + 1}:{head + 1}**" in v["importance-caption"]
+
+
+def test_stats_for_the_sentence_without_a_corpus_file(demo, key):
+    v = by_id(fn(demo, "on_stats").fn(key, SENTENCE, "distance"))
+    assert len(v["head-stats-table"]) == 24 and "no `head_stats.json`" in v["stats-caption"]
+
+
+# ---- API -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(loaded):
+    d = build_demo(loaded)
+    _, url, _ = d.launch(
+        **launch_options(loaded),
+        server_name="127.0.0.1",
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    try:
+        yield url
+    finally:
+        d.close()
+
+
+def test_internals_endpoint_gives_one_query_step_by_step(served):
+    data = Client(served, verbose=False).predict("I love you.", 1, "decoder", 2, 1, 2, api_name="/internals")
+    assert data["translation"] == "我爱你。" and data["query_token"] == "我 → 爱"
+    assert data["scores"][2:] == [None] * (len(data["keys"]) - 2)  # masked: null, never a number
+    assert sum(data["weights"]) == pytest.approx(1.0, abs=1e-5) and data["weights"][2:] == [0.0] * (
+        len(data["keys"]) - 2
+    )
+    assert data["max_diff_to_attention_map"] <= 1e-6 and data["checks"]["masked_weight"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("I love you.", 1, "cross", 7, 1, 1), "layer must be a whole number from 1 to 2"),
+        (("I love you.", 1, "self", 1, 1, 1), "kind must be one of encoder, decoder, cross"),
+        (("I love you.", 1, "cross", 1, 1, 99), "query must be a whole number from 1 to"),
+        (("I love you.", 1, "cross", 1.5, 1, 1), "layer must be a whole number"),
+        (("I love you.", 0, "cross", 1, 1, 1), "beam must be a whole number"),
+    ],
+)
+def test_internals_endpoint_refuses_bad_selections_clearly(served, args, message):
+    with pytest.raises(Exception, match=message):
+        Client(served, verbose=False).predict(*args, api_name="/internals")
+
+
+def test_ablate_endpoint(served):
+    client = Client(served, verbose=False)
+    data = client.predict("I love you.", "cross:1:1,cross:2:1", 1, api_name="/ablate")
+    assert data["translation"] == "我爱你。" and data["heads"] == ["cross:1:1", "cross:2:1"]
+    assert len(data["delta_logprob"]) == len(data["target_tokens"])
+    none = client.predict("I love you.", "none", 1, api_name="/ablate")
+    assert none["ablated_translation"] == none["translation"] and set(none["delta_logprob"]) == {0.0}
+    with pytest.raises(Exception, match="is not KIND:LAYER:HEAD"):
+        client.predict("I love you.", "cross:1", 1, api_name="/ablate")
+
+
+def test_head_stats_endpoint(served):
+    data = Client(served, verbose=False).predict("I love you.", 1, api_name="/head_stats")
+    assert data["corpus"] is None and data["sentence"]["cross"]["distance"][0] == [None] * 4
+    assert len(data["sentence"]["encoder"]["entropy_bits"]) == 2
+
+
+def test_new_endpoints_take_their_defaults_over_plain_http(served):
+    import httpx
+
+    base = served.rstrip("/") + "/gradio_api/call/internals"
+    r = httpx.post(base, json={"data": ["I love you."]}, timeout=60)
+    assert r.status_code == 200
+    event = r.json()["event_id"]
+    with httpx.stream("GET", f"{base}/{event}", timeout=60) as s:
+        body = "".join(s.iter_text())
+    assert "event: complete" in body and '"kind": "cross"' in body.replace('":"', '": "')
+
+
+def test_internals_response_stays_small_at_the_caps(loaded):
+    from explorer.head_tab import api_endpoints
+
+    internals_api, _, _ = api_endpoints(loaded, None)
+    data = internals_api(" ".join(["I drink tea every day ."] * 8), 1, "cross", 1, 1, 1)
+    assert len(json.dumps(data)) < 2 * 2**20
