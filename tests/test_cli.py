@@ -96,7 +96,7 @@ def test_heads_must_divide_width(capsys, tmp_path):
     assert code == 2 and "not divisible" in err
 
 
-def test_evaluate_and_export_cli(capsys, toy_run, tmp_path):
+def test_evaluate_and_export_cli(capsys, toy_run, tmp_path, monkeypatch):
     cfg, _ = toy_run
     weights = tmp_path / "w"
     code, out, _ = run_main(
@@ -120,6 +120,11 @@ def test_evaluate_and_export_cli(capsys, toy_run, tmp_path):
     assert "beam 3" in out and "tok:zh" in out and "chrF" in out
     lines = hyps.read_text().splitlines()
     assert len(lines) == 100 and all(line.isdigit() for line in lines)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")  # without --output nothing is written, here or beside the data
+    before = {p for p in tmp_path.rglob("*")}
+    code, out, _ = run_main(capsys, "evaluate", str(weights), "--data", cfg.dev_path, "--beam", "1")
+    assert code == 0 and "written" not in out and {p for p in tmp_path.rglob("*")} == before
     code, _, err = run_main(capsys, "evaluate", str(tmp_path / "nowhere"), "--data", cfg.dev_path)
     assert code == 2 and "weights folder not found" in err
 
@@ -286,3 +291,14 @@ def test_export_takes_its_decoding_defaults_from_decode_settings(capsys, toy_run
     )
     decoding = json.loads((tmp_path / "w" / "config.json").read_text())["decoding"]
     assert (decoding["beam"], decoding["length_penalty"]) == (3, 0.0)
+
+
+def test_export_before_the_first_evaluation_says_so(capsys, toy_run, tmp_path):
+    import shutil
+
+    cfg, _ = toy_run
+    run = tmp_path / "run"
+    shutil.copytree(cfg.run_dir, run)
+    (run / "best.safetensors").unlink()  # as if stopped during epoch 1, before dev was scored
+    code, _, err = run_main(capsys, "export", str(run), str(tmp_path / "w"))
+    assert code == 2 and "stopped before its first evaluation" in err and "--checkpoint last" in err

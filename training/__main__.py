@@ -259,8 +259,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores, hyps = evaluate(
         translator, corpus.pairs, beam=settings.beam, length_penalty=settings.length_penalty
     )
-    out = Path(args.output or Path(args.data).with_suffix(".hyp.txt").name)
-    out.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    if args.output:  # only when asked: a score should not leave files behind in the working directory
+        Path(args.output).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     skipped = f", {corpus.skipped} malformed lines skipped" if corpus.skipped else ""
     print(
         f"{args.data}: {len(corpus.pairs)} pairs{skipped} · beam {settings.beam}, length penalty {settings.length_penalty}"
@@ -268,7 +268,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"BLEU {scores.bleu:.2f}   {scores.bleu_signature}")
     print(f"chrF {scores.chrf:.2f}   {scores.chrf_signature}")
     print(
-        f"{scores.seconds:.1f}s ({len(corpus.pairs) / scores.seconds:.1f} sentences/s) · hypotheses written to {out}"
+        f"{scores.seconds:.1f}s ({len(corpus.pairs) / scores.seconds:.1f} sentences/s)"
+        + (f" · hypotheses written to {args.output}" if args.output else "")
     )
     return 0
 
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help="where to write the hypotheses, one per line (default: DATA.hyp.txt here)",
+        help="also write the hypotheses here, one per line (default: none are written)",
     )
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_evaluate)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_model
 
 from .checkpoint import average_model_states, model_state, read_checkpoint
-from .config import write_json
+from .config import read_json, write_json
 from .data import read_tsv
 from .decoding import DecodeSettings
 from .errors import ConfigError
@@ -25,6 +25,7 @@ from .files import (
     SRC_VOCAB_FILE,
     SUBWORDS_FILE,
     TGT_VOCAB_FILE,
+    TRAIN_CONFIG_FILE,
     TRAINING_LOG_FILE,
     WEIGHTS_FILE,
 )
@@ -38,6 +39,13 @@ FORMAT = "attention-explorer-weights/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
+def _had_dev_set(run_dir: Path) -> bool:
+    try:
+        return bool(read_json(run_dir / TRAIN_CONFIG_FILE).get("dev_path"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def pick_checkpoints(run_dir: Path, checkpoint: str, average: int) -> list[Path]:
     if average > 1:
         epochs = sorted(run_dir.glob("epoch-*.safetensors"))
@@ -49,11 +57,13 @@ def pick_checkpoints(run_dir: Path, checkpoint: str, average: int) -> list[Path]
     named = {"best": run_dir / BEST, "last": run_dir / LAST}
     path = named.get(checkpoint, Path(checkpoint))
     if not path.is_file():
-        hint = (
-            "the run had no dev set, so no best checkpoint: use --checkpoint last or --average K"
-            if checkpoint == "best" and (run_dir / LAST).is_file()
-            else "did training finish an epoch?"
-        )
+        hint = "did training finish an epoch?"
+        if checkpoint == "best" and (run_dir / LAST).is_file():
+            hint = (
+                "the run stopped before its first evaluation on its dev set"
+                if _had_dev_set(run_dir)
+                else "the run had no dev set, so no best checkpoint"
+            ) + ": use --checkpoint last or --average K"
         raise FileNotFoundError(f"{path}: checkpoint not found ({hint})")
     return [path]
 
