@@ -92,29 +92,27 @@ def model_summary_markdown(config: dict[str, Any], n_parameters: int, model_id: 
     lines = [
         f"**{model_id}** · the encoder–decoder Transformer of *Attention Is All You Need*, trained from scratch.",
         "",
-        "| | |",
-        "|---|---|",
-        f"| layers | {m.get('n_encoder_layers', '?')} encoder + {m.get('n_decoder_layers', '?')} decoder "
-        f"({'pre' if m.get('pre_norm', True) else 'post'}-norm) |",
-        f"| width | d_model {m.get('d_model', '?')}, {m.get('n_heads', '?')} heads of "
-        f"{m.get('d_model', 0) // max(1, m.get('n_heads', 1))}, feed-forward {m.get('d_ff', '?')} |",
-        f"| parameters | {n_parameters:,} |",
-        f"| English input | {source}, lower-cased |",
-        f"| Chinese output | {m.get('tgt_vocab_size', '?'):,} characters (simplified) |",
-        f"| decoding | beam {dec.get('beam', '?')}, length penalty {dec.get('length_penalty', '?')} |",
+        f"- **layers**: {m.get('n_encoder_layers', '?')} encoder + {m.get('n_decoder_layers', '?')} decoder "
+        f"({'pre' if m.get('pre_norm', True) else 'post'}-norm)",
+        f"- **width**: d_model {m.get('d_model', '?')}, {m.get('n_heads', '?')} heads of "
+        f"{m.get('d_model', 0) // max(1, m.get('n_heads', 1))}, feed-forward {m.get('d_ff', '?')}",
+        f"- **parameters**: {n_parameters:,}",
+        f"- **English input**: {source}, lower-cased",
+        f"- **Chinese output**: {m.get('tgt_vocab_size', '?'):,} characters (simplified)",
+        f"- **decoding**: beam {dec.get('beam', '?')}, length penalty {dec.get('length_penalty', '?')}",
     ]
     if metrics:
         lines.append(
-            f"| dev scores | BLEU {metrics.get('dev_bleu', '?')} · chrF {metrics.get('dev_chrf', '?')} "
-            f"on {metrics.get('dev_file', 'dev')} ({metrics.get('measured', '')}) |"
+            f"- **dev scores**: BLEU {metrics.get('dev_bleu', '?')} · chrF {metrics.get('dev_chrf', '?')} "
+            f"on {metrics.get('dev_file', 'dev')} ({metrics.get('measured', '')})"
         )
     if train:
         hours = train.get("train_seconds", 0) / 3600
         lines.append(
-            f"| training | {train.get('epochs', '?')} epochs, {train.get('steps', '?'):,} steps, "
-            f"{hours:.1f} h on {train.get('hardware', '?')} |"
+            f"- **training**: {train.get('epochs', '?')} epochs, {train.get('steps', '?'):,} steps, "
+            f"{hours:.1f} h on {train.get('hardware', '?')}"
         )
     lines.append(
-        "| data | English–Mandarin sentence pairs from [Tatoeba](https://tatoeba.org) (CC-BY 2.0 FR) |"
+        "- **data**: English–Mandarin sentence pairs from [Tatoeba](https://tatoeba.org) (CC-BY 2.0 FR)"
     )
     return "\n".join(lines)

@@ -220,7 +220,7 @@ def download_handlers(
             }
         size_kb = max(1, path.stat().st_size // 1024)
         return {
-            c.download_status: f"Ready: `{path.name}` ({size_kb:,} KB). Press **{button.value}**.",
+            c.download_status: f"Ready: `{path.name}` ({size_kb:,} KB). Press **{button.label}**.",
             button: gr.update(value=str(path), interactive=True),
         }
 

@@ -83,7 +83,7 @@ def plot(page, sel="#attention-plot"):
     return page.evaluate(PLOT_STATE, sel)
 
 
-def wait_plot_change(page, before, sel="#attention-plot", timeout=15):
+def wait_plot_change(page, before, sel="#attention-plot", timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
         now = plot(page, sel)

@@ -391,7 +391,8 @@ def test_a_lone_surrogate_translates_and_its_json_downloads(space):
     out, _ = event(space, "run", ["I love \ud800 you.", 1, *VIEW, *EXTRA], session)
     assert out[0] and "\ufffd" in out[1]  # named in the unknown-words notice as the replacement character
     status, download = event(space, "prepare_download", [None], session)[0]
-    assert "Ready" in status and Path(download["value"]["path"]).parent == files.dir
+    assert "Ready" in status and "Press **Download trace JSON**" in status
+    assert Path(download["value"]["path"]).parent == files.dir
     served = httpx.get(download["value"]["url"], timeout=30)
     assert served.status_code == 200
     data = json.loads(served.content.decode("utf-8"))
