@@ -15,6 +15,7 @@ from training.files import TRAINING_LOG_FILE
 
 from .figures import positional_encoding_figure
 from .head_tab import HeadComponents, build_head_tab
+from .live_plot import live_plot, plotly_loader
 from .loading import LoadedModel
 from .model_figures import model_summary_markdown, training_curves_figure
 from .views import KINDS
@@ -56,12 +57,12 @@ class Components:
     per_map: gr.Checkbox
     words: gr.Checkbox
     specials_note: gr.Markdown
-    attention_plot: gr.Plot
+    attention_plot: gr.HTML
     large: gr.Dropdown
-    large_plot: gr.Plot
+    large_plot: gr.HTML
     step: gr.Slider
     step_caption: gr.Markdown
-    step_plot: gr.Plot
+    step_plot: gr.HTML
     # Export tab: the JSON file is written only when asked for
     prepare_download: gr.Button
     download_status: gr.Markdown
@@ -159,7 +160,8 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
                     elem_id="words",
                 )
         specials_note = gr.Markdown()
-        attention_plot = gr.Plot(label="Attention", show_label=False, elem_id="attention-plot")
+        attention_plot = live_plot("attention-plot")
+        plotly_loader()
         gr.Markdown(
             "Rows are queries, columns are keys; each row sums to 1. Decoder row *t* reads the token on the "
             "left of the arrow and predicts the one on its right. Grey cells in the decoder self-attention are "
@@ -179,7 +181,7 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
             label="Open one map large",
             elem_id="large",
         )
-        large_plot = gr.Plot(label="One map, large", show_label=False, visible=False, elem_id="large-plot")
+        large_plot = live_plot("large-plot", visible=False)
         with gr.Row():
             with gr.Column(scale=2, min_width=280):
                 step = gr.Slider(
@@ -187,7 +189,7 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
                 )
                 step_caption = gr.Markdown()
             with gr.Column(scale=3, min_width=280):
-                step_plot = gr.Plot(label="Next-token probabilities", show_label=False, elem_id="step-plot")
+                step_plot = live_plot("step-plot")
     with gr.Tab("Inside a head", elem_id="head-tab") as head_tab:
         head = build_head_tab(loaded, head_tab)
     with gr.Tab("Positional encoding"):

@@ -9,21 +9,19 @@ gr.State holds; every toggle re-renders from it without running the model again.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-import plotly.graph_objects as go
-from gradio.components.plot import PlotData
 from starlette.middleware import Middleware
 
 from .head_tab import INSTALL_CLICKS_JS, head_api_defaults, wire_head_tab
 from .http_guard import REQUIRED, Guard, call_v2_errors
 from .inference import InputError, Trace, trace, translate_one
 from .layout import Components, build_layout
+from .live_plot import figure_json
 from .loading import LoadedModel
 from .trace_files import MAX_AGE_S, TraceFiles
 from .trace_store import TTL_S, TraceStore
@@ -77,7 +75,7 @@ def refusal(where: str, message: str) -> gr.Error:
 # Runs in the browser before an event that renders maps: the last input (client_width) becomes the
 # plot's width in px, so sizes, fonts and the phone layout follow the screen (also after a resize).
 WITH_WIDTH = """(...args) => {
-  const el = document.querySelector('#attention-plot');
+  const el = document.querySelector('#attention-plot .live-plot');
   const w = el && el.clientWidth > 100 ? el.clientWidth : document.body.clientWidth - 32;
   args[args.length - 1] = Math.max(240, Math.round(w));
   return args;
@@ -114,13 +112,6 @@ def large_view(view: View, large: str | None) -> View | None:
     return View(**{**vars(view), "layer": int(m[1]) - 1, "heads": [int(m[2]) - 1], "average": False})
 
 
-def as_plot(fig: go.Figure, stem: str) -> PlotData:
-    """The figure as gr.Plot sends it, plus Plotly's config: the camera button saves `<stem>.png` at 2×."""
-    data = json.loads(fig.to_json())
-    data["config"] = {"toImageButtonOptions": {"filename": stem, "scale": 2}, "displaylogo": False}
-    return PlotData(type="plotly", plot=json.dumps(data))
-
-
 def md_escape(text: str) -> str:
     """User-derived text (unknown words) as literal Markdown: no markup, no HTML."""
     text = html.escape(text, quote=False)
@@ -154,14 +145,14 @@ def capped_trace(loaded: LoadedModel, text, beam) -> Trace:
 def render_maps(c: Components, tr: Trace, view: View, large: str | None) -> dict:
     """The attention plot, and the large one when a map is picked (hidden otherwise)."""
     stem = file_stem(tr)
-    out = {c.attention_plot: as_plot(attention_view(tr, view), stem)}
+    out = {c.attention_plot: figure_json(attention_view(tr, view), stem)}
     one = large_view(view, large)
     if one is None:
         out[c.large_plot] = gr.update(visible=False, value=None)
     else:
         try:
             out[c.large_plot] = gr.update(
-                visible=True, value=as_plot(attention_view(tr, one), stem + "-large")
+                visible=True, value=figure_json(attention_view(tr, one), stem + "-large")
             )
         except ValueError:  # e.g. layer 3 of a 2-layer encoder
             out[c.large_plot] = gr.update(visible=False, value=None)
@@ -188,7 +179,7 @@ def view_handlers(store: TraceStore, c: Components) -> tuple[Callable[..., Any],
         shown = rerender(key, kind, layer, heads, average, show_special, per_map, words, step, large, width)
         return {
             **(shown if isinstance(shown, dict) else {}),
-            c.step_plot: as_plot(fig, file_stem(tr, "next-token")),
+            c.step_plot: figure_json(fig, file_stem(tr, "next-token")),
             c.step_caption: caption,
         }
 
@@ -258,7 +249,7 @@ def translate_handler(loaded: LoadedModel, store: TraceStore, c: Components) -> 
             c.trace_state: store.put(tr),
             **render_maps(c, tr, view, large),
             c.step: gr.update(minimum=1, maximum=n, value=1, step=1, interactive=n > 1),
-            c.step_plot: as_plot(fig_step, file_stem(tr, "next-token")),
+            c.step_plot: figure_json(fig_step, file_stem(tr, "next-token")),
             c.step_caption: caption,
             c.prepare_download: gr.update(interactive=True),
             c.prepare_csv: gr.update(interactive=True),
@@ -330,6 +321,7 @@ def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFile
         api_visibility="private",
         concurrency_id=VIEW_GROUP,
         js=WITH_WIDTH,
+        show_progress="hidden",
     )
     c.show_special.change(specials_note, c.show_special, c.specials_note, api_visibility="private")
     c.step.change(
@@ -339,6 +331,7 @@ def wire(c: Components, loaded: LoadedModel, store: TraceStore, files: TraceFile
         api_visibility="private",
         concurrency_id=VIEW_GROUP,
         js=WITH_WIDTH,
+        show_progress="hidden",
     )
     prepare_download, prepare_csv = download_handlers(store, files, c)
     c.prepare_download.click(

@@ -196,7 +196,7 @@ def test_the_explorer_offers_whole_words_for_a_subword_model_and_pools_its_maps(
     for pooled in (False, True):
         view = ("cross", "all", ["1"], "grid", True, False, pooled, "none", None)
         out = {c.elem_id: v for c, v in run.fn(text, 1, *view).items() if c.elem_id}
-        fig = json.loads(out["attention-plot"].plot)
+        fig = json.loads(out["attention-plot"])
         outs[pooled] = next(t for t in fig["data"] if t["type"] == "heatmap")
     n_words = len(load_weights_dir(weights).prepare(text).words)  # </s> included
     assert len(outs[True]["x"]) == n_words < len(outs[False]["x"])

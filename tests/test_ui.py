@@ -131,11 +131,11 @@ def test_plots_carry_a_png_name_from_the_sentence_and_the_width_sets_the_layout(
     wide = by_id(run.fn("I love you.", 1, *view, "none", 1100))
     phone = by_id(run.fn("I love you.", 1, *view, "none", 390))
     for out in (wide, phone):
-        fig = json.loads(out["attention-plot"].plot)
+        fig = json.loads(out["attention-plot"])
         assert fig["config"]["toImageButtonOptions"]["filename"] == "attention-i-love-you"
     domains = lambda out: {
         tuple(v["domain"])
-        for k, v in json.loads(out["attention-plot"].plot)["layout"].items()
+        for k, v in json.loads(out["attention-plot"])["layout"].items()
         if k.startswith("xaxis")
     }  # noqa: E731
     assert len(domains(wide)) == 4 and domains(phone) == {(0.0, 1.0)}  # side by side; stacked on a phone
@@ -148,7 +148,7 @@ def test_one_map_opens_large_in_the_views_kind(loaded):
     out = by_id(run.fn("I love you.", 1, *view, "layer 2 · head 3", None))
     large = out["large-plot"]
     assert large["visible"] is True
-    fig = json.loads(large["value"].plot)
+    fig = json.loads(large["value"])
     maps = [t for t in fig["data"] if t["type"] == "heatmap"]
     assert len(maps) == 1 and any("layer 2 · head 3" in a["text"] for a in fig["layout"]["annotations"])
 

@@ -234,16 +234,16 @@ def completed_events(streams: list[dict]) -> list[dict]:
 
 
 def first_figure_bytes(outputs: list[dict]) -> int | None:
-    """UTF-8 size of the first Plotly figure's JSON in these events' outputs: the attention plot, which
-    comes first in the outputs of Translate, every toggle and the step slider."""
+    """UTF-8 size of the first Plotly figure's JSON in these events' outputs (a gr.Plot's, or the text of
+    explorer.live_plot): the attention plot, first in the outputs of Translate, every toggle and the step slider."""
     for output in outputs:
         for value in output.get("data") or []:
-            if (
-                isinstance(value, dict)
-                and value.get("type") == "plotly"
-                and isinstance(value.get("plot"), str)
-            ):
-                return len(value["plot"].encode())
+            if isinstance(value, dict) and value.get("__type__") == "update":
+                value = value.get("value")
+            if isinstance(value, dict) and value.get("type") == "plotly":  # a gr.Plot
+                value = value.get("plot")
+            if isinstance(value, str) and value.startswith('{"data"'):  # explorer.live_plot's JSON
+                return len(value.encode())
     return None
 
 
