@@ -114,8 +114,13 @@ def test_translate_and_explore_attention(page, shots):
     assert cross["y"][1] == "我 → 爱"
     page.screenshot(path=str(shots / "cross.png"), full_page=True)
 
+    page.evaluate("() => { window.__mapDiv = document.querySelector('#attention-plot .js-plotly-plot'); }")
     page.locator("#kind label", has_text="Decoder self-attention").click()
     dec = wait_plot_change(page, cross)
+    # redrawn in place (Plotly.react on the same <div>), not re-created: see explorer/live_plot.py
+    assert page.evaluate(
+        "() => document.querySelector('#attention-plot .js-plotly-plot') === window.__mapDiv"
+    )
     assert dec["title"].startswith("Decoder self-attention")
     assert dec["z"][0][1] is None  # masked future: empty cell, not a zero
     assert dec["x"][1] == "我"

@@ -159,3 +159,17 @@ def test_the_model_tab_says_what_the_model_is(loaded):
     text = model_summary_markdown(loaded.translator.info, 1234, "toy")
     cfg = loaded.translator.model.cfg
     assert f"{cfg.n_encoder_layers} encoder + {cfg.n_decoder_layers} decoder" in text and "1,234" in text
+
+
+def test_a_live_plot_sends_the_figure_and_its_config_and_keeps_its_div():
+    import plotly.graph_objects as go
+
+    from explorer.live_plot import figure_json, live_plot
+
+    fig = go.Figure(go.Heatmap(z=[[0.25, 0.75]], x=["a", "b"], y=["q"]), layout=dict(height=300))
+    sent = json.loads(figure_json(fig, "attention-x"))
+    assert sent["config"]["toImageButtonOptions"] == {"filename": "attention-x", "scale": 2}
+    assert go.Figure(sent["data"], sent["layout"]).to_plotly_json() == json.loads(fig.to_json())
+    # Gradio re-renders the template when the value changes: one without the value stays the same
+    # <div>, which Plotly.react then updates in place
+    assert "${value}" not in live_plot("x").html_template
