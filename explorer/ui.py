@@ -21,6 +21,7 @@ from .head_tab import INSTALL_CLICKS_JS, head_api_defaults, wire_head_tab
 from .http_guard import REQUIRED, Guard, call_v2_errors
 from .inference import InputError, Trace, trace, translate_one
 from .layout import Components, build_layout
+from .live_plot import CSS as LIVE_PLOT_CSS
 from .live_plot import figure_json
 from .loading import LoadedModel
 from .trace_files import MAX_AGE_S, TraceFiles
@@ -391,4 +392,5 @@ def launch_options(loaded: LoadedModel) -> dict[str, Any]:
         max_file_size=MAX_UPLOAD,
         state_session_capacity=SESSION_CAPACITY,
         mcp_server=False,  # an MCP route would be one more way in to the model
+        css=LIVE_PLOT_CSS,
     )
