@@ -1,4 +1,5 @@
-"""The attention map's plot: one Plotly <div> that stays on the page and is redrawn with Plotly.react.
+"""The Attention tab's plots (the maps, the large map, the step chart): one Plotly <div> each that
+stays on the page and is redrawn with Plotly.react.
 
 gr.Plot mounts a new <div> for every value, so each toggle paid for a full Plotly.newPlot plus
 Svelte's remount. Here a gr.HTML holds the <div> (its template never changes, so Gradio leaves it
