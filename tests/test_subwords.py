@@ -4,6 +4,7 @@ words, and a subword model survives export → load bit for bit."""
 import base64
 import json
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,12 +78,19 @@ def test_a_file_that_is_not_a_sentencepiece_model_is_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def subword_run(tmp_path_factory):
-    from training.export import export, load_run
+def subword_cfg(tmp_path_factory):
     from training.train import train
 
     cfg = zh_train_config(tmp_path_factory.mktemp("zh-subwords"), subwords=120, epochs=12)
     train(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def subword_run(subword_cfg, tmp_path_factory):
+    from training.export import export, load_run
+
+    cfg = subword_cfg
     weights, _ = export(
         cfg.run_dir, tmp_path_factory.mktemp("exp") / "weights", checkpoint="last", dtype="float32"
     )
@@ -205,3 +213,37 @@ def test_the_explorer_offers_whole_words_for_a_subword_model_and_pools_its_maps(
         [int(n) for n in z["shape"].split(",")]
     )
     np.testing.assert_allclose(z.sum(axis=1), 1.0, atol=1e-4)  # pooled rows are still distributions
+
+
+def test_a_run_started_from_a_subword_run_keeps_its_pieces_vocabularies_and_weights(subword_cfg, tmp_path):
+    from training.__main__ import main
+    from training.checkpoint import model_state, read_checkpoint
+
+    first = Path(subword_cfg.run_dir)
+    run = tmp_path / "second"
+    # Only the recipe is given: shape and vocabulary options come from the first run.
+    args = ["train", "--train", subword_cfg.train_path, "--dev", subword_cfg.dev_path, "--run-dir", str(run)]
+    args += ["--init-from", str(first), "--epochs", "1", "--lr", "0", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    for name in ("subwords_src.model", "vocab_src.json", "vocab_tgt.json"):
+        assert (run / name).read_bytes() == (first / name).read_bytes(), name
+    # At learning rate 0 the weights stay those of the first run's best checkpoint, so the new run's
+    # first dev score is that checkpoint's.
+    before = model_state(read_checkpoint(first / "best.safetensors")[0])
+    after = model_state(read_checkpoint(run / "last.safetensors")[0])
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    best = max(json.loads(line)["dev_bleu"] for line in (first / "log.jsonl").read_text().splitlines())
+    assert json.loads((run / "log.jsonl").read_text().splitlines()[0])["dev_bleu"] == pytest.approx(best)
+    saved = json.loads((run / "train_config.json").read_text())
+    assert saved["subwords"] == 120 and saved["d_model"] == subword_cfg.d_model
+
+
+def test_init_from_refuses_a_shape_that_differs_from_the_run_in_one_line(subword_cfg, tmp_path, capsys):
+    from training.__main__ import main
+
+    args = ["train", "--train", subword_cfg.train_path, "--run-dir", str(tmp_path / "r")]
+    args += ["--init-from", subword_cfg.run_dir, "--d-model", str(subword_cfg.d_model * 2)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "d_model" in err and "--init-from" in err
+    assert not (tmp_path / "r" / "last.safetensors").exists()

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import Architecture, TrainConfig
 from .errors import ConfigError, DataError
 from .hub import HubError
 
@@ -86,6 +86,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="where checkpoints, vocabularies and log.jsonl are written",
     )
     resume = p.add_argument("--resume", action="store_true", default=False)
+    p.add_argument(
+        "--init-from",
+        dest="init_from",
+        metavar="RUN_DIR",
+        help="start from this run's best weights, vocabularies and subword model, with a fresh optimizer "
+        "and schedule (e.g. to fine-tune on distilled targets); its model and vocabulary options are "
+        "inherited (default: from scratch)",
+    )
     g = p.add_argument_group("model")
     _opt(g, "--d-model", "d_model", positive_int, "width of the residual stream")
     _opt(g, "--heads", "n_heads", positive_int, "attention heads per layer (must divide --d-model)")
@@ -194,6 +202,33 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+# What a run started with --init-from takes from that run: the weights must fit, the pieces must match.
+INHERITED = (
+    *(f.name for f in dataclasses.fields(Architecture) if f.name != "dropout"),
+    "subwords",
+    "min_freq_src",
+    "min_freq_tgt",
+    "lowercase",
+)
+
+
+def inherit_from_init(given: dict) -> dict:
+    from .train import load_run_config
+
+    init_dir = Path(given["init_from"])
+    if not (init_dir / "train_config.json").is_file():
+        raise ConfigError(
+            f"--init-from {init_dir}: no train_config.json there; name a training run directory"
+        )
+    init = load_run_config(init_dir)
+    clash = sorted(k for k in INHERITED if k in given and given[k] != getattr(init, k))
+    if clash:
+        raise ConfigError(
+            f"--init-from {init_dir}: {', '.join(clash)} differ from its train_config.json; leave them out"
+        )
+    return {k: getattr(init, k) for k in INHERITED} | given
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import load_run_config, train
 
@@ -212,6 +247,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = TrainConfig.from_dict(saved | {k: v for k, v in given.items() if k in RESUMABLE})
         cfg.max_steps = given.get("max_steps")  # a limit for this invocation, not for the run
     else:
+        if given.get("init_from"):
+            given = inherit_from_init(given)
         cfg = TrainConfig.from_dict({"dev_path": None, **given})
         if cfg.d_model % cfg.n_heads:
             raise ConfigError(f"--d-model {cfg.d_model} is not divisible by --heads {cfg.n_heads}")

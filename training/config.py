@@ -112,6 +112,9 @@ class TrainConfig(Architecture):
     min_freq_tgt: int = 1  # Chinese characters seen fewer times become <unk>
     lowercase: bool = True  # lower-case English before tokenizing
     max_tokens_per_sentence: int = 100  # longer training pairs are skipped, not truncated
+    # Start from this run's best weights, vocabularies and subword model, not from scratch (a
+    # second stage, e.g. on distilled targets). Its shape and vocabulary settings are inherited.
+    init_from: str | None = None
     # optimisation
     epochs: int = 30
     max_tokens: int = 2500  # token budget per batch (padded source or target, the larger)

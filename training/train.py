@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import read_checkpoint, restore, save_checkpoint
+from .checkpoint import model_state, read_checkpoint, restore, save_checkpoint
 from .config import ModelConfig, TrainConfig, read_json, write_json
 from .data import Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
 from .decoding import DecodeSettings
@@ -126,7 +126,9 @@ class Data:
     subwords: Subwords | None = None
 
 
-def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
+def load_data(cfg: TrainConfig, vocab_dir: Path | None) -> Data:
+    """The training pairs encoded with the vocabularies (and subword model) of `vocab_dir`, or with
+    new ones learned from these pairs when it is None."""
     corpus = read_tsv(cfg.train_path)
     if not corpus.pairs:
         raise DataError(
@@ -136,13 +138,13 @@ def load_data(cfg: TrainConfig, run_dir: Path, reuse_vocab: bool) -> Data:
     subwords = None
     if cfg.subwords:  # the encoder reads pieces of words, learned on this training split only
         subwords = (
-            read_subwords(run_dir)
-            if reuse_vocab
+            read_subwords(vocab_dir)
+            if vocab_dir
             else Subwords.train([en for en, _ in tokenized], cfg.subwords, cfg.lowercase)
         )
         tokenized = [(subwords.pieces(en), zh) for en, zh in tokenized]
-    if reuse_vocab:
-        src_vocab, tgt_vocab = read_vocabs(run_dir)
+    if vocab_dir:
+        src_vocab, tgt_vocab = read_vocabs(vocab_dir)
     else:
         src_vocab = (
             subwords.vocab() if subwords else Vocab.build((en for en, _ in tokenized), cfg.min_freq_src)
@@ -284,7 +286,8 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
         for stale in run_dir.glob("*.tmp"):
             stale.unlink()
 
-    data = load_data(cfg, run_dir, reuse_vocab=resuming)
+    init_dir = Path(cfg.init_from) if cfg.init_from else None
+    data = load_data(cfg, run_dir if resuming else init_dir)
     mcfg = cfg.model_config(len(data.src_vocab), len(data.tgt_vocab), PAD_ID)
     if dd.main:
         print(data.report, flush=True)
@@ -301,6 +304,8 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
         model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-9, weight_decay=cfg.weight_decay
     )
     torch.manual_seed(cfg.seed + 1 + dd.rank)  # dropout streams differ per rank
+    if init_dir and not resuming:
+        start_from(init_dir, model, dd)
     state = resume_from(run_dir / LAST, model, optimizer, cfg, dd) if resuming else TrainState()
     state.hardware = describe_hardware(device, dd.world, cfg.precision)
     if dd.main:
@@ -349,6 +354,18 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
         use_bf16=use_bf16,
     )
     return run, state
+
+
+def start_from(init_dir: Path, model: Transformer, dd: Dist) -> None:
+    """Load the weights of `init_dir`'s best checkpoint (its last when it has none); the optimizer,
+    schedule and epochs start afresh."""
+    path = init_dir / BEST if (init_dir / BEST).is_file() else init_dir / LAST
+    if not path.is_file():
+        raise ConfigError(f"--init-from {init_dir}: no {BEST} or {LAST} there; name a training run directory")
+    tensors, _ = read_checkpoint(path)
+    model.load_state_dict(model_state(tensors))
+    if dd.main:
+        print(f"initialized from {path}", flush=True)
 
 
 def resume_from(
