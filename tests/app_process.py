@@ -23,6 +23,21 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+FIRST_MAP = "#attention-plot .js-plotly-plot .heatmaplayer"  # drawn once the first visit's example is
+E2E_WAIT_MS = 60000  # one step on a loaded 2-core machine can take tens of seconds
+
+
+def require_browser() -> None:
+    """Skip the calling test module without Playwright and Debian's chromium; under CI that is an error."""
+    import importlib.util
+
+    if importlib.util.find_spec("playwright") is None or not Path(CHROMIUM).exists():
+        reason = "needs Python playwright and /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)"
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI must run the browser test: {reason}")
+        import pytest
+
+        pytest.skip(reason, allow_module_level=True)
 
 
 def free_port() -> int:

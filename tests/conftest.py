@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -149,3 +150,47 @@ def pytest_configure(config):
     # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
     config.addinivalue_line("filterwarnings", "ignore:.*no_silent_downcasting.*")
     config.addinivalue_line("filterwarnings", "ignore:The copy keyword is deprecated.*")
+
+
+# The browser tests' fixtures (test_e2e_*.py): one app per test module, a fresh page per test.
+@pytest.fixture(scope="module")
+def app_url(zh_weights, tmp_path_factory):
+    from app_process import AppProcess
+
+    app = AppProcess(
+        ["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log"
+    )
+    try:
+        app.wait(timeout=90)
+        yield app.url
+    finally:
+        app.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: $E2E_SCREENSHOTS, else the test's tmp dir."""
+    d = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture()
+def page(app_url):
+    """The app in headless Chromium at 1400 px, once the first visit's example map is drawn.
+
+    `page.dialogs` collects the messages of any dialog (then dismissed): markup must never open one.
+    """
+    from app_process import CHROMIUM, CHROMIUM_ARGS, E2E_WAIT_MS, FIRST_MAP
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+        pg.dialogs = []
+        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        pg.goto(app_url)
+        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=E2E_WAIT_MS)
+        pg.wait_for_selector(FIRST_MAP, timeout=2 * E2E_WAIT_MS)
+        yield pg
+        browser.close()

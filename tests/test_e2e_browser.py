@@ -4,60 +4,12 @@ Needs Debian's chromium, fonts-noto-cjk and Python Playwright (.ci/run installs 
 Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
 """
 
-import os
 import time
-from pathlib import Path
 
-import pytest
-from app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
+from app_process import CHROMIUM, CHROMIUM_ARGS, E2E_WAIT_MS, FIRST_MAP, require_browser
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-if sync_playwright is None or not Path(CHROMIUM).exists():
-    reason = "needs Python playwright and /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)"
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI must run the browser test: {reason}")
-    pytest.skip(reason, allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def app_url(zh_weights, tmp_path_factory):
-    app = AppProcess(
-        ["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log"
-    )
-    try:
-        app.wait(timeout=90)
-        yield app.url
-    finally:
-        app.stop()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    d = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-@pytest.fixture()
-def page(app_url):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
-        pg.dialogs = []
-        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-        pg.goto(app_url)
-        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=90000)
-        pg.wait_for_selector(FIRST_MAP, timeout=120000)  # the first visit's example, translated on load
-        yield pg
-        browser.close()
-
-
-FIRST_MAP = "#attention-plot .js-plotly-plot .heatmaplayer"
-
+require_browser()
+from playwright.sync_api import sync_playwright  # noqa: E402
 
 PLOT_STATE = """sel => {
   const el = document.querySelector(sel + ' .js-plotly-plot');
@@ -173,21 +125,21 @@ def test_markup_in_the_input_is_shown_as_text(page, shots):
 
 def test_empty_input_shows_a_message(page):
     translate(page, "   ")
-    page.wait_for_selector("#notices :text('Type an English sentence')", timeout=60000)
+    page.wait_for_selector("#notices :text('Type an English sentence')", timeout=E2E_WAIT_MS)
 
 
 def test_trace_json_download_and_png_button(page, tmp_path):
     wait_plot_change(page, translate(page, "Thank you."))
     page.get_by_role("tab", name="Export").click()
     page.click("#prepare-trace")  # the file is written only when asked for
-    page.wait_for_selector("#download-status :text('Ready')", timeout=60000)
+    page.wait_for_selector("#download-status :text('Ready')", timeout=E2E_WAIT_MS)
     button = page.locator("#download-trace")
     page.wait_for_function(
         "() => { const b = document.querySelector('#download-trace');"
         " return b && !b.disabled && !b.querySelector('button[disabled]'); }",
-        timeout=60000,
+        timeout=E2E_WAIT_MS,
     )
-    with page.expect_download(timeout=60000) as info:
+    with page.expect_download(timeout=E2E_WAIT_MS) as info:
         button.click()
     path = tmp_path / "trace.json"
     info.value.save_as(path)
@@ -238,7 +190,7 @@ def test_on_a_phone_nothing_overlaps_or_is_cut_and_the_page_never_scrolls_sidewa
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 390, "height": 844})
         page.goto(app_url)
-        page.wait_for_selector(FIRST_MAP, timeout=60000)
+        page.wait_for_selector(FIRST_MAP, timeout=E2E_WAIT_MS)
         before = translate(page, "She reads a book every night before she goes to bed and sleeps.")
         wait_plot_change(page, before)
         page.wait_for_timeout(500)

@@ -5,57 +5,11 @@ head off and sees the re-translation. Needs Debian's chromium, fonts-noto-cjk an
 (.ci/run installs them). Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
 """
 
-import os
-from pathlib import Path
-
 import pytest
-from app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
+from app_process import E2E_WAIT_MS as WAIT_MS
+from app_process import require_browser
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-if sync_playwright is None or not Path(CHROMIUM).exists():
-    reason = "needs Python playwright and /usr/bin/chromium (apt-get install chromium fonts-noto-cjk)"
-    if os.environ.get("CI"):
-        raise RuntimeError(f"CI must run the browser test: {reason}")
-    pytest.skip(reason, allow_module_level=True)
-
-WAIT_MS = 60000  # as test_e2e_browser: one step on a loaded 2-core machine can take tens of seconds
-
-
-@pytest.fixture(scope="module")
-def app_url(zh_weights, tmp_path_factory):
-    app = AppProcess(
-        ["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log"
-    )
-    try:
-        app.wait(timeout=90)
-        yield app.url
-    finally:
-        app.stop()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    d = Path(os.environ.get("E2E_SCREENSHOTS") or tmp_path_factory.mktemp("screens"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-@pytest.fixture()
-def page(app_url):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
-        pg.goto(app_url)
-        pg.wait_for_selector("#source-text textarea, #source-text input", timeout=WAIT_MS)
-        pg.wait_for_selector(
-            "#attention-plot .js-plotly-plot .heatmaplayer", timeout=WAIT_MS
-        )  # the first visit's
-        yield pg
-        browser.close()
+require_browser()
 
 
 # Where a heatmap cell is on screen: the panel titled `panel`, row `row` (0-based), key `col`.
