@@ -387,3 +387,48 @@ def test_the_model_shape_comes_from_the_recipe_with_the_model_defaults():
     assert recipe.model_config(10, 12, 1) == ModelConfig(
         src_vocab_size=10, tgt_vocab_size=12, pad_id=1, **shape
     )
+
+
+def test_symmetric_kl_matches_torch_distributions_and_skips_padding():
+    from training.text import PAD_ID
+    from training.train import symmetric_kl
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
+    target = torch.tensor([[3, 4, 5, PAD_ID, PAD_ID], [6, 7, 8, 9, 10]])
+    pa, pb = torch.distributions.Categorical(logits=a), torch.distributions.Categorical(logits=b)
+    both = (torch.distributions.kl_divergence(pa, pb) + torch.distributions.kl_divergence(pb, pa)) / 2
+    assert symmetric_kl(a, b, target).item() == pytest.approx(both[target != PAD_ID].mean().item(), rel=1e-5)
+    assert symmetric_kl(a, a, target).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_rdrop_without_dropout_is_plain_cross_entropy_and_with_dropout_adds_a_positive_kl(tiny_config):
+    import dataclasses
+
+    from training.data import collate, encode_pairs
+    from training.model import Transformer
+    from training.text import Vocab
+    from training.train import batch_loss
+
+    pairs = [(list("3141"), list("1413")), (list("27"), list("72")), (list("828"), list("828"))]
+    vocab = Vocab.build((s for pair in pairs for s in pair), 1)
+    batch = collate(encode_pairs(pairs, vocab, vocab, 30)[0])
+
+    def loss_and_grads(dropout, rdrop):
+        torch.manual_seed(0)
+        model = Transformer(
+            dataclasses.replace(
+                tiny_config, dropout=dropout, src_vocab_size=len(vocab), tgt_vocab_size=len(vocab)
+            )
+        )
+        cfg = TrainConfig(train_path="-", dev_path=None, run_dir="-", label_smoothing=0.1, rdrop=rdrop)
+        loss, objective = batch_loss(model.train(), batch, cfg)
+        objective.backward()
+        return loss.item(), objective.item(), [p.grad.clone() for p in model.parameters()]
+
+    plain, rdrop = loss_and_grads(0.0, 0.0), loss_and_grads(0.0, 5.0)
+    # Without dropout both passes agree: the KL term is 0 and the gradients are plain training's.
+    assert rdrop[1] == pytest.approx(plain[1], rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain[2], rdrop[2]))
+    loss, objective, _ = loss_and_grads(0.3, 5.0)
+    assert objective > loss

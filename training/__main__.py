@@ -60,7 +60,7 @@ def fraction(s: str) -> float:
 
 def _opt(p: argparse.ArgumentParser, flag: str, field: str, type_, help_: str, **kw) -> None:
     default = DEFAULTS.get(field)
-    kw.setdefault("metavar", "N" if type_ in (int, positive_int) else "X" if type_ is not str else "NAME")
+    kw.setdefault("metavar", "N" if type_ in (int, positive_int, non_negative_int) else "X" if type_ is not str else "NAME")
     p.add_argument(flag, dest=field, type=type_, help=f"{help_} (default: {default})", **kw)
 
 
@@ -148,6 +148,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     _opt(g, "--min-lr-ratio", "min_lr_ratio", fraction, "cosine floor as a fraction of the peak lr")
     _opt(g, "--weight-decay", "weight_decay", non_negative_float, "AdamW weight decay")
     _opt(g, "--label-smoothing", "label_smoothing", fraction, "label smoothing of the cross-entropy")
+    _opt(
+        g,
+        "--rdrop",
+        "rdrop",
+        non_negative_float,
+        "R-Drop weight: the batch runs twice (two dropout masks) and the symmetric KL of the two "
+        "predictions, times this, joins the loss; 0 is off, a step costs twice as much",
+    )
     _opt(g, "--clip-norm", "clip_norm", non_negative_float, "gradient-norm clipping threshold (0 disables)")
     _opt(
         g,

@@ -126,6 +126,9 @@ class TrainConfig(Architecture):
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.98)
     label_smoothing: float = 0.1
+    # R-Drop's alpha (Liang et al. 2021; 5 in their translation runs): each batch runs twice under two
+    # dropout masks and alpha times the symmetric KL of the two predictions is added. 0: off.
+    rdrop: float = 0.0
     clip_norm: float = 1.0
     max_steps: int | None = (
         None  # stop after this many optimizer steps; the lr schedule still spans all epochs

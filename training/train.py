@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .checkpoint import model_state, read_checkpoint, restore, save_checkpoint
 from .config import ModelConfig, TrainConfig, read_json, write_json
-from .data import Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
+from .data import Batch, Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
 from .decoding import DecodeSettings
 from .errors import ConfigError, DataError
 from .evaluate import evaluate
@@ -169,6 +169,32 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> tor
     return F.cross_entropy(
         logits.float().flatten(0, 1), target.flatten(), ignore_index=PAD_ID, label_smoothing=smoothing
     )
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over non-padding tokens of (KL(p_a‖p_b) + KL(p_b‖p_a)) / 2, p = softmax(logits (B, T, V))."""
+    log_a, log_b = F.log_softmax(logits_a.float(), -1), F.log_softmax(logits_b.float(), -1)
+    per_token = ((log_a.exp() - log_b.exp()) * (log_a - log_b)).sum(-1) / 2  # (B, T)
+    keep = target != PAD_ID
+    return per_token[keep].mean()
+
+
+def batch_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy, what to minimize): the same unless R-Drop adds its KL term."""
+    if not cfg.rdrop:
+        logits, _ = model(batch.src, batch.tgt_in)
+        loss = loss_fn(logits, batch.tgt_out, cfg.label_smoothing)
+        return loss, loss
+    # The batch twice in one forward: two dropout masks, one pass through the graph.
+    logits, _ = model(batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1))
+    first, second = logits.chunk(2)
+    loss = (
+        loss_fn(first, batch.tgt_out, cfg.label_smoothing)
+        + loss_fn(second, batch.tgt_out, cfg.label_smoothing)
+    ) / 2
+    return loss, loss + cfg.rdrop / 2 * symmetric_kl(
+        first, second, batch.tgt_out
+    )  # the paper's alpha, per pass
 
 
 @dataclass
@@ -440,11 +466,10 @@ def optimizer_step(run: Run, group: list[list[int]], lr: float, totals: EpochTot
         )  # DDP averages gradients on the last micro-batch only
         autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16)
         with contextlib.nullcontext() if sync else run.ddp.no_sync(), autocast:
-            logits, _ = (run.ddp or run.model)(batch.src, batch.tgt_in)
-            loss = loss_fn(logits, batch.tgt_out, cfg.label_smoothing)
-            (loss / cfg.accum_steps).backward()
+            loss, objective = batch_loss(run.ddp or run.model, batch, cfg)
+            (objective / cfg.accum_steps).backward()
         totals.tokens += batch.n_target_tokens * dd.world
-        totals.loss_sum += loss.item()
+        totals.loss_sum += loss.item()  # the cross-entropy alone, comparable across recipes
         totals.loss_n += 1
     if cfg.clip_norm:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_norm)
