@@ -174,3 +174,11 @@ def test_export_ships_the_training_log_and_the_dev_sets_head_statistics(exported
     stats = json.loads((path / "head_stats.json").read_text())
     assert stats["data"] == "dev.tsv" and stats["sentences"] == 100
     assert len(stats["stats"]["encoder"]["entropy_bits"]) == cfg.n_encoder_layers
+
+
+def test_the_model_card_names_every_file_of_the_folder(exported):
+    _, path, _ = exported
+    card = (path / "README.md").read_text()
+    for f in path.iterdir():
+        if f.name != "README.md":
+            assert f"`{f.name}`" in card, f.name

@@ -152,7 +152,7 @@ def export(
         if head_stats:
             write_json(tmp / HEAD_STATS_FILE, head_stats)
         write_json(tmp / TRAINING_LOG_FILE, {"shipped_epoch": blob["meta"]["epoch"], "history": history})
-        card = model_card(config, model.num_parameters(), tcfg.train_path)
+        card = model_card(config, model.num_parameters(), tcfg.train_path, head_stats is not None)
         if card_notes.strip():
             card += "\n" + card_notes.strip() + "\n"
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
@@ -208,7 +208,16 @@ def _metrics(scores: Scores | None, dev_path: str | None, history: list[dict]) -
     }
 
 
-def model_card(config: dict, n_params: int, train_path: str) -> str:
+def _head_stats_text(present: bool) -> str:
+    if not present:
+        return ""
+    return (
+        ", `head_stats.json` (what each attention head does, averaged over the dev sentences: "
+        "`python -m explorer head-stats`, as `training export --dev` writes it)"
+    )
+
+
+def model_card(config: dict, n_params: int, train_path: str, with_head_stats: bool = False) -> str:
     m, mc, tr = config["metrics"], config["model"], config["training"]
     metric_yaml = ""
     if m:
@@ -275,7 +284,8 @@ Data: `{Path(train_path).name}` (Tatoeba cmn-eng training split); vocabularies f
 
 ## Files
 `model.safetensors` (weights), `config.json` (`ModelConfig`, tokenizer and decoding settings),
-`vocab_src.json`, `vocab_tgt.json`{", `subwords_src.model` (the English SentencePiece model)" if config["tokenizer"].get("subwords") else ""}.
+`vocab_src.json`, `vocab_tgt.json`{", `subwords_src.model` (the English SentencePiece model)" if config["tokenizer"].get("subwords") else ""},
+`training_log.json` (loss, learning rate and dev scores per epoch){_head_stats_text(with_head_stats)}.
 
 ## Limits
 Trained on short everyday sentences: expect good output for those and weak output
