@@ -60,7 +60,10 @@ def fraction(s: str) -> float:
 
 def _opt(p: argparse.ArgumentParser, flag: str, field: str, type_, help_: str, **kw) -> None:
     default = DEFAULTS.get(field)
-    kw.setdefault("metavar", "N" if type_ in (int, positive_int, non_negative_int) else "X" if type_ is not str else "NAME")
+    kw.setdefault(
+        "metavar",
+        "N" if type_ in (int, positive_int, non_negative_int) else "X" if type_ is not str else "NAME",
+    )
     p.add_argument(flag, dest=field, type=type_, help=f"{help_} (default: {default})", **kw)
 
 
