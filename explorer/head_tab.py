@@ -425,9 +425,7 @@ def capped_internals(loaded: LoadedModel, text: str, beam) -> Trace:
         beam=ui.check_beam(beam),
         model_id=loaded.model_id,
         internals=True,
-        max_words=ui.MAX_WORDS,
-        max_chars=ui.MAX_CHARS,
-        max_target_tokens=ui.MAX_TARGET_TOKENS,
+        **ui.CAPS,
     )
 
 
@@ -685,9 +683,7 @@ def make_handlers(loaded: LoadedModel, store, h: HeadComponents, cache: Internal
             translator,
             tr.text,
             beam=tr.decoding.get("beam", 1),
-            max_words=ui.MAX_WORDS,
-            max_chars=ui.MAX_CHARS,
-            max_target_tokens=ui.MAX_TARGET_TOKENS,
+            **ui.CAPS,
             progress=lambda f: progress(f, desc="switching each head off in turn"),
         )
         sel = selection(tr, kind, layer, head, 0)
@@ -739,9 +735,7 @@ def ui_ablate(loaded: LoadedModel, text: str, heads: list[Head], beam) -> dict:
         text,
         [(s.kind, s.layer, s.head) for s in heads],
         beam=ui.check_beam(beam),
-        max_words=ui.MAX_WORDS,
-        max_chars=ui.MAX_CHARS,
-        max_target_tokens=ui.MAX_TARGET_TOKENS,
+        **ui.CAPS,
     )
 
 

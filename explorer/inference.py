@@ -184,9 +184,9 @@ def clean_input(text: str | None, max_chars: int = MAX_INPUT_CHARS) -> tuple[str
     return text, notices
 
 
-def first_words(source: SourceInput, n: int) -> SourceInput:
-    """The encoder input of the first `n` words only (all their pieces, then </s>)."""
-    keep = next((i for i, w in enumerate(source.word_index) if w >= n), len(source.word_index))
+def first_tokens(source: SourceInput, keep: int) -> SourceInput:
+    """The encoder input of its first `keep` tokens only, then </s>; words wholly cut are counted."""
+    n = source.word_index[keep - 1] + 1 if keep else 0  # words kept, the last perhaps in part
     n_words = len(source.words) - 1  # </s> is not a word
     return SourceInput(
         source.tokens[:keep] + source.tokens[-1:],
@@ -198,12 +198,30 @@ def first_words(source: SourceInput, n: int) -> SourceInput:
     )
 
 
+def first_words(source: SourceInput, n: int) -> SourceInput:
+    """The encoder input of the first `n` words only (all their pieces, then </s>)."""
+    return first_tokens(
+        source, next((i for i, w in enumerate(source.word_index) if w >= n), len(source.word_index))
+    )
+
+
+def within_pieces(source: SourceInput, max_pieces: int) -> SourceInput:
+    """At most `max_pieces` tokens before </s>: whole words where one fits, else the first word's first pieces."""
+    fits = [i for i in range(1, max_pieces + 1) if source.word_index[i] != source.word_index[i - 1]]
+    return first_tokens(source, fits[-1] if fits else max_pieces)
+
+
 def prepare(
-    translator: Translator, text: str | None, max_words: int | None = None, max_chars: int = MAX_INPUT_CHARS
+    translator: Translator,
+    text: str | None,
+    max_words: int | None = None,
+    max_chars: int = MAX_INPUT_CHARS,
+    max_pieces: int | None = None,
 ) -> tuple[str, SourceInput, list[str]]:
     """Validate and tokenize one input: (text as used, encoder input, notices). Raises InputError.
 
-    `max_words` (NLTK words, punctuation included; not subword pieces) cuts below the model's own maximum.
+    `max_words` (NLTK words, punctuation included; not subword pieces) cuts below the model's own
+    maximum; `max_pieces` then bounds the encoder tokens (a word of junk can be many subword pieces).
     """
     text, notices = clean_input(text, max_chars)
     source = translator.prepare(text)
@@ -219,6 +237,17 @@ def prepare(
         kept = len(source.words) - 1  # words, not the subword pieces the model's maximum counts
         notices.append(
             f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated."
+        )
+    if max_pieces is not None and len(source.ids) - 1 > max_pieces:
+        before = source.truncated_words
+        source = within_pieces(source, max_pieces)
+        notices.append(
+            f"Input cut to the explorer's maximum of {max_pieces} subword pieces; "
+            + (
+                f"the last {source.truncated_words - before} words were not translated."
+                if source.truncated_words > before
+                else f"only the first {max_pieces} pieces of “{source.words[0]}” were translated."
+            )
         )
     if why := not_english_reason(source):
         notices.insert(0, NOT_ENGLISH.format(why=why))
@@ -383,6 +412,7 @@ def trace(
     max_words: int | None = None,
     max_chars: int = MAX_INPUT_CHARS,
     max_target_tokens: int | None = None,
+    max_pieces: int | None = None,
     **decode_overrides,
 ) -> Trace:
     """Translate `text` and capture every attention map. Raises InputError for unusable input.
@@ -391,9 +421,9 @@ def trace(
     around each attention sublayer, from the same pass as the maps.
     head_mask: heads switched off for decoding and for the maps, as a HeadMask or (kind, layer, head)
     triples (see `mask_heads`).
-    max_words / max_chars cut the input (with a notice); max_target_tokens stops decoding early
-    (</s> included, with a notice). The app uses them to bound the size of a trace and its figures."""
-    text, source, notices = prepare(translator, text, max_words, max_chars)
+    max_words / max_chars / max_pieces cut the input (with a notice); max_target_tokens stops decoding
+    early (</s> included, with a notice). The app uses them to bound the size of a trace and its figures."""
+    text, source, notices = prepare(translator, text, max_words, max_chars, max_pieces)
     mask = _as_head_mask(translator, head_mask)
     decode_overrides, max_target_tokens = _length_cap(
         translator, source, beam, max_target_tokens, decode_overrides
@@ -452,6 +482,7 @@ def ablate(
     max_words: int | None = None,
     max_chars: int = MAX_INPUT_CHARS,
     max_target_tokens: int | None = None,
+    max_pieces: int | None = None,
     **decode_overrides,
 ) -> dict[str, Any]:
     """Switch heads off: re-translate, and measure what it costs the original translation.
@@ -462,9 +493,9 @@ def ablate(
         delta_logprob: per target token, its teacher-forced log-probability with the heads off minus
             with them on (negative: the heads helped predict it);
         heads: the heads switched off, as [kind, layer, head].
-    max_words, max_chars and max_target_tokens cut as in `trace`, so that with the same caps the
-    original translation is the trace's. Raises InputError for unusable text or heads."""
-    _, source, _ = prepare(translator, text, max_words, max_chars)
+    max_words, max_chars, max_pieces and max_target_tokens cut as in `trace`, so that with the same
+    caps the original translation is the trace's. Raises InputError for unusable text or heads."""
+    _, source, _ = prepare(translator, text, max_words, max_chars, max_pieces)
     mask = mask_heads(translator, heads)
     decode_overrides, _ = _length_cap(translator, source, beam, max_target_tokens, decode_overrides)
     original = translator.decode([source], beam=beam, **decode_overrides)[0]
@@ -488,6 +519,7 @@ def head_importance(
     max_words: int | None = None,
     max_chars: int = MAX_INPUT_CHARS,
     max_target_tokens: int | None = None,
+    max_pieces: int | None = None,
     progress: Callable[[float], None] | None = None,
     **decode_overrides,
 ) -> dict[str, np.ndarray]:
@@ -497,7 +529,7 @@ def head_importance(
     All L × H × 3 ablations run as rows of a few batched passes (`IMPORTANCE_ROWS` at a time), each
     with its own head mask; each batch also holds the unablated sentence, the baseline its rows are
     compared with. The caps are `trace`'s; `progress(fraction done)` is called after each batch."""
-    _, source, _ = prepare(translator, text, max_words, max_chars)
+    _, source, _ = prepare(translator, text, max_words, max_chars, max_pieces)
     decode_overrides, _ = _length_cap(translator, source, beam, max_target_tokens, decode_overrides)
     translation = translator.decode([source], beam=beam, **decode_overrides)[0]
     cfg = translator.model.cfg

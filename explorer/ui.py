@@ -41,6 +41,13 @@ VIEW_GROUP = "views"  # re-renders and file writes: no model, but CPU; bounded t
 MAX_WORDS = 30  # NLTK words, punctuation included (not subword pieces); ~40 Chinese tokens
 MAX_CHARS = 1000  # bounds the tick and hover labels of very long "words"
 MAX_TARGET_TOKENS = 40  # </s> included; the model's own cap is 2 × source length + 10
+# Encoder tokens: 30 words of everyday English are ~35 subword pieces; one word of junk can be hundreds.
+MAX_PIECES = 40
+# The caps every model-running handler passes to `trace`, `ablate` and `head_importance`, so that
+# each of them starts from the same translation.
+CAPS = dict(
+    max_words=MAX_WORDS, max_chars=MAX_CHARS, max_target_tokens=MAX_TARGET_TOKENS, max_pieces=MAX_PIECES
+)
 # Gradio keeps every session's last output values (here the Plotly JSON) until it evicts the
 # session; this many sessions are kept (Gradio's default is 10,000).
 SESSION_CAPACITY = 128
@@ -134,9 +141,7 @@ def capped_trace(loaded: LoadedModel, text, beam) -> Trace:
         text,
         beam=check_beam(beam),
         model_id=loaded.model_id,
-        max_words=MAX_WORDS,
-        max_chars=MAX_CHARS,
-        max_target_tokens=MAX_TARGET_TOKENS,
+        **CAPS,
     )
 
 

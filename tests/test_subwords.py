@@ -247,3 +247,27 @@ def test_init_from_refuses_a_shape_that_differs_from_the_run_in_one_line(subword
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "d_model" in err and "--init-from" in err
     assert not (tmp_path / "r" / "last.safetensors").exists()
+
+
+def test_the_explorer_caps_subword_pieces_at_word_boundaries_and_within_a_word_of_junk(subword_run):
+    from explorer.inference import prepare, trace
+
+    _, weights = subword_run
+    translator = load_weights_dir(weights)
+    text = "unbelievably good " * 10
+    whole = translator.prepare(text)
+    _, source, notices = prepare(translator, text, max_words=30, max_pieces=20)
+    assert len(source.ids) - 1 <= 20 and source.ids[:-1] == whole.ids[: len(source.ids) - 1]
+    kept = len(source.words) - 1
+    assert source.word_index[:-1].count(kept - 1) == whole.word_index.count(kept - 1)  # the last word whole
+    assert source.truncated_words == 20 - kept and "20 subword pieces" in notices[-1]
+
+    junk = "x" * 300 + " and more"
+    _, source, notices = prepare(translator, junk, max_words=30, max_pieces=20)
+    assert len(source.ids) == 21 and source.words == ["x" * 300, "</s>"] and set(source.word_index[:-1]) == {0}
+    assert "only the first 20 pieces" in notices[-1] and source.truncated_words == 2
+    tr = trace(translator, junk, max_words=30, max_pieces=20)  # the maps are as small as the cut input
+    assert tr.encoder_self.shape[-1] == 21 and tr.source_tokens == source.tokens
+
+    _, untouched, notices = prepare(translator, "unbelievably good", max_words=30, max_pieces=20)
+    assert untouched.ids == translator.prepare("unbelievably good").ids and notices == []

@@ -91,8 +91,8 @@ class Translator:
             tokens, word_index = split.pieces, split.word_index
         else:
             tokens, word_index = words, list(range(len(words)))
-        if len(tokens) > self.max_source_tokens:  # cut at a word boundary: no half words
-            keep = word_index.index(word_index[self.max_source_tokens])
+        if len(tokens) > self.max_source_tokens:  # cut at a word boundary, unless one word alone is too long
+            keep = word_index.index(word_index[self.max_source_tokens]) or self.max_source_tokens
             tokens, word_index = tokens[:keep], word_index[:keep]
         n_words = word_index[-1] + 1 if word_index else 0
         ids = encode_source(tokens, self.src_vocab)
