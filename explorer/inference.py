@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -168,10 +169,19 @@ def not_english_reason(source: SourceInput) -> str | None:
     worded = [i for i, w in enumerate(words) if any(ch.isalpha() for ch in w)]
     if len(worded) < len(words) / 2:
         return "most of this input is symbols, numbers or markup rather than words"
-    unknown_words = {w for w, unk in zip(source.word_index, source.unknown) if unk}
-    if source.word_index and sum(i in unknown_words for i in worded) > len(worded) / 2:
+    if source.word_index and sum(i in unfamiliar_words(source) for i in worded) > len(worded) / 2:
         return "most of its words are unknown to it"
     return None
+
+
+def unfamiliar_words(source: SourceInput) -> set[int]:
+    """Indices of the words the model does not know: read as <unk>, or, with subwords, spelled out
+    in 4 or more pieces averaging under 2 characters, as gibberish splits (no dev.tsv sentence has
+    a majority of such words)."""
+    pieces = Counter(source.word_index[:-1])
+    return {w for w, unk in zip(source.word_index, source.unknown) if unk} | {
+        w for w, n in pieces.items() if n >= 4 and len(source.words[w]) < 2 * n
+    }
 
 
 def clean_input(text: str | None, max_chars: int = MAX_INPUT_CHARS) -> tuple[str, list[str]]:

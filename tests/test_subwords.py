@@ -264,10 +264,14 @@ def test_the_explorer_caps_subword_pieces_at_word_boundaries_and_within_a_word_o
 
     junk = "x" * 300 + " and more"
     _, source, notices = prepare(translator, junk, max_words=30, max_pieces=20)
-    assert len(source.ids) == 21 and source.words == ["x" * 300, "</s>"] and set(source.word_index[:-1]) == {0}
+    assert (
+        len(source.ids) == 21 and source.words == ["x" * 300, "</s>"] and set(source.word_index[:-1]) == {0}
+    )
     assert "only the first 20 pieces" in notices[-1] and source.truncated_words == 2
     tr = trace(translator, junk, max_words=30, max_pieces=20)  # the maps are as small as the cut input
     assert tr.encoder_self.shape[-1] == 21 and tr.source_tokens == source.tokens
 
     _, untouched, notices = prepare(translator, "unbelievably good", max_words=30, max_pieces=20)
-    assert untouched.ids == translator.prepare("unbelievably good").ids and notices == []
+    assert untouched.ids == translator.prepare("unbelievably good").ids and not any(
+        "cut" in n for n in notices
+    )
