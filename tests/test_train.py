@@ -324,7 +324,8 @@ def test_config_files_reject_unknown_keys_naming_them():
 
 
 def test_an_earlier_train_config_json_still_loads(tmp_path):
-    # train_config.json as the version before subword pieces wrote it: flat, and without "subwords".
+    # train_config.json as the version before subword pieces wrote it: flat, without "subwords" (nor
+    # "init_from" and "rdrop", added later); those load as their defaults.
     old = {
         "train_path": "data/train.tsv",
         "dev_path": "data/dev.tsv",
@@ -366,7 +367,9 @@ def test_an_earlier_train_config_json_still_loads(tmp_path):
     (tmp_path / "train_config.json").write_text(json.dumps(old))
     cfg = load_run_config(tmp_path)
     assert cfg.subwords == 0 and cfg.betas == (0.9, 0.98) and cfg.precision == "bf16"
-    assert json.loads(json.dumps(cfg.to_dict())) == {**old, "subwords": 0}  # written back flat, as before
+    assert cfg.init_from is None and cfg.rdrop == 0.0
+    written = {**old, "subwords": 0, "init_from": None, "rdrop": 0.0}
+    assert json.loads(json.dumps(cfg.to_dict())) == written  # written back flat, as before
 
 
 def test_the_model_shape_comes_from_the_recipe_with_the_model_defaults():
