@@ -169,7 +169,8 @@ def not_english_reason(source: SourceInput) -> str | None:
     worded = [i for i, w in enumerate(words) if any(ch.isalpha() for ch in w)]
     if len(worded) < len(words) / 2:
         return "most of this input is symbols, numbers or markup rather than words"
-    if source.word_index and sum(i in unfamiliar_words(source) for i in worded) > len(worded) / 2:
+    unknown = unfamiliar_words(source) if source.word_index else set()
+    if sum(i in unknown for i in worded) > len(worded) / 2:
         return "most of its words are unknown to it"
     return None
 
