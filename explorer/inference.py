@@ -195,31 +195,11 @@ def clean_input(text: str | None, max_chars: int = MAX_INPUT_CHARS) -> tuple[str
     return text, notices
 
 
-def first_tokens(source: SourceInput, keep: int) -> SourceInput:
-    """The encoder input of its first `keep` tokens only, then </s>; words wholly cut are counted."""
-    n = source.word_index[keep - 1] + 1 if keep else 0  # words kept, the last perhaps in part
-    n_words = len(source.words) - 1  # </s> is not a word
-    return SourceInput(
-        source.tokens[:keep] + source.tokens[-1:],
-        source.ids[:keep] + source.ids[-1:],
-        source.truncated_words + n_words - n,
-        source.unknown[:keep] + [False],
-        source.words[:n] + source.words[-1:],
-        source.word_index[:keep] + [n],
-    )
-
-
 def first_words(source: SourceInput, n: int) -> SourceInput:
     """The encoder input of the first `n` words only (all their pieces, then </s>)."""
-    return first_tokens(
-        source, next((i for i, w in enumerate(source.word_index) if w >= n), len(source.word_index))
+    return source.first_tokens(
+        next((i for i, w in enumerate(source.word_index) if w >= n), len(source.word_index))
     )
-
-
-def within_pieces(source: SourceInput, max_pieces: int) -> SourceInput:
-    """At most `max_pieces` tokens before </s>: whole words where one fits, else the first word's first pieces."""
-    fits = [i for i in range(1, max_pieces + 1) if source.word_index[i] != source.word_index[i - 1]]
-    return first_tokens(source, fits[-1] if fits else max_pieces)
 
 
 def prepare(
@@ -251,7 +231,7 @@ def prepare(
         )
     if max_pieces is not None and len(source.ids) - 1 > max_pieces:
         before = source.truncated_words
-        source = within_pieces(source, max_pieces)
+        source = source.within(max_pieces)
         notices.append(
             f"Input cut to the explorer's maximum of {max_pieces} subword pieces; "
             + (

@@ -42,6 +42,26 @@ class SourceInput:
     words: list[str] = field(default_factory=list)  # the NLTK words kept, </s> included
     word_index: list[int] = field(default_factory=list)  # per token: index into `words`
 
+    def first_tokens(self, keep: int) -> SourceInput:
+        """Its first `keep` tokens only, then </s>; the words wholly cut are added to `truncated_words`."""
+        n = self.word_index[keep - 1] + 1 if keep else 0  # words kept, the last perhaps in part
+        return SourceInput(
+            self.tokens[:keep] + self.tokens[-1:],
+            self.ids[:keep] + self.ids[-1:],
+            self.truncated_words + len(self.words) - 1 - n,  # </s> is not a word
+            self.unknown[:keep] + [False],
+            self.words[:n] + self.words[-1:],
+            self.word_index[:keep] + [n],
+        )
+
+    def within(self, max_tokens: int) -> SourceInput:
+        """At most `max_tokens` tokens before </s>: cut at the last word boundary that fits, or inside
+        the first word when it alone is longer."""
+        if len(self.ids) - 1 <= max_tokens:
+            return self
+        starts = [i for i in range(1, max_tokens + 1) if self.word_index[i] != self.word_index[i - 1]]
+        return self.first_tokens(starts[-1] if starts else max_tokens)
+
 
 @dataclass
 class Translation:
@@ -91,20 +111,10 @@ class Translator:
             tokens, word_index = split.pieces, split.word_index
         else:
             tokens, word_index = words, list(range(len(words)))
-        if len(tokens) > self.max_source_tokens:  # cut at a word boundary, unless one word alone is too long
-            keep = word_index.index(word_index[self.max_source_tokens]) or self.max_source_tokens
-            tokens, word_index = tokens[:keep], word_index[:keep]
-        n_words = word_index[-1] + 1 if word_index else 0
         ids = encode_source(tokens, self.src_vocab)
         unknown = [i == UNK_ID for i in ids[:-1]] + [False]
-        return SourceInput(
-            tokens + [EOS],
-            ids,
-            len(words) - n_words,
-            unknown,
-            words[:n_words] + [EOS],
-            word_index + [n_words],
-        )
+        source = SourceInput(tokens + [EOS], ids, 0, unknown, words + [EOS], word_index + [len(words)])
+        return source.within(self.max_source_tokens)
 
     def settings(self, **overrides: Any) -> DecodeSettings:
         return dataclasses.replace(self.decoding, **{k: v for k, v in overrides.items() if v is not None})
