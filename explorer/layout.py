@@ -168,7 +168,7 @@ def build_layout(loaded: LoadedModel, max_beam: int, max_words: int) -> Componen
             "the masked future (not a learned zero). Hover a cell for the exact weight."
             + (
                 " English words are read as subword pieces; a word's first piece carries SentencePiece's "
-                "`▁` mark (`▁s es qu iped al ian`), so a piece without it continues the word before. "
+                "`▁` mark (`▁s es qu ip ed al ian`), so a piece without it continues the word before. "
                 "*Whole words* pools the pieces back: a key's weight is summed over its pieces, an "
                 "English query row averaged over them, so every row still sums to 1."
                 if translator.subwords is not None
