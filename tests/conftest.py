@@ -38,6 +38,7 @@ TINY_RECIPE = dict(
     n_encoder_layers=2,
     n_decoder_layers=2,
     dropout=0.0,
+    subwords=0,  # word vocabularies; tests/test_subwords.py trains the pieces
     min_freq_src=1,
     lr=3e-3,
     schedule="cosine",

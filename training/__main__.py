@@ -119,7 +119,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         non_negative_int,
         "English subword pieces to learn (SentencePiece BPE over NLTK words, training split only); 0: whole words",
     )
-    _opt(g, "--min-freq-src", "min_freq_src", positive_int, "English words rarer than this become <unk>")
+    _opt(
+        g,
+        "--min-freq-src",
+        "min_freq_src",
+        positive_int,
+        "with --subwords 0: English words rarer than this become <unk>",
+    )
     _opt(g, "--min-freq-tgt", "min_freq_tgt", positive_int, "Chinese characters rarer than this become <unk>")
     g.add_argument(
         "--keep-case",

@@ -107,7 +107,7 @@ class TrainConfig(Architecture):
     dev_path: str | None  # TSV used for per-epoch BLEU/chrF and best-checkpoint selection
     run_dir: str  # where checkpoints, vocabularies and the log go
     # vocabulary
-    subwords: int = 0  # English subword pieces (SentencePiece BPE) to learn; 0 keeps whole words
+    subwords: int = 4000  # English subword pieces (SentencePiece BPE) to learn; 0 keeps whole words
     min_freq_src: int = 2  # word vocabulary only: English words seen fewer times become <unk>
     min_freq_tgt: int = 1  # Chinese characters seen fewer times become <unk>
     lowercase: bool = True  # lower-case English before tokenizing
@@ -116,7 +116,7 @@ class TrainConfig(Architecture):
     # second stage, e.g. on distilled targets). Its shape and vocabulary settings are inherited.
     init_from: str | None = None
     # optimisation
-    epochs: int = 30
+    epochs: int = 50
     max_tokens: int = 2500  # token budget per batch (padded source or target, the larger)
     accum_steps: int = 1  # micro-batches per optimizer step (per process)
     lr: float = 7e-4  # peak learning rate
@@ -159,6 +159,7 @@ class TrainConfig(Architecture):
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = _fields_of(cls, d)
+        d.setdefault("subwords", 0)  # written before subword pieces existed: a word-vocabulary run
         if "betas" in d:
             d["betas"] = tuple(d["betas"])  # JSON has no tuples
         return cls(**d)
