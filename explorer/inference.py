@@ -202,6 +202,12 @@ def first_words(source: SourceInput, n: int) -> SourceInput:
     )
 
 
+def _not_translated(words: int) -> str:
+    return (
+        "the last word was not translated." if words == 1 else f"the last {words} words were not translated."
+    )
+
+
 def prepare(
     translator: Translator,
     text: str | None,
@@ -221,13 +227,12 @@ def prepare(
     if max_words is not None and len(source.words) - 1 > max_words:
         source = first_words(source, max_words)
         notices.append(
-            f"Input cut to the explorer's maximum of {max_words} words; "
-            f"the last {source.truncated_words} were not translated."
+            f"Input cut to the explorer's maximum of {max_words} words; {_not_translated(source.truncated_words)}"
         )
     elif source.truncated_words:
         kept = len(source.words) - 1  # words, not the subword pieces the model's maximum counts
         notices.append(
-            f"Input cut to the model's maximum of {kept} words; the last {source.truncated_words} were not translated."
+            f"Input cut to the model's maximum of {kept} words; {_not_translated(source.truncated_words)}"
         )
     if max_pieces is not None and len(source.ids) - 1 > max_pieces:
         before = source.truncated_words
@@ -235,7 +240,7 @@ def prepare(
         notices.append(
             f"Input cut to the explorer's maximum of {max_pieces} subword pieces; "
             + (
-                f"the last {source.truncated_words - before} words were not translated."
+                _not_translated(source.truncated_words - before)
                 if source.truncated_words > before
                 else f"only the first {max_pieces} pieces of “{source.words[0]}” were translated."
             )

@@ -81,7 +81,7 @@ def test_long_input_is_truncated_with_a_notice(translator):
     max_words = translator.model.cfg.max_len - 1
     tr = trace(translator, "tea " * (max_words + 10), beam=1)
     assert len(tr.source_tokens) == max_words + 1
-    assert any("last 10 were not translated" in n for n in tr.notices)
+    assert any("last 10 words were not translated" in n for n in tr.notices)
     tr = trace(translator, "a" * (MAX_INPUT_CHARS + 5), beam=1)
     assert any("first 2,000" in n for n in tr.notices)
 

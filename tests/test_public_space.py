@@ -304,7 +304,11 @@ def test_the_cap_counts_words_not_subword_pieces():
     _, source, notices = prepare(PieceTranslator(), text, max_words=30)
     assert source.words == [f"w{i}" for i in range(30)] + ["</s>"]
     assert len(source.tokens) == 2 * 30 + 1 and source.word_index[-1] == 30 and source.ids[-1] == 3
-    assert notices == ["Input cut to the explorer's maximum of 30 words; the last 20 were not translated."]
+    assert notices == [
+        "Input cut to the explorer's maximum of 30 words; the last 20 words were not translated."
+    ]
+    _, _, notices = prepare(PieceTranslator(), " ".join(f"w{i}" for i in range(31)), max_words=30)
+    assert notices == ["Input cut to the explorer's maximum of 30 words; the last word was not translated."]
     _, source, notices = prepare(PieceTranslator(), " ".join(f"w{i}" for i in range(20)), max_words=30)
     assert len(source.tokens) == 2 * 20 + 1 and notices == []  # 40 pieces, but 20 words: not cut
 
