@@ -20,14 +20,16 @@ from .loading import LoadedModel
 from .model_figures import model_summary_markdown, training_curves_figure
 from .views import KINDS
 
-FIRST_EXAMPLE = "She reads a book every night before she goes to bed."  # translated on the first visit
+# Translated on the first visit: the time phrase moves before the verb in Chinese, which the
+# cross-attention maps show, and greedy and beam agree, so the step-through tells the same story.
+FIRST_EXAMPLE = "My brother reads the newspaper every morning."
 EXAMPLES = [
     FIRST_EXAMPLE,
     "I love you.",
     "Where is the train station?",
-    "My brother became an engineer.",
     "It is going to rain tomorrow.",
     "Do you want to drink some tea?",
+    "She reads a book every night before she goes to bed.",  # long enough to go wrong: see why
 ]
 NO_LARGE = "none"
 
