@@ -84,3 +84,21 @@ def test_gibberish_is_still_flagged_though_subwords_leave_no_unk_and_no_dev_sent
     assert flagged == []
     for junk in ("asdkjh qwpoeiru zxmcnv", "Xqzvb wkrtpl fjdks mmnbvq."):
         assert not_english_reason(translator.prepare(junk)) == "most of its words are unknown to it", junk
+
+
+def test_the_training_defaults_are_the_shipped_models_recipe():
+    # The README calls `python -m training train --train … --dev … --run-dir …` the shipped recipe:
+    # every recipe option the shipped model's command gave must equal the default.
+    import json
+    import shlex
+
+    from training.__main__ import build_parser
+    from training.config import TrainConfig
+
+    first = json.loads((WEIGHTS / "config.json").read_text())["training"]["command"].splitlines()[0]
+    args = build_parser().parse_args(shlex.split(first)[3:])  # after "python -m training"
+    where_and_how = {"train_path", "dev_path", "run_dir", "threads", "precision", "progress"}
+    given = {k: v for k, v in vars(args).items() if k not in where_and_how | {"command", "func", "resume"}}
+    assert given, first  # the command did name recipe options (--subwords, --epochs)
+    defaults = TrainConfig(train_path="t", dev_path=None, run_dir="r")
+    assert {k: getattr(defaults, k) for k in given} == given
