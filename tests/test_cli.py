@@ -302,3 +302,17 @@ def test_export_before_the_first_evaluation_says_so(capsys, toy_run, tmp_path):
     (run / "best.safetensors").unlink()  # as if stopped during epoch 1, before dev was scored
     code, _, err = run_main(capsys, "export", str(run), str(tmp_path / "w"))
     assert code == 2 and "stopped before its first evaluation" in err and "--checkpoint last" in err
+
+
+def test_train_with_no_recipe_options_runs_the_default_recipe(monkeypatch, tmp_path):
+    # The CLI must build the same TrainConfig as the dataclass defaults (it once read a missing
+    # --subwords as an old run's 0: a word model, not the shipped recipe).
+    import training.train
+
+    seen = {}
+    summary = {"steps": 0, "seconds": 0.0, "best_bleu": -1.0}
+    monkeypatch.setattr(training.train, "train", lambda cfg, resume: seen.setdefault("cfg", cfg) and summary)
+    train = write_tsv(tmp_path / "t.tsv", reverse_digits_pairs(5, seed=0))
+    main(["train", "--train", str(train), "--run-dir", str(tmp_path / "run")])
+    assert seen["cfg"] == TrainConfig(train_path=str(train), dev_path=None, run_dir=str(tmp_path / "run"))
+    assert seen["cfg"].subwords == 4000

@@ -325,7 +325,7 @@ def test_config_files_reject_unknown_keys_naming_them():
 
 def test_an_earlier_train_config_json_still_loads(tmp_path):
     # train_config.json as the version before subword pieces wrote it: flat, without "subwords" (nor
-    # "init_from" and "rdrop", added later); those load as their defaults.
+    # "init_from", "rdrop" and "concat", added later); those load as their defaults.
     old = {
         "train_path": "data/train.tsv",
         "dev_path": "data/dev.tsv",
@@ -368,7 +368,7 @@ def test_an_earlier_train_config_json_still_loads(tmp_path):
     cfg = load_run_config(tmp_path)
     assert cfg.subwords == 0 and cfg.betas == (0.9, 0.98) and cfg.precision == "bf16"
     assert cfg.init_from is None and cfg.rdrop == 0.0
-    written = {**old, "subwords": 0, "init_from": None, "rdrop": 0.0}
+    written = {**old, "subwords": 0, "init_from": None, "rdrop": 0.0, "concat": 0.0}
     assert json.loads(json.dumps(cfg.to_dict())) == written  # written back flat, as before
 
 

@@ -135,6 +135,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
     _opt(
         g,
+        "--concat",
+        "concat",
+        fraction,
+        "share of each epoch's examples that are 2 or 3 random training pairs joined into one "
+        "(concatenation augmentation: long and multi-sentence input); an epoch costs about 1 + 1.5x as much",
+    )
+    _opt(
+        g,
         "--max-sentence-tokens",
         "max_tokens_per_sentence",
         positive_int,

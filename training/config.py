@@ -112,6 +112,9 @@ class TrainConfig(Architecture):
     min_freq_tgt: int = 1  # Chinese characters seen fewer times become <unk>
     lowercase: bool = True  # lower-case English before tokenizing
     max_tokens_per_sentence: int = 100  # longer training pairs are skipped, not truncated
+    # Share of each epoch's examples that are 2-3 random pairs joined into one (concatenation
+    # augmentation): teaches long and multi-sentence input, which Tatoeba's single sentences never show.
+    concat: float = 0.0
     # Start from this run's best weights, vocabularies and subword model, not from scratch (a
     # second stage, e.g. on distilled targets). Its shape and vocabulary settings are inherited.
     init_from: str | None = None
@@ -159,7 +162,6 @@ class TrainConfig(Architecture):
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = _fields_of(cls, d)
-        d.setdefault("subwords", 0)  # written before subword pieces existed: a word-vocabulary run
         if "betas" in d:
             d["betas"] = tuple(d["betas"])  # JSON has no tuples
         return cls(**d)

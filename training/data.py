@@ -95,6 +95,37 @@ def encode_pairs(
     return out, dropped
 
 
+def join(parts: list[Example]) -> Example:
+    """Several pairs as one: the English ids run on (each inner </s> dropped), and so do the Chinese
+    (each inner </s> and <s> dropped). The same ids as encoding the texts joined with a space."""
+    src = [i for e in parts[:-1] for i in e.src[:-1]] + parts[-1].src
+    tgt = parts[0].tgt[:-1] + [i for e in parts[1:-1] for i in e.tgt[1:-1]] + parts[-1].tgt[1:]
+    return Example(src, tgt)
+
+
+def epoch_examples(examples: list[Example], share: float, seed: int, max_tokens: int) -> list[Example]:
+    """One epoch's examples: `share` of them are 2 or 3 random training pairs joined (concatenation
+    augmentation, Nguyen et al. 2021), the rest single pairs; as many examples as pairs.
+
+    Tatoeba holds one sentence per pair, so without joins the model never sees a sentence boundary
+    inside its input. Joins longer than `max_tokens` on either side are drawn again with two pairs,
+    then left out. The result depends only on the arguments: a resumed epoch sees the same examples.
+    """
+    if not share or len(examples) < 2:
+        return examples
+    rng = random.Random(seed)
+    n_joins = round(len(examples) * share)
+    singles = rng.sample(range(len(examples)), len(examples) - n_joins)
+    out = [examples[i] for i in singles]
+    for _ in range(n_joins):
+        for k in (min(rng.choice((2, 3)), len(examples)), 2):
+            joined = join([examples[i] for i in rng.sample(range(len(examples)), k)])
+            if len(joined.src) <= max_tokens + 1 and len(joined.tgt) <= max_tokens + 2:
+                out.append(joined)
+                break
+    return out
+
+
 def pad(seqs: list[list[int]], pad_id: int = PAD_ID) -> torch.Tensor:
     t = max(len(s) for s in seqs)
     return torch.tensor([s + [pad_id] * (t - len(s)) for s in seqs], dtype=torch.long)

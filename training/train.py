@@ -36,7 +36,17 @@ from tqdm import tqdm
 
 from .checkpoint import model_state, read_checkpoint, restore, save_checkpoint
 from .config import ModelConfig, TrainConfig, read_json, write_json
-from .data import Batch, Corpus, Example, collate, encode_pairs, make_batches, read_tsv, tokenize_pairs
+from .data import (
+    Batch,
+    Corpus,
+    Example,
+    collate,
+    encode_pairs,
+    epoch_examples,
+    make_batches,
+    read_tsv,
+    tokenize_pairs,
+)
 from .decoding import DecodeSettings
 from .errors import ConfigError, DataError
 from .evaluate import evaluate
@@ -345,7 +355,7 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
         else None
     )
     group = dd.world * cfg.accum_steps
-    steps_per_epoch = len(make_batches(data.train, cfg.max_tokens, seed=cfg.seed)) // group
+    steps_per_epoch = len(make_batches(examples_of(cfg, data.train, 0), cfg.max_tokens, seed=cfg.seed)) // group
     if steps_per_epoch == 0:
         raise ConfigError(
             f"the training set makes fewer than {group} batches of {cfg.max_tokens} tokens; "
@@ -409,12 +419,19 @@ def resume_from(
     return state
 
 
+def examples_of(cfg: TrainConfig, train: list[Example], epoch: int) -> list[Example]:
+    """Epoch `epoch`'s examples: the training pairs, a share of them joined when --concat asks."""
+    limit = min(cfg.max_tokens_per_sentence, cfg.max_len - 2)
+    return epoch_examples(train, cfg.concat, seed=cfg.seed * 7919 + epoch, max_tokens=limit)
+
+
 def run_epoch(run: Run, state: TrainState) -> tuple[bool, bool]:
     """Train epoch `state.epoch` from `state.epoch_step` on. Returns (finished, stop): whether the
     epoch reached its end, and whether --max-steps ends the run here."""
     cfg = run.cfg
     # The same order as in any other process or resume of this epoch: it depends on the seed and epoch only.
-    batches = make_batches(run.data.train, cfg.max_tokens, seed=cfg.seed * 1000 + state.epoch)
+    examples = examples_of(cfg, run.data.train, state.epoch)
+    batches = make_batches(examples, cfg.max_tokens, seed=cfg.seed * 1000 + state.epoch)
     n_steps = len(batches) // run.group
     totals = state.totals
     started = time.perf_counter() - totals.seconds  # when the epoch would have started, had it run in one go
@@ -430,7 +447,7 @@ def run_epoch(run: Run, state: TrainState) -> tuple[bool, bool]:
     stop = False
     for s in bar:
         lr = lr_at(state.step + 1, cfg, run.total_steps)
-        optimizer_step(run, batches[s * run.group : (s + 1) * run.group], lr, totals)
+        optimizer_step(run, examples, batches[s * run.group : (s + 1) * run.group], lr, totals)
         state.step, state.epoch_step = state.step + 1, s + 1
         totals.seconds = time.perf_counter() - started
         if run.dd.main and (s % 10 == 0 or s == n_steps - 1):
@@ -450,13 +467,15 @@ def run_epoch(run: Run, state: TrainState) -> tuple[bool, bool]:
     return state.epoch_step >= n_steps, stop
 
 
-def optimizer_step(run: Run, group: list[list[int]], lr: float, totals: EpochTotals) -> None:
+def optimizer_step(
+    run: Run, examples: list[Example], group: list[list[int]], lr: float, totals: EpochTotals
+) -> None:
     """One AdamW step over a group of batches: `accum_steps` of them per process, this process's share."""
     cfg, dd = run.cfg, run.dd
     for g in run.optimizer.param_groups:
         g["lr"] = lr
     for a in range(cfg.accum_steps):
-        batch = collate([run.data.train[i] for i in group[a * dd.world + dd.rank]]).to(run.device)
+        batch = collate([examples[i] for i in group[a * dd.world + dd.rank]]).to(run.device)
         sync = (
             run.ddp is None or a == cfg.accum_steps - 1
         )  # DDP averages gradients on the last micro-batch only
@@ -530,7 +549,11 @@ def save(run: Run, name: str, state: TrainState, barrier: bool = True) -> None:
 def load_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / TRAIN_CONFIG_FILE
     try:
-        return TrainConfig.from_dict(read_json(path))
+        saved = read_json(path)
+        if isinstance(saved, dict):
+            # Written before subword pieces existed: a word-vocabulary run (today's default is 4000).
+            saved.setdefault("subwords", 0)
+        return TrainConfig.from_dict(saved)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
