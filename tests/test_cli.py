@@ -30,7 +30,7 @@ def test_module_help_lists_the_verbs():
     assert all(v in proc.stdout for v in ("train", "evaluate", "export"))
 
 
-@pytest.mark.parametrize("verb", ["train", "evaluate", "export", "push"])
+@pytest.mark.parametrize("verb", ["train", "evaluate", "export", "split", "probes", "push"])
 def test_every_option_has_a_help_text(verb):
     parser = build_parser()
     sub = parser._subparsers._group_actions[0].choices[verb]

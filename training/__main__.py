@@ -1,4 +1,4 @@
-"""Command line: python -m training {train,evaluate,export,push} --help"""
+"""Command line: python -m training {train,evaluate,export,split,probes,push} --help"""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .argtypes import fraction, non_negative_float, non_negative_int, positive_int
 from .config import Architecture, TrainConfig
 from .errors import ConfigError, DataError
 from .hub import HubError
@@ -28,34 +29,6 @@ RESUMABLE = {
     "eval_max_sentences",
     "precision",
 }
-
-
-def positive_int(s: str) -> int:
-    v = int(s)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
-
-
-def non_negative_int(s: str) -> int:
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
-
-
-def non_negative_float(s: str) -> float:
-    v = float(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
-
-
-def fraction(s: str) -> float:
-    v = float(s)
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {s}")
-    return v
 
 
 def _opt(p: argparse.ArgumentParser, flag: str, field: str, type_, help_: str, **kw) -> None:
@@ -319,15 +292,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     translator = load_weights_dir(args.weights_dir)
     settings = translator.settings(beam=args.beam, length_penalty=args.length_penalty)
     scores, hyps = evaluate(
-        translator, corpus.pairs, beam=settings.beam, length_penalty=settings.length_penalty
+        translator,
+        corpus.pairs,
+        split_sentences=args.split_sentences,
+        beam=settings.beam,
+        length_penalty=settings.length_penalty,
     )
     if args.output:  # only when asked: a score should not leave files behind in the working directory
         Path(args.output).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     skipped = f", {corpus.skipped} malformed lines skipped" if corpus.skipped else ""
+    by_sentence = " · one sentence at a time, joined" if args.split_sentences else ""
     print(
-        f"{args.data}: {len(corpus.pairs)} pairs{skipped} · beam {settings.beam}, length penalty {settings.length_penalty}"
+        f"{args.data}: {len(corpus.pairs)} pairs{skipped} · beam {settings.beam}, length penalty "
+        f"{settings.length_penalty}{by_sentence}"
     )
-    print(f"BLEU {scores.bleu:.2f}   {scores.bleu_signature}")
+    print(f"BLEU {scores.bleu:.2f}   BP {scores.brevity_penalty:.3f}   {scores.bleu_signature}")
     print(f"chrF {scores.chrf:.2f}   {scores.chrf_signature}")
     print(
         f"{scores.seconds:.1f}s ({len(corpus.pairs) / scores.seconds:.1f} sentences/s)"
@@ -362,19 +341,47 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_parts(data: str, out_dir: str, parts: dict[str, list]) -> list[Path]:
+    """Each part as OUT_DIR/STEM-NAME.tsv (STEM: the data file's), in order; returns the paths."""
+    from .data import write_tsv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{Path(data).stem}-{name}.tsv" for name in parts]
+    for path, pairs in zip(paths, parts.values()):
+        write_tsv(path, pairs)
+    return paths
+
+
 def cmd_split(args: argparse.Namespace) -> int:
-    from .data import hold_out, read_tsv, write_tsv
+    from .data import hold_out, read_tsv
 
     corpus = read_tsv(args.data)
     rest, held = hold_out(corpus.pairs, args.holdout, args.seed)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.data).stem
-    write_tsv(out / f"{stem}-rest.tsv", rest)
-    write_tsv(out / f"{stem}-heldout.tsv", held)
+    rest_path, held_path = write_parts(args.data, args.out_dir, {"rest": rest, "heldout": held})
     print(
-        f"{out / f'{stem}-rest.tsv'}: {len(rest)} pairs · {out / f'{stem}-heldout.tsv'}: {len(held)} pairs "
+        f"{rest_path}: {len(rest)} pairs · {held_path}: {len(held)} pairs "
         f"(no English sentence in both; {corpus.skipped} malformed lines skipped)"
+    )
+    return 0
+
+
+def cmd_probes(args: argparse.Namespace) -> int:
+    from .data import read_tsv
+    from .probes import JOINED_MAX_WORDS, JOINED_MIN_WORDS, LONG_MIN_WORDS, joined_probe, long_probe
+
+    corpus = read_tsv(args.data)
+    if not corpus.pairs:
+        raise DataError(
+            f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)"
+        )
+    joined, long = joined_probe(corpus.pairs, args.seed), long_probe(corpus.pairs)
+    joined_path, long_path = write_parts(args.data, args.out_dir, {"joined": joined, "long": long})
+    print(
+        f"{joined_path}: {len(joined)} pairs (3 sentences, {JOINED_MIN_WORDS}-"
+        f"{JOINED_MAX_WORDS} words) · {long_path}: {len(long)} pairs "
+        f"({LONG_MIN_WORDS}+ words) · from {len(corpus.pairs)} pairs "
+        f"({corpus.skipped} malformed lines skipped)"
     )
     return 0
 
@@ -410,7 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  python -m training train --train ../shared/data/tatoeba-cmn-eng/train.tsv "
         "--dev ../shared/data/tatoeba-cmn-eng/dev.tsv --run-dir runs/base --epochs 2 --threads 2",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,evaluate,export,split,push}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{train,evaluate,export,split,probes,push}"
+    )
 
     p = sub.add_parser(
         "train",
@@ -435,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         help="also write the hypotheses here, one per line (default: none are written)",
+    )
+    p.add_argument(
+        "--split-sentences",
+        action="store_true",
+        help="translate each input one sentence at a time and join the translations: the ceiling "
+        "for multi-sentence input such as the joined probe (default: whole lines)",
     )
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=cmd_evaluate)
@@ -482,6 +497,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="which sentences are held out (default: 1)")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="where the two files are written")
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser(
+        "probes",
+        help="build the joined and long probes from a TSV file",
+        description="Write DIR/STEM-joined.tsv (three pairs at a time from a seeded shuffle, English "
+        "joined with a space, Chinese as is, 15-30 English words) and DIR/STEM-long.tsv (pairs of 12 "
+        "or more English words). Build them from the tuning split, never from dev.",
+    )
+    p.add_argument("data", metavar="DATA", help="English<TAB>Chinese pairs, e.g. data/train-heldout.tsv")
+    p.add_argument(
+        "--seed", type=int, default=1, help="the shuffle that groups the joined pairs (default: 1)"
+    )
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="where the two probe files are written")
+    p.set_defaults(func=cmd_probes)
 
     p = sub.add_parser(
         "push",
