@@ -55,11 +55,17 @@ class GridGeometry:
     x_step: int  # label every x_step-th column (1 = all); hover still names every cell
     narrow: bool  # a phone: the colour bar lies flat under the title
     left: int  # px for the y tick labels and title
+    right: int  # px for the colour bar beside the maps
     bottom: int  # px for the x tick labels and title
     panel_h: float
     gap_y: float  # px between panel rows (room for the next row's title)
     height: int
     top: int  # px above the panels: the title, and the colour bar on a phone
+
+    @property
+    def plot_h(self) -> int:
+        """px of the panels and the gaps between them: what paper coordinates (0 to 1) span."""
+        return self.height - self.top - self.bottom
 
 
 def grid_geometry(
@@ -97,8 +103,115 @@ def grid_geometry(
     top = 34 + 18 * n_heading_lines + (50 if narrow and show_scale else 0)
     height = int(top + n_rows * panel_h + (n_rows - 1) * gap_y + bottom)
     return GridGeometry(
-        cell_w, cell_h, x_font, y_font, x_angle, x_step, narrow, left, bottom, panel_h, gap_y, height, top
+        cell_w,
+        cell_h,
+        x_font,
+        y_font,
+        x_angle,
+        x_step,
+        narrow,
+        left,
+        right,
+        bottom,
+        panel_h,
+        gap_y,
+        height,
+        top,
     )
+
+
+class Grid:
+    """Panels laid out by hand (axis domains, one axis pair per panel, titles as annotations):
+    make_subplots and per-panel update calls cost several times more, and figures are redrawn on
+    every toggle and pick. Panel i (row-major, from 0) uses axes x{i+1} / y{i+1}.
+
+    row_heights and the gaps are fractions of the plot area (paper coordinates, 0 to 1). Rows sized
+    in whole px may add up to a little over 1: the last row is then cut at the bottom edge."""
+
+    def __init__(
+        self,
+        row_heights: Sequence[float],
+        n_cols: int = 1,
+        v_gap: float = 0.08,
+        h_gap: float = 0.06,
+        shared_x: bool = False,
+    ):
+        self.n_rows, self.n_cols = len(row_heights), n_cols
+        self.col_w = (1 - h_gap * (n_cols - 1)) / n_cols
+        self.layout, self.annotations, self.shapes, self.domains = {}, [], [], []
+        steps = [h + v_gap for h in row_heights]
+        for r, h in enumerate(row_heights):
+            top = 1 - math.fsum(steps[:r])  # one rounding, not one a row: the lowest rows do not drift
+            for c in range(n_cols):
+                x0 = c * (self.col_w + h_gap)
+                self.domains.append(([x0, min(1.0, x0 + self.col_w)], [max(0.0, top - h), top]))
+        for i, (xd, yd) in enumerate(self.domains):
+            s = self.suffix(i)
+            self.layout[f"xaxis{s}"] = dict(domain=xd, anchor=f"y{s}", showgrid=False, zeroline=False)
+            self.layout[f"yaxis{s}"] = dict(domain=yd, anchor=f"x{s}", showgrid=False, zeroline=False)
+            bottom = f"x{self.suffix(len(self.domains) - n_cols + i % n_cols)}"  # this column's last panel
+            if shared_x and bottom != f"x{s}":
+                self.layout[f"xaxis{s}"]["matches"] = bottom
+
+    @classmethod
+    def filled(
+        cls, row_weights: Sequence[float], n_cols: int = 1, v_gap: float = 0.08, h_gap: float = 0.06, **kw
+    ) -> Grid:
+        """Rows in proportion to row_weights that, with the gaps between them, fill the plot area."""
+        w = np.asarray(row_weights, np.float64)
+        return cls(w / w.sum() * (1 - v_gap * (len(w) - 1)), n_cols, v_gap, h_gap, **kw)
+
+    @staticmethod
+    def suffix(i: int) -> str:
+        return "" if i == 0 else str(i + 1)
+
+    def axes(self, i: int) -> dict:
+        return dict(xaxis=f"x{self.suffix(i)}", yaxis=f"y{self.suffix(i)}")
+
+    def x(self, i: int, **kw) -> None:
+        self.layout[f"xaxis{self.suffix(i)}"].update(kw)
+
+    def y(self, i: int, **kw) -> None:
+        self.layout[f"yaxis{self.suffix(i)}"].update(kw)
+
+    def mid(self, i: int) -> float:
+        """Panel i's horizontal centre in paper coordinates."""
+        return self.domains[i][0][0] + self.col_w / 2
+
+    def heatmap(self, i: int, z: np.ndarray, **style) -> dict:
+        """A heatmap trace on panel i. Empty (NaN) cells show the background and say nothing on hover."""
+        return dict(type="heatmap", z=z, hoverongaps=False, **self.axes(i), **style)
+
+    def annotate(self, **kw) -> None:
+        self.annotations.append(dict(xref="paper", yref="paper", showarrow=False, **kw))
+
+    def title(self, i: int, text: str, centred: bool = False, **kw) -> None:
+        xd, yd = self.domains[i]
+        x, anchor = (self.mid(i), "center") if centred else (xd[0], "left")
+        self.annotate(text=text, x=x, y=yd[1], xanchor=anchor, yanchor="bottom", font=dict(size=12), **kw)
+
+    def outline(self, i: int, x0: float, x1: float, y0: float, y1: float, width: int) -> None:
+        """A highlight-coloured rectangle in panel i's data coordinates."""
+        s = self.suffix(i)
+        self.shapes.append(
+            dict(
+                type="rect",
+                xref=f"x{s}",
+                yref=f"y{s}",
+                x0=x0,
+                x1=x1,
+                y0=y0,
+                y1=y1,
+                line=dict(color=HIGHLIGHT, width=width),
+            )
+        )
+
+    def figure(self, traces: list[dict], **layout) -> go.Figure:
+        base = dict(font=dict(family=FONT, size=12), plot_bgcolor="white")
+        return go.Figure(
+            data=traces,
+            layout={**self.layout, **base, "annotations": self.annotations, "shapes": self.shapes, **layout},
+        )
 
 
 def heading_lines(title: str, subtitle: str, width: int) -> str:
@@ -136,205 +249,143 @@ def attention_figure(
         single visible key, whose weight is 1 by construction) do not set that maximum.
     width: the container's width in px; fonts, label angles and sizes follow from it.
     """
+    weights = _checked(weights, x_labels, y_labels)
+    width = width or DEFAULT_WIDTH
+    if width < NARROW and weights.shape[1] > 1:  # a phone: one map per row, each titled in full
+        weights, row_titles, col_titles = _one_map_per_row(weights, row_titles, col_titles)
+    n_rows, n_cols, tq, tk = weights.shape
+    heading = heading_lines(title if n_rows == 1 else f"{title} · rows: {y_title}", subtitle, width)
+    geo = grid_geometry(n_rows, n_cols, x_labels, y_labels, width, shared_scale, heading.count("<br>") + 1)
+    grid = Grid([geo.panel_h / geo.plot_h] * n_rows, n_cols, v_gap=geo.gap_y / geo.plot_h, h_gap=0.02)
+    xs, ys = unique_labels(x_labels), unique_labels(y_labels)
+    grey = np.where(masked, 1.0, np.nan) if masked is not None and masked.any() else None  # (Tq, Tk)
+    grey_style = dict(showscale=False, colorscale=[[0, MASKED_BG], [1, MASKED_BG]])  # one flat colour
+    scale_rows = np.ones(tq, bool) if forced_rows is None else ~np.asarray(forced_rows, bool)  # (Tq,)
+    colorbar, traces = _colorbar(geo), []
+    for i in range(n_rows * n_cols):
+        r, c = divmod(i, n_cols)
+        z = weights[r, c].copy()  # (Tq, Tk)
+        if masked is not None:
+            z[masked] = np.nan
+        zmax = 1.0 if shared_scale else _darkest(z, scale_rows)
+        keyed = shared_scale and i == n_cols - 1  # the top-right map carries the one colour bar
+        style = dict(zmin=0.0, zmax=zmax, colorscale=COLORSCALE, showscale=keyed, colorbar=colorbar)
+        traces.append(_map(grid, i, z, xs, ys, "weight: %{z:.4f}", **style))
+        if grey is not None:
+            traces.append(_map(grid, i, grey, xs, ys, "masked: a future position", **grey_style))
+        darkest = "" if shared_scale else f"darkest = {zmax:.2f}"
+        text = _joined(_nth(row_titles, r), _nth(col_titles, c), darkest)
+        _label_panel(grid, i, geo, xs, ys, text, x_title, y_title)
+        if highlight_row is not None and 0 <= highlight_row < tq:
+            grid.outline(i, -0.5, tk - 0.5, highlight_row - 0.5, highlight_row + 0.5, width=2)
+    _heading(grid, geo, heading, width)
+    margin = dict(l=geo.left, r=geo.right, t=geo.top, b=geo.bottom)
+    return grid.figure(traces, margin=margin, height=geo.height)
+
+
+def _checked(weights: np.ndarray, x_labels: Sequence[str], y_labels: Sequence[str]) -> np.ndarray:
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 4:
         raise ValueError(f"weights must be (rows, cols, queries, keys), got shape {weights.shape}")
-    n_rows, n_cols, tq, tk = weights.shape
+    _, _, tq, tk = weights.shape
     if (tq, tk) != (len(y_labels), len(x_labels)):
         raise ValueError(
             f"weights are {tq}×{tk} but there are {len(y_labels)} row and {len(x_labels)} column labels"
         )
-    if (width or DEFAULT_WIDTH) < NARROW and n_cols > 1:  # a phone: one map per row, each titled in full
-        row_titles = [
-            " · ".join(p for p in (row_titles[r] if r < len(row_titles) else "", col) if p)
-            for r in range(n_rows)
-            for col in (list(col_titles) + [""] * n_cols)[:n_cols]
-        ]
-        col_titles, weights = [], weights.reshape(n_rows * n_cols, 1, tq, tk)
-        n_rows, n_cols = n_rows * n_cols, 1
-    xs, ys = unique_labels(x_labels), unique_labels(y_labels)
-    heading = heading_lines(
-        title if n_rows == 1 else f"{title} · rows: {y_title}", subtitle, width or DEFAULT_WIDTH
+    return weights
+
+
+def _nth(titles: Sequence[str], i: int) -> str:
+    return titles[i] if i < len(titles) else ""
+
+
+def _joined(*parts: str) -> str:
+    return " · ".join(p for p in parts if p)
+
+
+def _one_map_per_row(
+    weights: np.ndarray, row_titles: Sequence[str], col_titles: Sequence[str]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """(R, C, Tq, Tk) → (R·C, 1, Tq, Tk), each map titled "row · column": a phone has no room for columns."""
+    n_rows, n_cols, tq, tk = weights.shape
+    titles = [_joined(_nth(row_titles, r), _nth(col_titles, c)) for r in range(n_rows) for c in range(n_cols)]
+    return weights.reshape(n_rows * n_cols, 1, tq, tk), titles, []
+
+
+def _darkest(z: np.ndarray, scale_rows: np.ndarray) -> float:
+    """The top of a per-map colour scale: z's (Tq, Tk) largest weight outside the forced rows."""
+    visible = z[scale_rows] if scale_rows.any() else z
+    return max(float(np.nanmax(visible)) if np.isfinite(visible).any() else 1.0, 1e-9)
+
+
+def _map(grid: Grid, i: int, z: np.ndarray, xs: list[str], ys: list[str], hover: str, **style) -> dict:
+    """A (Tq, Tk) heatmap on panel i. Hover reads query and key from the axes, so no string per
+    cell travels to the browser; `hover` says what the cell holds."""
+    hovertemplate = f"query: %{{y}}<br>key: %{{x}}<br>{hover}<extra></extra>"
+    return grid.heatmap(i, z, x=xs, y=ys, hovertemplate=hovertemplate, **style)
+
+
+def _colorbar(geo: GridGeometry) -> dict:
+    if geo.narrow:  # flat, above the first map's title, its tick labels below the bar
+        flat = dict(orientation="h", x=0.5, xanchor="center", y=1 + 34 / geo.plot_h, yanchor="bottom")
+        return dict(flat, thickness=10, len=0.6, title=dict(text="weight", side="right"))
+    return dict(title=dict(text="weight"), thickness=12, len=min(1.0, 320 / geo.plot_h), y=1, yanchor="top")
+
+
+def _label_panel(
+    grid: Grid, i: int, geo: GridGeometry, xs: list[str], ys: list[str], text: str, x_title: str, y_title: str
+) -> None:
+    """Panel i's tick labels and titles: x ticks under the bottom row (under every map on a phone), y ticks
+    left of the first column, the y title only beside a single row (with more, the heading names it)."""
+    first_col, bottom_row = i % grid.n_cols == 0, i // grid.n_cols == grid.n_rows - 1
+    ticks = xs[:: geo.x_step]
+    grid.x(
+        i,
+        type="category",
+        tickangle=geo.x_angle,
+        tickmode="array",
+        tickvals=ticks,
+        ticktext=[x.replace("\u200b", "") for x in ticks],
+        tickfont=dict(size=geo.x_font),
+        range=[-0.5, len(xs) - 0.5],
+        showticklabels=bottom_row or geo.narrow,
     )
-    geo = grid_geometry(
-        n_rows, n_cols, x_labels, y_labels, width or DEFAULT_WIDTH, shared_scale, heading.count("<br>") + 1
+    grid.y(
+        i,
+        type="category",
+        tickfont=dict(size=geo.y_font),
+        range=[len(ys) - 0.5, -0.5],
+        showticklabels=first_col,
+        title=dict(text=y_title, standoff=4) if first_col and grid.n_rows == 1 else None,
     )
-    plot_h = geo.height - geo.top - geo.bottom  # the panels and the gaps between them, in px
-    # The grid is laid out by hand (axis domains, one axis pair per panel): make_subplots
-    # plus per-panel update_xaxes calls cost several times more, and this runs on every toggle.
-    gap_x = 0.02 if n_cols > 1 else 0.0
-    panel_w = (1 - gap_x * (n_cols - 1)) / n_cols
-    panel_h, gap_y = geo.panel_h / plot_h, geo.gap_y / plot_h
-    hover = "query: %{y}<br>key: %{x}<br>weight: %{z:.4f}<extra></extra>"
-    mask_z = None
-    if masked is not None and masked.any():
-        mask_z = np.where(masked, 1.0, np.nan)
-    scale_rows = np.ones(tq, bool) if forced_rows is None else ~np.asarray(forced_rows, bool)
-    traces, shapes, annotations, layout = [], [], [], {}
-    for r in range(n_rows):
-        for c in range(n_cols):
-            n = r * n_cols + c + 1
-            suffix = "" if n == 1 else str(n)
-            x0, y1 = c * (panel_w + gap_x), 1 - r * (panel_h + gap_y)
-            x_dom = [max(0.0, x0), min(1.0, x0 + panel_w)]
-            y_dom = [max(0.0, y1 - panel_h), min(1.0, y1)]
-            z = weights[r, c].copy()
-            if masked is not None:
-                z[masked] = np.nan
-            zmax = 1.0
-            if not shared_scale:
-                visible = z[scale_rows] if scale_rows.any() else z
-                zmax = max(float(np.nanmax(visible)) if np.isfinite(visible).any() else 1.0, 1e-9)
-            traces.append(
-                go.Heatmap(
-                    z=z,
-                    x=xs,
-                    y=ys,
-                    xaxis=f"x{suffix}",
-                    yaxis=f"y{suffix}",
-                    zmin=0.0,
-                    zmax=zmax,
-                    colorscale=COLORSCALE,
-                    hoverongaps=False,
-                    hovertemplate=hover,
-                    showscale=shared_scale and r == 0 and c == n_cols - 1,
-                    colorbar=(
-                        dict(  # above the first map's title, its tick labels below the bar
-                            orientation="h",
-                            x=0.5,
-                            xanchor="center",
-                            y=1 + 34 / plot_h,
-                            yanchor="bottom",
-                            thickness=10,
-                            len=0.6,
-                            title=dict(text="weight", side="right"),
-                        )
-                        if geo.narrow
-                        else dict(
-                            title=dict(text="weight"),
-                            thickness=12,
-                            len=min(1.0, 320 / plot_h),
-                            y=1,
-                            yanchor="top",
-                        )
-                    ),
-                )
-            )
-            if mask_z is not None:
-                traces.append(
-                    go.Heatmap(
-                        z=mask_z,
-                        x=xs,
-                        y=ys,
-                        xaxis=f"x{suffix}",
-                        yaxis=f"y{suffix}",
-                        showscale=False,
-                        colorscale=[[0, MASKED_BG], [1, MASKED_BG]],
-                        hoverongaps=False,
-                        hovertemplate="query: %{y}<br>key: %{x}<br>masked: a future position<extra></extra>",
-                    )
-                )
-            bottom_row = r == n_rows - 1
-            layout[f"xaxis{suffix}"] = dict(
-                domain=x_dom,
-                anchor=f"y{suffix}",
-                type="category",
-                tickangle=geo.x_angle,
-                tickmode="array",
-                tickvals=xs[:: geo.x_step],
-                ticktext=[x.replace("\u200b", "") for x in xs[:: geo.x_step]],
-                tickfont=dict(size=geo.x_font),
-                showgrid=False,
-                zeroline=False,
-                range=[-0.5, tk - 0.5],
-                showticklabels=bottom_row or geo.narrow,
-            )
-            layout[f"yaxis{suffix}"] = dict(
-                domain=y_dom,
-                anchor=f"x{suffix}",
-                type="category",
-                tickfont=dict(size=geo.y_font),
-                showgrid=False,
-                zeroline=False,
-                range=[tq - 0.5, -0.5],
-                showticklabels=c == 0,
-                title=dict(text=y_title, standoff=4) if c == 0 and n_rows == 1 else None,
-            )
-            if bottom_row:  # in the margin's last 24 px, under the labels: an axis title can land on them
-                annotations.append(
-                    dict(
-                        name="axis-title",
-                        text=escape(x_title),
-                        x=x0 + panel_w / 2,
-                        y=-(geo.bottom - 4) / plot_h,
-                        xref="paper",
-                        yref="paper",
-                        xanchor="center",
-                        yanchor="bottom",
-                        showarrow=False,
-                        font=dict(size=13),
-                    )
-                )
-            parts = [
-                row_titles[r] if r < len(row_titles) else "",
-                col_titles[c] if c < len(col_titles) else "",
-            ]
-            if not shared_scale:
-                parts.append(f"darkest = {zmax:.2f}")
-            annotations.append(
-                dict(
-                    name="panel-title",
-                    text=escape(" · ".join(p for p in parts if p)),
-                    x=x0 + panel_w / 2,
-                    y=y1,
-                    xref="paper",
-                    yref="paper",
-                    xanchor="center",
-                    yanchor="bottom",
-                    showarrow=False,
-                    font=dict(size=12),
-                )
-            )
-            if highlight_row is not None and 0 <= highlight_row < tq:
-                shapes.append(
-                    dict(
-                        type="rect",
-                        xref=f"x{suffix}",
-                        yref=f"y{suffix}",
-                        x0=-0.5,
-                        x1=tk - 0.5,
-                        y0=highlight_row - 0.5,
-                        y1=highlight_row + 0.5,
-                        line=dict(color=HIGHLIGHT, width=2),
-                    )
-                )
-    right = 70 if shared_scale and not geo.narrow else 12
-    # The heading is an annotation pinned to the top-left corner: Plotly shifts a multi-line title upward,
-    # out of the figure, and a phone shows every line of it.
-    annotations.append(
-        dict(
-            name="heading",
-            text=heading,
-            xref="paper",
-            yref="paper",
-            x=-geo.left / max(1.0, (width or DEFAULT_WIDTH) - geo.left - right),
-            y=1 + (geo.top - 6) / plot_h,
-            xanchor="left",
-            yanchor="top",
-            align="left",
-            showarrow=False,
-            font=dict(size=15),
+    if bottom_row:  # in the margin's last 24 px, under the labels: an axis title can land on them
+        y = -(geo.bottom - 4) / geo.plot_h
+        grid.annotate(
+            name="axis-title",
+            text=escape(x_title),
+            x=grid.mid(i),
+            y=y,
+            xanchor="center",
+            yanchor="bottom",
+            font=dict(size=13),
         )
+    grid.title(i, escape(text), centred=True, name="panel-title")
+
+
+def _heading(grid: Grid, geo: GridGeometry, heading: str, width: int) -> None:
+    """The heading is an annotation pinned to the figure's top-left corner: Plotly shifts a multi-line
+    title upward, out of the figure, and a phone shows every line of it."""
+    x, y = -geo.left / max(1.0, width - geo.left - geo.right), 1 + (geo.top - 6) / geo.plot_h
+    grid.annotate(
+        name="heading",
+        text=heading,
+        x=x,
+        y=y,
+        xanchor="left",
+        yanchor="top",
+        align="left",
+        font=dict(size=15),
     )
-    layout.update(
-        plot_bgcolor="white",
-        margin=dict(l=geo.left, r=right, t=geo.top, b=geo.bottom),
-        height=geo.height,
-        font=dict(family=FONT, size=12),
-        annotations=annotations,
-        shapes=shapes,
-    )
-    return go.Figure(data=traces, layout=layout)
 
 
 def top_k_figure(

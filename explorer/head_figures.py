@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import FONT, HIGHLIGHT, MASKED_BG, escape
+from .figures import FONT, MASKED_BG, Grid, escape
 
 DIVERGING = "RdBu_r"
 MASKED_TEXT = "masked (−∞)"
@@ -23,86 +23,11 @@ BAR = "#3b75af"
 GREY = "#9a9a9a"
 
 
-class Grid:
-    """Panels laid out by hand (axis domains, one axis pair per panel, titles as annotations):
-    make_subplots and per-panel update calls cost several times more, and these figures are drawn
-    on every pick. Panel i (row-major, from 0) uses axes x{i+1} / y{i+1}."""
-
-    def __init__(
-        self,
-        n_rows: int,
-        n_cols: int = 1,
-        row_heights: Sequence[float] | None = None,
-        v_gap: float = 0.08,
-        h_gap: float = 0.06,
-        shared_x: bool = False,
-    ):
-        heights = np.asarray(row_heights if row_heights is not None else [1.0] * n_rows, np.float64)
-        heights = heights / heights.sum() * (1 - v_gap * (n_rows - 1))
-        col_w = (1 - h_gap * (n_cols - 1)) / n_cols
-        self.n_cols, self.shared_x, self.layout, self.annotations = n_cols, shared_x, {}, []
-        self.domains = []
-        top = 1.0
-        for r in range(n_rows):
-            for c in range(n_cols):
-                x0 = c * (col_w + h_gap)
-                self.domains.append(([x0, min(1.0, x0 + col_w)], [max(0.0, top - heights[r]), top]))
-            top -= heights[r] + v_gap
-        self.n_rows = n_rows
-        for i, (xd, yd) in enumerate(self.domains):
-            s = self.suffix(i)
-            anchor_x = f"x{self.suffix(len(self.domains) - self.n_cols + i % n_cols)}" if shared_x else None
-            self.layout[f"xaxis{s}"] = dict(domain=xd, anchor=f"y{s}", showgrid=False, zeroline=False)
-            if anchor_x and anchor_x != f"x{s}":
-                self.layout[f"xaxis{s}"]["matches"] = anchor_x
-            self.layout[f"yaxis{s}"] = dict(domain=yd, anchor=f"x{s}", showgrid=False, zeroline=False)
-
-    @staticmethod
-    def suffix(i: int) -> str:
-        return "" if i == 0 else str(i + 1)
-
-    def axes(self, i: int) -> dict:
-        return dict(xaxis=f"x{self.suffix(i)}", yaxis=f"y{self.suffix(i)}")
-
-    def x(self, i: int, **kw) -> None:
-        self.layout[f"xaxis{self.suffix(i)}"].update(kw)
-
-    def y(self, i: int, **kw) -> None:
-        self.layout[f"yaxis{self.suffix(i)}"].update(kw)
-
-    def title(self, i: int, text: str) -> None:
-        xd, yd = self.domains[i]
-        self.annotations.append(
-            dict(
-                text=text,
-                x=xd[0],
-                y=yd[1],
-                xref="paper",
-                yref="paper",
-                xanchor="left",
-                yanchor="bottom",
-                showarrow=False,
-                font=dict(size=12),
-            )
-        )
-
-    def figure(
-        self, traces: list[dict], title: str, height: int, shapes: Sequence[dict] = (), **layout
-    ) -> go.Figure:
-        return go.Figure(
-            data=traces,
-            layout=dict(
-                self.layout,
-                title=dict(text=title, x=0, xanchor="left", font=dict(size=14)),
-                height=height,
-                font=dict(family=FONT, size=12),
-                plot_bgcolor="white",
-                showlegend=False,
-                annotations=self.annotations,
-                shapes=list(shapes),
-                **{"margin": dict(l=10, r=10, t=90, b=10), **layout},
-            ),
-        )
+def _figure(g: Grid, traces: list[dict], title: str, height: int, **layout) -> go.Figure:
+    """The tab's look: the title at the top left, no legend, thin side margins."""
+    title = dict(text=title, x=0, xanchor="left", font=dict(size=14))
+    margin = layout.pop("margin", dict(l=10, r=10, t=90, b=10))
+    return g.figure(traces, title=title, height=height, showlegend=False, margin=margin, **layout)
 
 
 def _limit(a: np.ndarray) -> float:
@@ -110,19 +35,20 @@ def _limit(a: np.ndarray) -> float:
     return max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-9)
 
 
-def _strip(z: np.ndarray, axes: dict, **kw) -> dict:
-    lim = _limit(z)
-    return dict(
-        type="heatmap",
-        z=z,
-        zmin=-lim,
-        zmax=lim,
-        colorscale=DIVERGING,
-        showscale=False,
-        hoverongaps=False,
-        **axes,
-        **kw,
-    )
+def _strip(g: Grid, i: int, z: np.ndarray, lim: float | None = None, **style) -> dict:
+    """A heatmap on panel i, white at 0 and red/blue up to ±lim (by default z's own largest |value|)."""
+    lim = _limit(z) if lim is None else lim
+    scale = dict(zmin=-lim, zmax=lim, colorscale=DIVERGING, showscale=False)
+    return g.heatmap(i, z, **{**scale, **style})
+
+
+def _key_matrix(g: Grid, i: int, m: np.ndarray, labels: list[str], name: str, heading: str) -> dict:
+    """m (keys, d_head) as a strip matrix on panel i: one column per key, one row per dimension."""
+    z = np.asarray(m, np.float64).T  # (d_head, keys)
+    g.title(i, heading)
+    g.y(i, title=dict(text="dim", standoff=2), autorange="reversed", showticklabels=False)
+    hover = f"key %{{customdata}}<br>{name}[%{{y}}] = %{{z:.6f}}<extra></extra>"
+    return _strip(g, i, z, x=list(range(z.shape[1])), customdata=[labels] * z.shape[0], hovertemplate=hover)
 
 
 def strips_figure(
@@ -135,30 +61,20 @@ def strips_figure(
     n = len(vectors)
     strip_px, gap_px = 40, 52  # the gap holds a strip's tick labels and the next strip's title
     plot_px = n * strip_px + (n - 1) * gap_px
-    g = Grid(n, v_gap=gap_px / plot_px)
-    traces, shapes = [], []
+    g = Grid.filled([1] * n, v_gap=gap_px / plot_px)
+    traces = []
     for i, (name, vec) in enumerate(vectors):
         v = np.asarray(vec, np.float64).reshape(1, -1)
         label = escape(name)
-        traces.append(_strip(v, g.axes(i), hovertemplate=f"{label}[%{{x}}] = %{{z:.6f}}<extra></extra>"))
+        traces.append(_strip(g, i, v, hovertemplate=f"{label}[%{{x}}] = %{{z:.6f}}<extra></extra>"))
         g.title(i, label)
         g.y(i, showticklabels=False)
         g.x(i, range=[-0.5, v.shape[1] - 0.5])
         if highlight and name in highlight:
             start, stop = highlight[name]
-            shapes.append(
-                dict(
-                    type="rect",
-                    x0=start - 0.5,
-                    x1=stop - 0.5,
-                    y0=-0.5,
-                    y1=0.5,
-                    line=dict(color=HIGHLIGHT, width=3),
-                    **{"xref": f"x{g.suffix(i)}", "yref": f"y{g.suffix(i)}"},
-                )
-            )
+            g.outline(i, start - 0.5, stop - 0.5, -0.5, 0.5, width=3)
     g.x(n - 1, title=dict(text="dimension", standoff=4))
-    return g.figure(traces, title, 90 + 55 + plot_px, shapes, margin=dict(l=10, r=10, t=90, b=55))
+    return _figure(g, traces, title, 90 + 55 + plot_px, margin=dict(l=10, r=10, t=90, b=55))
 
 
 def _key_ticks(g: Grid, i: int, keys: Sequence[str], show: bool) -> None:
@@ -190,19 +106,9 @@ def scores_figure(
     not a learned value) and the text MASKED_TEXT instead."""
     masked = np.asarray(masked, bool)
     n, d = len(keys), k.shape[1]
-    g = Grid(4, row_heights=[0.34, 0.22, 0.22, 0.22], v_gap=0.07, shared_x=True)
+    g = Grid.filled([0.34, 0.22, 0.22, 0.22], v_gap=0.07, shared_x=True)
     labels = [escape(t) for t in keys]
-    traces = [
-        _strip(
-            np.asarray(k, np.float64).T,
-            g.axes(0),
-            x=list(range(n)),
-            customdata=[labels] * d,
-            hovertemplate="key %{customdata}<br>k[%{y}] = %{z:.6f}<extra></extra>",
-        )
-    ]
-    g.title(0, f"k_j: each key's {d} values (one column per key)")
-    g.y(0, title=dict(text="dim", standoff=2), autorange="reversed", showticklabels=False)
+    traces = [_key_matrix(g, 0, k, labels, "k", f"k_j: each key's {d} values (one column per key)")]
     open_ = [j for j in range(n) if not masked[j]]
     shut = [j for j in range(n) if masked[j]]
     rows = (
@@ -245,7 +151,7 @@ def scores_figure(
     g.y(3, range=[0, 1.05])
     for i in range(4):
         _key_ticks(g, i, keys, i == 3)
-    return g.figure(traces, title, 660)
+    return _figure(g, traces, title, 660)
 
 
 def values_figure(
@@ -261,32 +167,18 @@ def values_figure(
     n, d = v.shape
     weighted = np.asarray(weights, np.float64)[:, None] * np.asarray(v, np.float64)
     weighted[masked] = np.nan  # 0 · v_j by construction: shown as masked, not as a computed zero
-    g = Grid(3, row_heights=[0.4, 0.4, 0.2], v_gap=0.12)
+    g = Grid.filled([0.4, 0.4, 0.2], v_gap=0.12)
     labels = [escape(t) for t in keys]
     traces = []
-    for i, (z, heading) in enumerate(
-        ((np.asarray(v, np.float64), "v_j: each key's value vector"), (weighted, "weight_j · v_j"))
-    ):
-        traces.append(
-            _strip(
-                z.T,
-                g.axes(i),
-                x=list(range(n)),
-                customdata=[labels] * d,
-                hovertemplate="key %{customdata}<br>[%{y}] = %{z:.6f}<extra></extra>",
-            )
-        )
-        g.title(i, heading)
-        g.y(i, title=dict(text="dim", standoff=2), autorange="reversed", showticklabels=False)
+    for i, (m, heading) in enumerate(((v, "v_j: each key's value vector"), (weighted, "weight_j · v_j"))):
+        traces.append(_key_matrix(g, i, m, labels, "", heading))
         _key_ticks(g, i, keys, True)
     out = np.asarray(output, np.float64).reshape(1, -1)
-    traces.append(_strip(out, g.axes(2), hovertemplate="output[%{x}] = %{z:.6f}<extra></extra>"))
+    traces.append(_strip(g, 2, out, hovertemplate="output[%{x}] = %{z:.6f}<extra></extra>"))
     g.title(2, "Σ_j weight_j · v_j: this head's output (d_head values)")
     g.y(2, showticklabels=False)
     g.x(2, title=dict(text="dimension", standoff=4), range=[-0.5, d - 0.5])
-    fig = g.figure(traces, title, 660)
-    fig.update_layout(plot_bgcolor=MASKED_BG)
-    return fig
+    return _figure(g, traces, title, 660, plot_bgcolor=MASKED_BG)
 
 
 def terms_figure(
@@ -301,7 +193,7 @@ def terms_figure(
     on one colour range so their sizes compare. Masked cells are left grey."""
     panels = [*terms.items(), ("= q·k/√d (the sum)", total)]
     n_rows = (len(panels) + 1) // 2
-    g = Grid(n_rows, 2, v_gap=0.1, h_gap=0.04)
+    g = Grid.filled([1] * n_rows, 2, v_gap=0.1, h_gap=0.04)
     stacked = np.stack([np.asarray(z, np.float64) for _, z in panels])
     if masked is not None:
         stacked[:, np.asarray(masked, bool)] = np.nan
@@ -313,14 +205,12 @@ def terms_figure(
     traces = []
     for i, ((name, _), z) in enumerate(zip(panels, stacked)):
         traces.append(
-            dict(
-                type="heatmap",
-                z=z,
-                zmin=-lim,
-                zmax=lim,
-                colorscale=DIVERGING,
+            _strip(
+                g,
+                i,
+                z,
+                lim,
                 showscale=i == 0,
-                hoverongaps=False,
                 colorbar=dict(
                     orientation="h",
                     y=-0.02,
@@ -331,7 +221,6 @@ def terms_figure(
                 ),
                 customdata=cells,
                 hovertemplate=f"{escape(name)}<br>query %{{customdata[0]}} · key %{{customdata[1]}}<br>%{{z:.4f}}<extra></extra>",
-                **g.axes(i),
             )
         )
         g.title(i, escape(name))
@@ -354,9 +243,7 @@ def terms_figure(
         )
     longest = max((len(t) for t in x_labels), default=1)
     per_row = max(170, min(320, 14 * len(ys) + 40 + 6 * longest))
-    fig = g.figure(traces, title, 150 + per_row * n_rows)
-    fig.update_layout(plot_bgcolor=MASKED_BG)
-    return fig
+    return _figure(g, traces, title, 150 + per_row * n_rows, plot_bgcolor=MASKED_BG)
 
 
 def head_grid_figure(
@@ -369,7 +256,7 @@ def head_grid_figure(
     """One layers × heads heatmap per kind, on one colour range; a click's point carries the head's
     name (customdata "kind:layer:head", 1-based). NaN (a statistic that does not apply) stays grey."""
     kinds = list(values)
-    g = Grid(1, len(kinds), h_gap=0.07)
+    g = Grid.filled([1], len(kinds), h_gap=0.07)
     stacked = np.concatenate([np.asarray(v, np.float64).ravel() for v in values.values()])
     finite = stacked[np.isfinite(stacked)]
     if diverging:
@@ -379,21 +266,20 @@ def head_grid_figure(
         zmin = float(finite.min()) if finite.size else 0.0
         zmax = float(finite.max()) if finite.size else 1.0
         scale = "Blues"
-    traces, shapes = [], []
+    traces = []
     for i, kind in enumerate(kinds):
         z = np.asarray(values[kind], np.float64)
         n_l, n_h = z.shape
         traces.append(
-            dict(
-                type="heatmap",
-                z=z,
+            g.heatmap(
+                i,
+                z,
                 x=list(range(1, n_h + 1)),
                 y=list(range(1, n_l + 1)),
                 zmin=zmin,
                 zmax=max(zmax, zmin + 1e-9),
                 colorscale=scale,
                 showscale=i == len(kinds) - 1,
-                hoverongaps=False,
                 colorbar=dict(
                     orientation="h",
                     x=0.5,
@@ -410,7 +296,6 @@ def head_grid_figure(
                 hovertemplate="%{customdata}<br>" + escape(colorbar) + " = %{z:.4f}<extra></extra>",
                 xgap=2,
                 ygap=2,
-                **g.axes(i),
             )
         )
         g.title(i, escape(kind))
@@ -423,22 +308,8 @@ def head_grid_figure(
             autorange="reversed",
         )
         if selected and selected[0] == kind:
-            s = g.suffix(i)
-            shapes.append(
-                dict(
-                    type="rect",
-                    xref=f"x{s}",
-                    yref=f"y{s}",
-                    x0=selected[2] + 0.5,
-                    x1=selected[2] + 1.5,
-                    y0=selected[1] + 0.5,
-                    y1=selected[1] + 1.5,
-                    line=dict(color=HIGHLIGHT, width=3),
-                )
-            )
-    fig = g.figure(traces, title, 360, shapes)
-    fig.update_layout(plot_bgcolor=MASKED_BG, margin=dict(l=10, r=10, t=90, b=90))
-    return fig
+            g.outline(i, selected[2] + 0.5, selected[2] + 1.5, selected[1] + 0.5, selected[1] + 1.5, width=3)
+    return _figure(g, traces, title, 360, plot_bgcolor=MASKED_BG, margin=dict(l=10, r=10, t=90, b=90))
 
 
 def delta_figure(tokens: Sequence[str], delta: Sequence[float], title: str = "") -> go.Figure:
