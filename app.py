@@ -15,10 +15,12 @@ import signal
 import sys
 import tempfile
 
-from explorer.loading import add_model_args, load_translator, positive_int
+from explorer.loading import add_model_args, load_translator
 from explorer.malloc import tune_allocator
+from explorer.page import build_demo, launch_options
+from explorer.policy import CONCURRENCY, QUEUE_SIZE
 from explorer.trace_files import TraceFiles
-from explorer.ui import CONCURRENCY, QUEUE_SIZE, build_demo, launch_options
+from training.argtypes import positive_int
 from training.translator import WeightsError
 
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    # One line per expected refusal (see explorer.ui.refusal), on our logger only: the root logger
+    # One line per expected refusal (see explorer.policy.refusal), on our logger only: the root logger
     # at INFO would add a line per HTTP request of the libraries Gradio uses.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))

@@ -8,7 +8,9 @@ import os
 import sys
 import time
 
-from .loading import add_model_args, load_translator, positive_int
+from training.argtypes import positive_int
+
+from .loading import add_model_args, load_translator
 
 
 def add_cli_args(p: argparse.ArgumentParser, json_output: bool = False) -> None:
@@ -58,45 +60,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_heads(spec: str) -> list[tuple[str, int, int]]:
-    """ "none" or KIND:LAYER:HEAD[,KIND:LAYER:HEAD...] with 1-based layer and head → 0-based triples."""
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from training.kinds import shape
+
+    from .ablation import ablate
+    from .heads import parse_head_names
     from .inference import InputError
 
-    if spec.strip().lower() == "none":
-        return []
-    heads = []
-    for item in spec.split(","):
-        parts = item.strip().split(":")
-        if (
-            len(parts) != 3
-            or parts[0] not in ("encoder", "decoder", "cross")
-            or not all(p.isdigit() and int(p) >= 1 for p in parts[1:])
-        ):
-            raise InputError(
-                f"--heads: {item.strip()!r} is not KIND:LAYER:HEAD (KIND encoder, decoder or cross; "
-                "layer and head from 1), e.g. --heads cross:2:1,encoder:1:3, or --heads none"
-            )
-        heads.append((parts[0], int(parts[1]) - 1, int(parts[2]) - 1))
-    return heads
-
-
-def cmd_ablate(args: argparse.Namespace) -> int:
-    from .inference import InputError, ablate
-
-    heads = parse_heads(args.heads)
     loaded = load_translator(args.weights, args.repo_id, args.revision)
-    cfg = loaded.translator.model.cfg
-    for kind, layer, head in heads:
-        n_layers = cfg.n_encoder_layers if kind == "encoder" else cfg.n_decoder_layers
-        if layer >= n_layers or head >= cfg.n_heads:
-            raise InputError(
-                f"--heads {kind}:{layer + 1}:{head + 1}: this model has {n_layers} {kind} layers "
-                f"and {cfg.n_heads} heads (1-based)"
-            )
-    result = ablate(loaded.translator, args.text, heads, beam=args.beam)
-    result["heads"] = [
-        [kind, layer + 1, head + 1] for kind, layer, head in result.get("heads", [])
-    ]  # as typed
+    try:
+        heads = parse_head_names(args.heads, shape(loaded.translator.model.cfg))
+    except InputError as e:
+        raise InputError(f"--heads: {e}") from None
+    result = ablate(loaded.translator, args.text, [(h.kind, h.layer, h.head) for h in heads], beam=args.beam)
+    # as typed
+    result["heads"] = [[kind, layer + 1, head + 1] for kind, layer, head in result.get("heads", [])]
     json.dump(result, sys.stdout, ensure_ascii=False, indent=args.indent)
     sys.stdout.write("\n")
     return 0
@@ -117,7 +95,7 @@ def cmd_head_stats(args: argparse.Namespace) -> int:
             f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)"
         )
     loaded = load_translator(args.weights, args.repo_id, args.revision)
-    bar = lambda xs: tqdm(xs, desc="head statistics", unit="sentence", disable=args.quiet, file=sys.stderr)  # noqa: E731
+    bar = lambda xs: tqdm(xs, desc="head statistics", unit="sentence", disable=args.quiet, file=sys.stderr)
     stats = {
         "model_id": loaded.model_id,
         "data": args.data,

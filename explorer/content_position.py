@@ -65,14 +65,14 @@ def split_scores(
     def project(h_c, h_p, h_b, w, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
         t, d = h_c.shape
-        split = lambda y: y.reshape(y.shape[0], n_heads, d // n_heads).transpose(1, 0, 2)  # noqa: E731  (H, T, d_head)
+        split = lambda y: y.reshape(y.shape[0], n_heads, d // n_heads).transpose(1, 0, 2)  # (H, T, d_head)
         bias = np.broadcast_to(h_b @ w.T + b, (t, d))  # constant over positions
         return split(h_c @ w.T), split(h_p @ w.T), split(bias)
 
     qc, qp, qb = project(*parts(content_q, position_q), w_q, b_q)
     kc, kp, kb = project(*parts(content_k, position_k), w_k, b_k)
     scale = 1.0 / np.sqrt(qc.shape[-1])
-    dot = lambda a, b: a @ b.transpose(0, 2, 1) * scale  # noqa: E731  (H, Tq, Tk)
+    dot = lambda a, b: a @ b.transpose(0, 2, 1) * scale  # (H, Tq, Tk)
     return {
         "content·content": dot(qc, kc),
         "content·position": dot(qc, kp),

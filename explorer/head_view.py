@@ -10,40 +10,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from training.head_stats import STATS, maps_head_stats
+from training.kinds import KINDS
 from training.text import PAD
 
 from .figures import unique_labels
-from .inference import KINDS, InputError, Trace
+from .heads import Head, parse_head_names
+from .inference import InputError, Trace
 from .views import decoder_row_labels, source_labels, word_labels
-
-KIND_LABELS = {
-    "encoder": "encoder self-attention",
-    "decoder": "decoder self-attention",
-    "cross": "cross-attention",
-}
-
-
-@dataclass(frozen=True)
-class Head:
-    kind: str  # "encoder" | "decoder" | "cross"
-    layer: int  # 0-based
-    head: int  # 0-based
-    query: int = 0  # 0-based query row
-
-    @property
-    def name(self) -> str:
-        """As the pickers and the ablation list write it: kind:layer:head, 1-based."""
-        return f"{self.kind}:{self.layer + 1}:{self.head + 1}"
 
 
 def maps_of(trace: Trace, kind: str) -> np.ndarray:
-    return getattr(trace, KINDS[kind])  # (L, H, Tq, Tk)
+    return getattr(trace, KINDS[kind].maps)  # (L, H, Tq, Tk)
 
 
 def query_labels(trace: Trace, kind: str) -> list[str]:
@@ -74,7 +56,7 @@ def checked(trace: Trace, sel: Head) -> Head:
                 value + 1 if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
             )
             raise InputError(
-                f"{what} must be a whole number from 1 to {size} for {KIND_LABELS[sel.kind]}; got {shown!r}"
+                f"{what} must be a whole number from 1 to {size} for {KINDS[sel.kind].label}; got {shown!r}"
             )
     return sel
 
@@ -147,8 +129,8 @@ def query_steps(trace: Trace, sel: Head, pre_norm: bool = True) -> QuerySteps:
     if trace.internals is None:
         raise ValueError("this trace has no internals: trace it with internals=True")
     sel = checked(trace, sel)
-    sub = trace.internals[KINDS[sel.kind]]
-    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    sub = trace.internals[KINDS[sel.kind].maps]
+    f64 = lambda a: np.asarray(a, dtype=np.float64)
     q = f64(sub.q[sel.layer, sel.head, sel.query])
     k = f64(sub.k[sel.layer, sel.head])
     v = f64(sub.v[sel.layer, sel.head])
@@ -188,8 +170,8 @@ def query_steps(trace: Trace, sel: Head, pre_norm: bool = True) -> QuerySteps:
 
 def steps_json(steps: QuerySteps) -> dict:
     """The API's view of one query: plain lists; masked scores are null, never a number."""
-    r = lambda a: np.round(np.asarray(a, np.float64), 6).tolist()  # noqa: E731
-    nulls = lambda a: [None if m else x for x, m in zip(r(a), steps.masked)]  # noqa: E731
+    r = lambda a: np.round(np.asarray(a, np.float64), 6).tolist()
+    nulls = lambda a: [None if m else x for x, m in zip(r(a), steps.masked)]
     s = steps.sel
     return {
         "kind": s.kind,
@@ -216,7 +198,7 @@ def steps_json(steps: QuerySteps) -> dict:
 
 def first_layer_scores(trace: Trace, kind: str, head: int) -> np.ndarray:
     """Layer 1's scaled scores q·kᵀ/√d of one head from the captured q and k: what the terms add up to."""
-    sub = trace.internals[KINDS[kind]]
+    sub = trace.internals[KINDS[kind].maps]
     q, k = (np.asarray(a[0, head], np.float64) for a in (sub.q, sub.k))
     return q @ k.T / np.sqrt(q.shape[-1])
 
@@ -226,35 +208,6 @@ def causal_mask(n: int) -> np.ndarray:
 
 
 # ---- picking a head by clicking a plot -------------------------------------------------------------
-
-HEAD_NAME = re.compile(r"^(encoder|decoder|cross):(\d+):(\d+)$")
-
-
-def parse_head_names(spec: str | Sequence[str] | None, trace_shape: dict[str, tuple[int, int]]) -> list[Head]:
-    """ "cross:2:1, encoder:1:3" (or a list of such names; 1-based) → Heads; "" or "none" → [].
-
-    trace_shape: {kind: (layers, heads)}. Raises InputError with one line naming what is wrong."""
-    if spec is None:
-        return []
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    if isinstance(spec, str) and spec.strip().lower() in ("", "none"):
-        return []
-    heads = []
-    for item in items:
-        m = HEAD_NAME.match(str(item).strip()) if isinstance(item, str) else None
-        if m is None:
-            raise InputError(
-                f"{str(item).strip()[:40]!r} is not KIND:LAYER:HEAD (KIND encoder, decoder or cross; "
-                "layer and head from 1), e.g. cross:2:1,encoder:1:3"
-            )
-        kind, layer, head = m.group(1), int(m.group(2)), int(m.group(3))
-        n_l, n_h = trace_shape[kind]
-        if not (1 <= layer <= n_l and 1 <= head <= n_h):
-            raise InputError(
-                f"{kind}:{layer}:{head}: this model has {n_l} {kind} layers of {n_h} heads (from 1)"
-            )
-        heads.append(Head(kind, layer - 1, head - 1))
-    return list(dict.fromkeys(heads))
 
 
 def model_shape(trace: Trace) -> dict[str, tuple[int, int]]:

@@ -18,7 +18,7 @@ import copy
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from training.decoding import next_token_logprobs
+from training.kinds import KINDS, shape
 from training.model import AttentionMaps, HeadMask, Internals
 from training.text import PAD_ID
 from training.translator import SourceInput, Translation, Translator
@@ -38,11 +39,6 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 class InputError(ValueError):
     """Input the app should answer with a friendly message, not a traceback."""
-
-
-# A head-mask kind (the attention view's name) → the Trace's and the JSON's name for its maps.
-KINDS = {"encoder": "encoder_self", "decoder": "decoder_self", "cross": "cross"}
-IMPORTANCE_ROWS = 64  # ablation variants per forward pass in `head_importance` (bounds its memory)
 
 
 @dataclass
@@ -74,9 +70,8 @@ class TraceChecks:
 @dataclass
 class Trace:
     text: str  # the input as used (after any character cut)
-    source_tokens: list[
-        str
-    ]  # S: exactly the encoder's input positions (</s> included): words or subword pieces
+    # S: exactly the encoder's input positions (</s> included): words or subword pieces
+    source_tokens: list[str]
     source_unknown: list[bool]  # S: True where the token is not in the vocabulary (<unk>)
     target_tokens: list[str]  # T: exactly the decoder's input positions (<s> y1 … yn)
     predicted_tokens: list[str]  # T: what each decoder row predicts (y1 … yn </s>)
@@ -89,21 +84,17 @@ class Trace:
     model_id: str
     decoding: dict[str, Any]
     notices: list[str] = field(default_factory=list)  # what was cut or ignored, for the user
-    source_words: list[str] = field(
-        default_factory=list
-    )  # W: the NLTK words the pieces come from (</s> included)
-    source_word_index: list[int] = field(
-        default_factory=list
-    )  # S: each source token's word (index into source_words)
+    # W: the NLTK words the pieces come from (</s> included)
+    source_words: list[str] = field(default_factory=list)
+    # S: each source token's word (index into source_words)
+    source_word_index: list[int] = field(default_factory=list)
     predicted_prob: list[float] = field(default_factory=list)  # T: probability of the token decoding chose
-    predicted_rank: list[int] = field(
-        default_factory=list
-    )  # T: its rank among all tokens (1 = the likeliest)
+    predicted_rank: list[int] = field(default_factory=list)  # T: its rank among all tokens (1 = likeliest)
     checks: TraceChecks | None = None
-    internals: dict[str, SublayerArrays] | None = None  # with internals=True: per KINDS value
-    ablated_heads: list[tuple[str, int, int]] = field(
-        default_factory=list
-    )  # (kind, layer, head) switched off
+    # with internals=True: per kind, under its maps name (encoder_self, decoder_self, cross)
+    internals: dict[str, SublayerArrays] | None = None
+    # (kind, layer, head) switched off
+    ablated_heads: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def n_encoder_layers(self) -> int:
@@ -271,7 +262,7 @@ def mask_heads(translator: Translator, heads: Sequence[Sequence]) -> HeadMask:
 
 def _checked_heads(translator: Translator, heads: Sequence[Sequence]) -> list[tuple[str, int, int]]:
     cfg = translator.model.cfg
-    layers = dict(zip(HeadMask.KINDS, HeadMask.layers(cfg)))
+    layers = {kind: n for kind, (n, _) in shape(cfg).items()}
     if isinstance(heads, str) or not isinstance(heads, Sequence):
         raise InputError(
             f"heads must be a list of (kind, layer, head), kind one of {', '.join(KINDS)}; got {heads!r}"
@@ -309,12 +300,12 @@ def _as_head_mask(translator: Translator, heads: HeadMask | Sequence[Sequence] |
     return mask_heads(translator, heads)
 
 
-def _heads_off(mask: HeadMask | None) -> list[tuple[str, int, int]]:
+def heads_off(mask: HeadMask | None) -> list[tuple[str, int, int]]:
     if mask is None:
         return []
     return [
         (kind, int(layer), int(head))
-        for kind in HeadMask.KINDS
+        for kind in KINDS
         if getattr(mask, kind) is not None
         for layer, head in (getattr(mask, kind) == 0).nonzero().tolist()
     ]
@@ -346,9 +337,8 @@ def trust_checks(
             row_error = max(row_error, (w.sum(-1) - 1).abs().max().item())
             on_forbidden = w.masked_select(forbidden.expand_as(w))
             masked = max(masked, on_forbidden.max().item() if on_forbidden.numel() else 0.0)
-    chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])[
-        :, 0
-    ]  # (T,)
+    output_ids = torch.tensor(translation.decoder_output, device=logp.device)  # (T,)
+    chosen = logp.gather(1, output_ids[:, None])[:, 0]  # (T,)
     cached = torch.tensor(translation.hypothesis.token_logprobs, dtype=torch.float64)  # (T,)
     if cached.numel() != chosen.numel():
         raise RuntimeError(
@@ -372,11 +362,11 @@ def _internals_arrays(internals: Internals) -> dict[str, SublayerArrays]:
         name: SublayerArrays(
             **{f.name: stack(getattr(internals, name), f.name) for f in fields(SublayerArrays)}
         )
-        for name in KINDS.values()
+        for name in (k.maps for k in KINDS.values())
     }
 
 
-def _length_cap(
+def length_cap(
     translator: Translator,
     source: SourceInput,
     beam: int | None,
@@ -421,7 +411,7 @@ def trace(
     early (</s> included, with a notice). The app uses them to bound the size of a trace and its figures."""
     text, source, notices = prepare(translator, text, max_words, max_chars, max_pieces)
     mask = _as_head_mask(translator, head_mask)
-    decode_overrides, max_target_tokens = _length_cap(
+    decode_overrides, max_target_tokens = length_cap(
         translator, source, beam, max_target_tokens, decode_overrides
     )
     translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
@@ -430,9 +420,8 @@ def trace(
             f"The translation reached the explorer's maximum of {max_target_tokens} tokens "
             "and may be cut short."
         )
-    logits, maps = translator.forward_pass(
-        translation, "internals" if internals else "weights", mask
-    )  # (T, V)
+    # logits (T, V)
+    logits, maps = translator.forward_pass(translation, "internals" if internals else "weights", mask)
     fused, _ = translator.forward_pass(translation, "none", mask)  # what decoding computes: for the checks
     logp = next_token_logprobs(logits)  # (T, V), per layer (1, H, q, k)
     top_p, top_i = logp.exp().topk(min(TOP_K, logp.size(-1)), dim=-1)
@@ -440,7 +429,7 @@ def trace(
     chosen = logp.gather(1, torch.tensor(translation.decoder_output, device=logp.device)[:, None])  # (T, 1)
     rank = (logp > chosen).sum(-1) + 1  # (T,)
     vocab = translator.tgt_vocab
-    stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # noqa: E731  (L, H, q, k)
+    stack = lambda ws: torch.stack([w[0] for w in ws]).float().cpu().numpy()  # (L, H, q, k)
     return Trace(
         text=text,
         source_tokens=source.tokens,
@@ -465,88 +454,5 @@ def trace(
         predicted_rank=rank.tolist(),
         checks=trust_checks(translation, maps, logits, fused, logp),
         internals=_internals_arrays(maps.internals) if internals else None,
-        ablated_heads=_heads_off(mask),
+        ablated_heads=heads_off(mask),
     )
-
-
-def ablate(
-    translator: Translator,
-    text: str,
-    heads: Sequence[Sequence],
-    beam: int | None = None,
-    *,
-    max_words: int | None = None,
-    max_chars: int = MAX_INPUT_CHARS,
-    max_target_tokens: int | None = None,
-    max_pieces: int | None = None,
-    **decode_overrides,
-) -> dict[str, Any]:
-    """Switch heads off: re-translate, and measure what it costs the original translation.
-
-    heads: (kind, layer, head) triples. Returns
-        translation, ablated_translation: the text with every head on, and with `heads` off;
-        target_tokens: the original translation's output tokens, y1 … yn </s>;
-        delta_logprob: per target token, its teacher-forced log-probability with the heads off minus
-            with them on (negative: the heads helped predict it);
-        heads: the heads switched off, as [kind, layer, head].
-    max_words, max_chars, max_pieces and max_target_tokens cut as in `trace`, so that with the same
-    caps the original translation is the trace's. Raises InputError for unusable text or heads."""
-    _, source, _ = prepare(translator, text, max_words, max_chars, max_pieces)
-    mask = mask_heads(translator, heads)
-    decode_overrides, _ = _length_cap(translator, source, beam, max_target_tokens, decode_overrides)
-    original = translator.decode([source], beam=beam, **decode_overrides)[0]
-    ablated = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
-    on = translator.output_logprobs(original)  # (T,)
-    off = translator.output_logprobs(original, mask)  # (T,)
-    return {
-        "translation": original.text,
-        "ablated_translation": ablated.text,
-        "target_tokens": translator.tgt_vocab.decode(original.decoder_output),
-        "delta_logprob": (off - on).tolist(),
-        "heads": [list(h) for h in _heads_off(mask)],
-    }
-
-
-def head_importance(
-    translator: Translator,
-    text: str,
-    beam: int | None = None,
-    *,
-    max_words: int | None = None,
-    max_chars: int = MAX_INPUT_CHARS,
-    max_target_tokens: int | None = None,
-    max_pieces: int | None = None,
-    progress: Callable[[float], None] | None = None,
-    **decode_overrides,
-) -> dict[str, np.ndarray]:
-    """For every head, the drop in the current translation's total log-probability (teacher-forced, </s>
-    included) when that head alone is switched off: {kind: (L, H)}. Positive: the head helps this output.
-
-    All L × H × 3 ablations run as rows of a few batched passes (`IMPORTANCE_ROWS` at a time), each
-    with its own head mask; each batch also holds the unablated sentence, the baseline its rows are
-    compared with. The caps are `trace`'s; `progress(fraction done)` is called after each batch."""
-    _, source, _ = prepare(translator, text, max_words, max_chars, max_pieces)
-    decode_overrides, _ = _length_cap(translator, source, beam, max_target_tokens, decode_overrides)
-    translation = translator.decode([source], beam=beam, **decode_overrides)[0]
-    cfg = translator.model.cfg
-    variants = [
-        (kind, layer, head)
-        for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg))
-        for layer in range(n)
-        for head in range(cfg.n_heads)
-    ]
-    drops = []
-    for start in range(0, len(variants), IMPORTANCE_ROWS - 1):
-        chunk = variants[start : start + IMPORTANCE_ROWS - 1]
-        mask = HeadMask.ones(cfg, batch=1 + len(chunk))  # row 0: every head on
-        for row, (kind, layer, head) in enumerate(chunk, start=1):
-            getattr(mask, kind)[row, layer, head] = 0
-        total = translator.output_logprobs(translation, mask).double().sum(-1)  # (1 + N,)
-        drops += (total[0] - total[1:]).tolist()
-        if progress is not None:
-            progress(len(drops) / len(variants))
-    out, i = {}, 0
-    for kind, n in zip(HeadMask.KINDS, HeadMask.layers(cfg)):
-        out[kind] = np.array(drops[i : i + n * cfg.n_heads]).reshape(n, cfg.n_heads)  # (L, H)
-        i += n * cfg.n_heads
-    return out

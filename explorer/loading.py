@@ -10,15 +10,20 @@ are used with a visible notice. Files that were downloaded but do not load are a
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.files import OPTIONAL_WEIGHT_FILES, WEIGHT_FILES
+from training.argtypes import positive_int
+from training.config import read_json
+from training.files import HEAD_STATS_FILE, OPTIONAL_WEIGHT_FILES, TRAINING_LOG_FILE, WEIGHT_FILES
 from training.hub import redact_url
 from training.translator import Translator, WeightsError, load_weights_dir
+
+log = logging.getLogger("explorer")
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 # Seconds any one Hub request may wait. huggingface_hub's client has no timeout for listing a
@@ -28,9 +33,45 @@ HUB_TIMEOUT_S = 20.0
 
 @dataclass
 class LoadedModel:
+    """A translator and what its weights folder ships beside it, read once."""
+
     translator: Translator
     model_id: str  # what the footer and the trace name: a path, or repo@revision
     notice: str = ""  # set when the requested weights could not be used and a fallback was
+    head_stats: dict | None = field(init=False)  # head_stats.json: per-head figures over a corpus
+    training_log: dict | None = field(init=False)  # training_log.json: the curves of the Model tab
+
+    def __post_init__(self) -> None:
+        folder = self.translator.folder
+        self.head_stats = _optional(folder, HEAD_STATS_FILE, _valid_head_stats)
+        self.training_log = _optional(folder, TRAINING_LOG_FILE, _valid_training_log)
+
+
+def _valid_head_stats(data) -> bool:
+    from .head_view import corpus_arrays
+
+    corpus_arrays(data)  # shape check: a broken file is reported, never half shown
+    return True
+
+
+def _valid_training_log(data) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("history"), list) and bool(data["history"])
+
+
+def _optional(folder: Path | None, name: str, valid) -> dict | None:
+    """An optional file of the weights folder, or None when it is absent or broken (which only loses
+    what it would have shown: a warning, never a failed start)."""
+    path = folder / name if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+        if valid(data):
+            return data
+        log.warning("%s not used: not what %s should hold", path, name)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning("%s not used: %s", path, e)
+    return None
 
 
 def _cached_commit(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> str | None:
@@ -210,13 +251,6 @@ def resolve(
     if repo_id:
         return _load_from_hub(repo_id, revision, device, endpoint, cache_dir, timeout)
     return LoadedModel(_bundled(device), f"{BUNDLED_WEIGHTS.name}/ (bundled)")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -13,12 +13,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .inference import Trace
 
 MAX_TRACES = 256  # sessions that can hold a trace at once
 MAX_BYTES = 64 * 2**20  # their attention maps together; a capped trace of the shipped model is ~0.2 MB
 TTL_S = 30 * 60  # since last use: time to read the maps, not forever
+INTERNALS_KEPT = 16  # traces with internals kept (~1–3 MB each at the app's caps)
 
 
 def trace_nbytes(tr: Trace) -> int:
@@ -36,9 +38,8 @@ class TraceStore:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.max_traces, self.max_bytes, self.ttl_s, self.clock = max_traces, max_bytes, ttl_s, clock
-        self._items: OrderedDict[str, tuple[Trace, int, float]] = (
-            OrderedDict()
-        )  # key → (trace, bytes, last use)
+        # key → (trace, bytes, last use)
+        self._items: OrderedDict[str, tuple[Trace, int, float]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -84,3 +85,31 @@ class TraceStore:
                 break
             del self._items[key]
             self._bytes -= size
+
+
+@dataclass
+class InternalsEntry:
+    trace: Trace  # the same translation, traced with internals
+    terms: dict[str, dict] = field(default_factory=dict)  # kind → layer 1's first_layer_terms (H, T, T)
+
+
+class InternalsCache:
+    """Main trace key → its trace with internals (~10× a trace's size), for the "Inside a head" tab;
+    least recently used first out; thread-safe."""
+
+    def __init__(self, size: int = INTERNALS_KEPT):
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: str) -> InternalsEntry | None:
+        with self._lock:
+            entry = self._items.pop(key, None)
+            if entry is not None:
+                self._items[key] = entry
+            return entry
+
+    def put(self, key: str, entry: InternalsEntry) -> InternalsEntry:
+        with self._lock:
+            self._items[key] = entry
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return entry

@@ -10,17 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
+from training.kinds import KINDS
 from training.text import BOS, EOS, PAD
 
 from .figures import attention_figure, top_k_figure
 from .inference import Trace
 
 HIDEABLE = {BOS, EOS, PAD}  # <unk> stays: an unknown word is content, not structure
-KINDS = {
-    "encoder": "Encoder self-attention",
-    "decoder": "Decoder self-attention (masked)",
-    "cross": "Cross-attention (decoder → encoder)",
-}
 
 
 @dataclass
@@ -125,7 +121,7 @@ def select(trace: Trace, view: View) -> dict:
         full = np.triu(np.ones((maps.shape[2], maps.shape[3]), dtype=bool), k=1)
         masked = full[np.ix_(q_idx, k_idx)]
         forced = (~full[q_idx]).sum(1) == 1  # a row with one allowed key puts all its weight there
-    title = KINDS[view.kind] + (" · no head ticked, so all are shown" if view.heads == [] else "")
+    title = KINDS[view.kind].title + (" · no head ticked, so all are shown" if view.heads == [] else "")
     highlight = None
     if view.step is not None and view.kind != "encoder" and view.step in q_idx:
         highlight = q_idx.index(view.step)

@@ -147,6 +147,60 @@ def zh_weights(tmp_path_factory) -> Path:
     return path
 
 
+# The app built on the toy model: loaded once per module, served in this process when a test needs HTTP.
+@pytest.fixture(scope="module")
+def loaded(zh_weights):
+    from explorer.loading import load_translator
+
+    return load_translator(str(zh_weights))
+
+
+def serve(demo, loaded) -> str:
+    """Launch as app.py does (same launch options), on a free port, in this process; returns the URL."""
+    from explorer.page import launch_options
+
+    _, url, _ = demo.launch(
+        **launch_options(loaded),
+        server_name="127.0.0.1",
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    return url
+
+
+@pytest.fixture(scope="module")
+def served(loaded):
+    from explorer.page import build_demo
+
+    demo = build_demo(loaded)
+    try:
+        yield serve(demo, loaded)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page_parts(loaded):
+    """(demo, shared) of `explorer.page.build`: the handlers' arguments, as the page wires them."""
+    from explorer.page import build
+
+    return build(loaded)
+
+
+def view_values(shared, kind="cross", layer="all", heads=("1", "2", "3", "4"), average="grid", show_special=True,
+                per_map=False, words=False, large="none", width=None, step=1) -> dict:  # fmt: skip
+    """The Attention tab's controls as Gradio hands them to a handler: {component: value}."""
+    t = shared.tabs["attention"]
+    values = [kind, layer, list(heads), average, show_special, per_map, words]
+    return {**dict(zip(t.controls, values)), t.large: large, t.step: step, shared.client_width: width}
+
+
+def translate_values(shared, text, beam, **view) -> dict:
+    """The Translate event's inputs: the text, the beam and the Attention tab's controls."""
+    return {shared.text: text, shared.beam: beam, **view_values(shared, **view)}
+
+
 def pytest_configure(config):
     # Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
     config.addinivalue_line("filterwarnings", "ignore:.*no_silent_downcasting.*")

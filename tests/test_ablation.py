@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.inference import InputError, TraceChecks, ablate, head_importance, trace, trust_checks
+from explorer.ablation import ablate, head_importance
+from explorer.inference import InputError, TraceChecks, trace, trust_checks
 from training.decoding import next_token_logprobs
 from training.model import HeadMask
 from training.translator import load_weights_dir
@@ -267,11 +268,11 @@ def test_head_importance_is_each_single_head_ablations_total_drop(translator):
 
 
 def test_head_importance_in_small_batches_is_the_same(translator, monkeypatch):
-    import explorer.inference as inference
+    import explorer.ablation as ablation
 
     text = "Where is the book?"
     whole = head_importance(translator, text, beam=2)
-    monkeypatch.setattr(inference, "IMPORTANCE_ROWS", 5)  # 24 variants: 6 passes of 4 (+ the baseline row)
+    monkeypatch.setattr(ablation, "IMPORTANCE_ROWS", 5)  # 24 variants: 6 passes of 4 (+ the baseline row)
     chunked = head_importance(translator, text, beam=2)
     for kind in whole:
         np.testing.assert_allclose(chunked[kind], whole[kind], atol=1e-5)
@@ -291,7 +292,7 @@ def test_concurrent_traces_with_different_ablations_each_get_their_own_result(tr
         translator,
         text,
         beam=2,
-        internals=internals,  # noqa: E731
+        internals=internals,
         head_mask=heads,
     ).to_json()
     alone = [run(*job) for job in jobs]

@@ -138,7 +138,7 @@ def test_importance_map_and_stats_table_select_a_head(page):
     page.wait_for_function(
         f"() => ({HEAD_CELL_XY})(['#head-importance-plot', 'cross:2:3']) !== null", timeout=WAIT_MS
     )
-    # the page binds plotly_click to a newly drawn plot within 300 ms (head_tab.INSTALL_CLICKS_JS)
+    # the page binds plotly_click to a newly drawn plot within 300 ms (explorer/js/install_clicks.js)
     page.wait_for_function(
         "() => { const gd = document.querySelector('#head-importance-plot .js-plotly-plot');"
         " return !!(gd && gd.__headTabFn); }",

@@ -132,10 +132,10 @@ def test_ablate_none_changes_nothing_and_a_head_changes_log_probabilities(capsys
     "spec,message",
     [
         ("bogus", "is not KIND:LAYER:HEAD"),
-        ("cross:0:1", "is not KIND:LAYER:HEAD"),
+        ("cross:0:1", "this model has 2 cross layers"),
         ("self:1:1", "is not KIND"),
-        ("cross:9:1", "this model has 2 cross layers and 4 heads (1-based)"),
-        ("encoder:1:5", "and 4 heads"),
+        ("cross:9:1", "this model has 2 cross layers of 4 heads (from 1)"),  # as the API and the page say it
+        ("encoder:1:5", "of 4 heads"),
     ],
 )
 def test_bad_heads_are_one_line_and_exit_2(capsys, zh_weights, spec, message):

@@ -43,7 +43,7 @@ def test_export_then_load_reproduces_the_logits_exactly(exported):
 def test_float16_export_is_half_the_size_and_translates_the_same(exported, tmp_path):
     cfg, path32, _ = exported
     path16, _ = export(cfg.run_dir, tmp_path / "w16", checkpoint="last", dtype="float16")
-    size = lambda p: (p / "model.safetensors").stat().st_size  # noqa: E731
+    size = lambda p: (p / "model.safetensors").stat().st_size
     assert size(path16) < 0.6 * size(path32)
     assert all(t.dtype == torch.float16 for t in load_file(str(path16 / "model.safetensors")).values())
     loaded = load_weights_dir(path16)

@@ -4,29 +4,20 @@ handlers called as Gradio calls them, and its API endpoints through gradio_clien
 import json
 import math
 
+import gradio as gr
 import numpy as np
 import pytest
+from conftest import translate_values
 from gradio_client import Client
 
 from explorer.figures import unique_labels
-from explorer.head_tab import CORPUS, SENTENCE, capped_internals, read_corpus_stats, stats_view, ui_ablate
-from explorer.head_view import (
-    Head,
-    click_selection,
-    parse_head_names,
-    query_labels,
-    query_steps,
-    sentence_head_stats,
-    stats_table,
-)
+from explorer.head_panels import CORPUS, SENTENCE, stats_view
+from explorer.head_view import click_selection, query_labels, query_steps, sentence_head_stats, stats_table
+from explorer.heads import Head, parse_head_names
 from explorer.inference import InputError
-from explorer.loading import load_translator
-from explorer.ui import EXPIRED, build_demo, capped_trace, launch_options
-
-
-@pytest.fixture(scope="module")
-def loaded(zh_weights):
-    return load_translator(str(zh_weights))
+from explorer.page import run
+from explorer.policy import EXPIRED, capped_ablate, capped_internals, capped_trace
+from explorer.tabs import head as head_tab
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +26,13 @@ def traced(loaded):
 
 
 @pytest.fixture(scope="module")
-def demo(loaded):
-    return build_demo(loaded)
+def demo(page_parts):
+    return page_parts[0]
+
+
+@pytest.fixture(scope="module")
+def shared(page_parts):
+    return page_parts[1]
 
 
 def fn(demo, name):
@@ -45,6 +41,23 @@ def fn(demo, name):
 
 def by_id(out: dict) -> dict:
     return {c.elem_id: v for c, v in out.items() if c.elem_id}
+
+
+def picked(shared, key, kind, layer, head_, query, more: dict | None = None) -> dict:
+    """The tab's pickers (and whatever else a handler reads) as Gradio hands them over."""
+    h = shared.tabs["head"]
+    return {
+        shared.trace_state: key,
+        h.kind: kind,
+        h.layer: layer,
+        h.head: head_,
+        h.query: query,
+        **(more or {}),
+    }
+
+
+def call(shared, handler, values):
+    return handler(shared, shared.tabs["head"], values)
 
 
 @pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
@@ -133,7 +146,7 @@ def test_malformed_or_out_of_range_heads_are_one_clear_line(spec, message):
 def test_app_ablation_keeps_the_traces_caps_and_translation(loaded):
     long = " ".join(["I love tea ."] * 12)  # over MAX_WORDS: cut the same way in both
     tr = capped_trace(loaded, long, 2)
-    result = ui_ablate(loaded, long, [Head("cross", 0, 0)], 2)
+    result = capped_ablate(loaded, long, [Head("cross", 0, 0)], 2)
     assert result["translation"] == tr.translation
     assert len(result["delta_logprob"]) == len(tr.predicted_tokens)
 
@@ -148,17 +161,15 @@ def test_head_stats_table_has_one_row_per_head_and_nan_for_cross_positions(trace
 
 
 def test_a_folder_without_head_stats_says_so(loaded, traced):
-    assert read_corpus_stats(loaded) is None  # the test model is exported without --dev
+    assert loaded.head_stats is None  # the test model is exported without --dev
     table, _, caption = stats_view(traced, None, CORPUS, "entropy_bits")
     assert "has no `head_stats.json`" in caption and len(table) == 24  # falls back to the sentence
 
 
 def test_shipped_weights_carry_corpus_head_stats():
-    from types import SimpleNamespace
+    from explorer.loading import load_translator
 
-    from explorer.loading import BUNDLED_WEIGHTS
-
-    corpus = read_corpus_stats(SimpleNamespace(translator=SimpleNamespace(folder=BUNDLED_WEIGHTS)))
+    corpus = load_translator(None).head_stats
     assert corpus is not None and corpus["data"] == "dev.tsv" and corpus["sentences"] > 1000
     table, fig, caption = stats_view(None, corpus, CORPUS, "entropy_bits")
     assert len(table) == 3 * 3 * 4 and "1,061 sentences" in caption
@@ -169,12 +180,8 @@ def test_shipped_weights_carry_corpus_head_stats():
 
 
 @pytest.fixture(scope="module")
-def key(demo):
-    run = fn(demo, "run")
-    out = run.fn(
-        "She is my sister.", 2, "cross", "all", ["1", "2", "3", "4"], "grid", True, False, False, "none", None
-    )
-    return next(v for c, v in out.items() if c.elem_id is None and isinstance(v, str))
+def key(shared):
+    return run(shared, translate_values(shared, "She is my sister.", 2))[shared.trace_state]
 
 
 def test_every_model_event_of_the_tab_is_private_and_in_the_model_group(demo):
@@ -183,19 +190,22 @@ def test_every_model_event_of_the_tab_is_private_and_in_the_model_group(demo):
         "on_open",
         "on_new_trace",
         "on_click",
-        "on_table_select",
+        "on_table_row",
         "on_ablate",
-        "on_importance",
+        "on_importance_click",
     ):
         f = fn(demo, name)
         assert f.api_visibility == "private" and f.concurrency_id == "model", name
-    assert fn(demo, "on_stats").concurrency_id == "views"
+    assert (
+        fn(demo, "on_stats").concurrency_id == "views" and fn(demo, "on_new_stats").concurrency_id == "views"
+    )
     public = {f.api_name: f.concurrency_id for f in demo.fns.values() if f.api_visibility == "public"}
     assert public == dict.fromkeys(["translate", "trace", "internals", "ablate", "head_stats"], "model")
 
 
-def test_opening_the_tab_draws_the_steps_and_the_trust_checks(demo, key):
-    out = fn(demo, "on_open").fn(key, None, "decoder", "2", "3", 2)
+def test_opening_the_tab_draws_the_steps_and_the_trust_checks(shared, key):
+    h = shared.tabs["head"]
+    out = call(shared, head_tab.on_open, picked(shared, key, "decoder", "2", "3", 2, {h.shown: None}))
     v = by_id(out)
     assert "row_sum_error" not in v["head-checks"] and "max |row sum − 1|" in v["head-checks"]
     assert v["head-query"]["value"] == 2 and v["head-layer"]["value"] == "2"
@@ -208,35 +218,45 @@ def test_opening_the_tab_draws_the_steps_and_the_trust_checks(demo, key):
     assert "differ from the attention map's row by at most" in v["head-scores-caption"]
     assert v["head-terms-plot"]["visible"] is True and "to within" in v["head-terms-caption"]
     # Already drawn for this trace: opening the tab again only marks it open.
-    assert list(by_id(fn(demo, "on_open").fn(key, key, "decoder", "2", "3", 2))) == []
+    again = call(shared, head_tab.on_open, picked(shared, key, "decoder", "2", "3", 2, {h.shown: key}))
+    assert list(by_id(again)) == []
 
 
-def test_picking_cross_attention_hides_the_content_position_split(demo, key):
-    v = by_id(fn(demo, "on_pick").fn(key, "cross", "1", "1", 0))
+def test_picking_cross_attention_hides_the_content_position_split(shared, key):
+    v = by_id(call(shared, head_tab.on_pick, picked(shared, key, "cross", "1", "1", 0)))
     assert v["head-terms-plot"]["visible"] is False and "Cross-attention's keys" in v["head-terms-caption"]
 
 
-def test_a_new_translation_redraws_only_once_the_tab_was_opened(demo, key):
-    closed = by_id(fn(demo, "on_new_trace").fn(key, False, "cross", "1", "1", 0))
+def test_a_new_translation_redraws_only_once_the_tab_was_opened(shared, key):
+    active = shared.tabs["head"].active
+    closed = by_id(
+        call(shared, head_tab.on_new_trace, picked(shared, key, "cross", "1", "1", 0, {active: False}))
+    )
     assert "head-q-plot" not in closed and closed["ablate-original"]
-    opened = by_id(fn(demo, "on_new_trace").fn(key, True, "cross", "1", "1", 0))
+    opened = by_id(
+        call(shared, head_tab.on_new_trace, picked(shared, key, "cross", "1", "1", 0, {active: True}))
+    )
     assert opened["head-q-plot"] is not None
 
 
-def test_expired_trace_asks_to_translate_again(demo):
-    assert by_id(fn(demo, "on_pick").fn("gone", "cross", "1", "1", 0)) == {"head-status": EXPIRED}
+def test_expired_trace_asks_to_translate_again(shared):
+    assert by_id(call(shared, head_tab.on_pick, picked(shared, "gone", "cross", "1", "1", 0))) == {
+        "head-status": EXPIRED
+    }
 
 
-def test_bad_pick_values_are_clamped_not_crashed(demo, key):
-    v = by_id(fn(demo, "on_pick").fn(key, "decoder", "9", "x", 99))
+def test_bad_pick_values_are_clamped_not_crashed(shared, key):
+    v = by_id(call(shared, head_tab.on_pick, picked(shared, key, "decoder", "9", "x", 99)))
     assert v["head-layer"]["value"] == "2" and v["head-head"] == "1"
     assert v["head-query"]["value"] == len(v["head-query"]["choices"]) - 1
 
 
-def test_click_handler_selects_the_clicked_row(demo, key, traced):
+def test_click_handler_selects_the_clicked_row(shared, key, traced):
     labels = unique_labels(query_labels(traced, "cross"))
     payload = json.dumps({"plot": "attention-plot", "y": labels[2], "row": 2, "panel": "layer 2 · head 4"})
-    v = by_id(fn(demo, "on_click").fn(payload, key, "cross", "all", "encoder", "1", "1", 0))
+    attention = shared.tabs["attention"]
+    clicked = {shared.tabs["head"].click: payload, attention.kind: "cross", attention.layer: "all"}
+    v = by_id(call(shared, head_tab.on_click, picked(shared, key, "encoder", "1", "1", 0, clicked)))
     assert (v["head-kind"], v["head-layer"]["value"], v["head-head"], v["head-query"]["value"]) == (
         "cross",
         "2",
@@ -245,20 +265,23 @@ def test_click_handler_selects_the_clicked_row(demo, key, traced):
     )
 
 
-def test_switching_heads_off_shows_both_translations_and_per_token_deltas(demo, key):
-    v = by_id(fn(demo, "on_ablate").fn(key, ["cross:1:1", "cross:2:1", "cross:1:2", "cross:2:2"]))
+def test_switching_heads_off_shows_both_translations_and_per_token_deltas(shared, key):
+    heads = shared.tabs["head"].ablate_heads
+    chosen = ["cross:1:1", "cross:2:1", "cross:1:2", "cross:2:2"]
+    v = by_id(call(shared, head_tab.on_ablate, {shared.trace_state: key, heads: chosen}))
     assert v["ablate-original"] == "她是我的姐姐。"
     assert v["ablate-translation"] and "Switched off: cross:1:1" in v["ablate-note"]
     (bar,) = v["ablate-delta-plot"].data
     assert len(bar.y) == len("她是我的姐姐。") + 1  # every output token, </s> included
     with pytest.raises(Exception, match="Pick at least one head"):
-        fn(demo, "on_ablate").fn(key, [])
+        call(shared, head_tab.on_ablate, {shared.trace_state: key, heads: []})
 
 
-def test_importance_reports_progress_and_marks_the_largest_drop(demo, key):
+def test_importance_reports_progress_and_marks_the_largest_drop(shared, key):
     seen = []
+    values = picked(shared, key, "cross", "1", "1", 0)
     v = by_id(
-        fn(demo, "on_importance").fn(key, "cross", "1", "1", progress=lambda f, desc=None: seen.append(f))
+        head_tab.on_importance(shared, shared.tabs["head"], values, lambda f, desc=None: seen.append(f))
     )
     assert seen[0] == 0.0 and seen[-1] == 1.0
     fig = v["head-importance-plot"]
@@ -270,28 +293,28 @@ def test_importance_reports_progress_and_marks_the_largest_drop(demo, key):
     assert f"**{kind}:{layer + 1}:{head + 1}**" in v["importance-caption"]
 
 
-def test_stats_for_the_sentence_without_a_corpus_file(demo, key):
-    v = by_id(fn(demo, "on_stats").fn(key, SENTENCE, "distance"))
+def test_stats_for_the_sentence_without_a_corpus_file(shared, key):
+    h = shared.tabs["head"]
+    v = by_id(
+        call(
+            shared,
+            head_tab.on_stats,
+            {shared.trace_state: key, h.stats_source: SENTENCE, h.stats_stat: "distance"},
+        )
+    )
     assert len(v["head-stats-table"]) == 24 and "no `head_stats.json`" in v["stats-caption"]
 
 
+def test_a_new_translation_redraws_the_statistics_of_the_sentence_only(shared, key):
+    # The corpus figures do not change with the sentence: a new trace leaves them as they are.
+    h = shared.tabs["head"]
+    values = {shared.trace_state: key, h.stats_source: CORPUS, h.stats_stat: "distance"}
+    assert isinstance(call(shared, head_tab.on_new_stats, values), type(gr.skip()))
+    sentence = by_id(call(shared, head_tab.on_new_stats, {**values, h.stats_source: SENTENCE}))
+    assert len(sentence["head-stats-table"]) == 24
+
+
 # ---- API -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def served(loaded):
-    d = build_demo(loaded)
-    _, url, _ = d.launch(
-        **launch_options(loaded),
-        server_name="127.0.0.1",
-        server_port=None,
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    try:
-        yield url
-    finally:
-        d.close()
 
 
 def test_internals_endpoint_gives_one_query_step_by_step(served):
@@ -348,9 +371,7 @@ def test_new_endpoints_take_their_defaults_over_plain_http(served):
     assert "event: complete" in body and '"kind": "cross"' in body.replace('":"', '": "')
 
 
-def test_internals_response_stays_small_at_the_caps(loaded):
-    from explorer.head_tab import api_endpoints
-
-    internals_api, _, _ = api_endpoints(loaded, None)
+def test_internals_response_stays_small_at_the_caps(demo):
+    internals_api = fn(demo, "internals_api").fn
     data = internals_api(" ".join(["I drink tea every day ."] * 8), 1, "cross", 1, 1, 1)
     assert len(json.dumps(data)) < 2 * 2**20

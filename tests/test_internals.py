@@ -103,7 +103,7 @@ def test_the_whole_pass_is_redone_by_hand_from_the_internals(model):
         torch.testing.assert_close(r.stream_out, summed if cfg.pre_norm else norm(summed), **close)
 
     def feed_forward(layer, x, norm):
-        ff = lambda z: layer.ff.fc2(F.relu(layer.ff.fc1(z)))  # noqa: E731
+        ff = lambda z: layer.ff.fc2(F.relu(layer.ff.fc1(z)))
         return x + ff(norm(x)) if cfg.pre_norm else norm(x + ff(x))
 
     x = model.src_embed(src) * math.sqrt(cfg.d_model) + pe[: src.size(1)]

@@ -15,13 +15,16 @@ import httpx
 import orjson
 import pytest
 from app_process import ROOT, AppProcess, fn_indices, listening_addresses, queue_event
+from conftest import serve
 
-from explorer import ui
+from explorer import api, policy
 from explorer.inference import prepare, translate_one
 from explorer.loading import load_translator
+from explorer.page import build_demo
+from explorer.policy import MAX_BEAM, MAX_TARGET_TOKENS, MAX_WORDS, capped_trace
 from explorer.trace_files import FOLDER_PREFIX, TraceFiles
 from explorer.trace_store import TraceStore
-from explorer.ui import MAX_TARGET_TOKENS, MAX_WORDS, build_demo, launch_options
+from explorer.views import View
 from training.translator import SourceInput
 
 VIEW = ["cross", "all", ["1", "2", "3", "4"], "grid", True, False, False]
@@ -37,23 +40,6 @@ def test_an_empty_server_name_means_loopback_only(tmp_path):
         assert listening_addresses(app.port) == {"127.0.0.1"}
     finally:
         app.stop()
-
-
-@pytest.fixture(scope="module")
-def loaded(zh_weights):
-    return load_translator(str(zh_weights))
-
-
-def serve(demo, loaded) -> str:
-    """Launch as app.py does (same launch options), on a free port, in this process."""
-    _, url, _ = demo.launch(
-        **launch_options(loaded),
-        server_name="127.0.0.1",
-        server_port=None,
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    return url
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +98,8 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
 
         return run
 
-    monkeypatch.setattr(ui, "trace", held(ui.trace))
-    monkeypatch.setattr(ui, "translate_one", held(ui.translate_one))
+    monkeypatch.setattr(policy, "trace", held(policy.trace))
+    monkeypatch.setattr(api, "translate_one", held(api.translate_one))
     demo = build_demo(loaded, queue_size=2, concurrency=1)
     url = serve(demo, loaded)
     try:
@@ -264,9 +250,9 @@ def test_the_shipped_models_worst_case_fits_the_response_and_time_budget(text):
     from explorer.views import attention_view, step_view
 
     shipped = load_translator(str(SHIPPED))
-    view = lambda kind: ui.make_view(kind, "all", [], "grid", True, False, False, 1)  # noqa: E731 - every layer and head
+    view = lambda kind: View(kind, layer=None, heads=[], step=0)  # every layer and head
     start = time.process_time()  # CPU time: what a request costs, whatever else the machine runs
-    tr = ui.capped_trace(shipped, text, ui.MAX_BEAM)
+    tr = capped_trace(shipped, text, MAX_BEAM)
     figures = [attention_view(tr, view("cross"))]  # what the Translate button returns
     step_view(tr, 0)
     translate_cpu = time.process_time() - start

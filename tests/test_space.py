@@ -32,7 +32,10 @@ def test_requirements_pin_what_the_space_needs():
         for line in (ROOT / "requirements.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     }
-    assert reqs["torch"] == "2.13.0"
+    import torch
+
+    # torch is pinned (an unpinned one pulls gigabytes of CUDA packages), and the pin is what runs here
+    assert reqs["torch"] == torch.__version__.split("+")[0]
     assert reqs["gradio"] == front_matter()["sdk_version"]
     for name in ("plotly", "nltk", "numpy", "huggingface-hub", "safetensors", "sacrebleu", "opencc"):
         assert name in reqs, name

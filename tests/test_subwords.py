@@ -156,7 +156,7 @@ def test_hold_out_keeps_each_english_sentence_on_one_side():
     pairs = [(f"Sentence {i % 40}.", f"句{i}") for i in range(200)] + [("sentence 3.", "句")]
     rest, held = hold_out(pairs, 50, seed=3)
     assert len(rest) + len(held) == len(pairs) and 50 <= len(held) < 60
-    key = lambda en: en.lower()  # noqa: E731
+    key = lambda en: en.lower()
     assert not {key(en) for en, _ in rest} & {key(en) for en, _ in held}
     assert hold_out(pairs, 50, seed=3) == (rest, held)
 
@@ -191,19 +191,20 @@ def test_too_few_subwords_for_the_alphabet_is_a_one_line_config_error():
 
 
 def test_the_explorer_offers_whole_words_for_a_subword_model_and_pools_its_maps(subword_run):
+    from conftest import translate_values
+
     from explorer.loading import load_translator
-    from explorer.ui import build_demo
+    from explorer.page import build, run
 
     _, weights = subword_run
-    demo = build_demo(load_translator(str(weights)))
+    demo, shared = build(load_translator(str(weights)))
     words = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "words")
     assert words.visible is True
-    run = next(f for f in demo.fns.values() if f.name == "run")
     text = "I love unbelievably hot tea."
     outs = {}
     for pooled in (False, True):
-        view = ("cross", "all", ["1"], "grid", True, False, pooled, "none", None)
-        out = {c.elem_id: v for c, v in run.fn(text, 1, *view).items() if c.elem_id}
+        values = translate_values(shared, text, 1, heads=("1",), words=pooled)
+        out = {c.elem_id: v for c, v in run(shared, values).items() if c.elem_id}
         fig = json.loads(out["attention-plot"])
         outs[pooled] = next(t for t in fig["data"] if t["type"] == "heatmap")
     n_words = len(load_weights_dir(weights).prepare(text).words)  # </s> included

@@ -163,6 +163,8 @@ def test_two_process_ddp_agrees_with_single_process_accumulation(tmp_path):
         "0",
         "--max-len",
         "32",
+        "--subwords",
+        "0",  # words, as the single-process run (TINY_RECIPE)
         "--min-freq-src",
         "1",
         "--max-tokens",

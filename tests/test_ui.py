@@ -3,31 +3,11 @@ import re
 
 import gradio as gr
 import pytest
+from conftest import translate_values, view_values
 from gradio_client import Client
 
-from explorer.loading import load_translator
-from explorer.ui import build_demo, launch_options
-
-
-@pytest.fixture(scope="module")
-def loaded(zh_weights):
-    return load_translator(str(zh_weights))
-
-
-@pytest.fixture(scope="module")
-def served(loaded):
-    demo = build_demo(loaded)
-    _, url, _ = demo.launch(
-        **launch_options(loaded),
-        server_name="127.0.0.1",
-        server_port=None,
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    try:
-        yield url
-    finally:
-        demo.close()
+from explorer.page import build_demo, run
+from explorer.tabs import attention
 
 
 def test_blocks_build_without_launching(loaded):
@@ -56,13 +36,17 @@ def test_only_the_api_endpoints_are_public_and_all_model_calls_share_one_concurr
     assert len(fn_named(demo, "rerender").targets) == 8  # each view control, and "Open one map large"
 
 
-def test_translate_event_fills_every_output_and_an_error_only_the_notices(loaded):
-    run = fn_named(build_demo(loaded), "run")
-    view = ("cross", "all", ["1", "2", "3", "4"], "grid", True, False, False, "none", None)
-    ok = run.fn("I love you.", 1, *view)
-    assert list(ok) == run.outputs  # a value for every output, none skipped
+def outputs_of(demo, name) -> list:
+    return fn_named(demo, name).outputs
+
+
+def test_translate_event_fills_every_output_and_an_error_only_the_notices(page_parts):
+    demo, shared = page_parts
+    ok = run(shared, translate_values(shared, "I love you.", 1))
+    wired = outputs_of(demo, "run")
+    assert list(ok) == wired  # a value for every output, none skipped, in the wired order
     assert {c.elem_id: v for c, v in ok.items()}["translation"] == "我爱你。"
-    err = {c.elem_id: v for c, v in run.fn("   ", 1, *view).items()}
+    err = {c.elem_id: v for c, v in run(shared, translate_values(shared, "   ", 1)).items()}
     assert list(err) == ["notices"] and "Type an English sentence" in err["notices"]  # the last result stays
 
 
@@ -96,13 +80,11 @@ def test_api_rejects_bad_beam_sizes_clearly(served, beam):
 
 
 def test_hidden_specials_note_shows_the_tokens_as_text():
-    from explorer.ui import specials_note
-
-    note = specials_note(False)
+    note = attention.specials_note(False)
     assert "<s>" in note and "<" not in re.sub(
         r"`[^`]*`", "", note
     )  # bare <s> would render as strikethrough HTML
-    assert specials_note(True) == ""
+    assert attention.specials_note(True) == ""
 
 
 def by_id(out: dict) -> dict:
@@ -125,32 +107,50 @@ def test_the_first_visit_and_an_example_click_translate_through_the_same_handler
     assert text.value  # the first visit's example is in the box
 
 
-def test_plots_carry_a_png_name_from_the_sentence_and_the_width_sets_the_layout(loaded):
-    run = fn_named(build_demo(loaded), "run")
-    view = ("cross", "2", ["1", "2", "3", "4"], "grid", True, False, False)
-    wide = by_id(run.fn("I love you.", 1, *view, "none", 1100))
-    phone = by_id(run.fn("I love you.", 1, *view, "none", 390))
+def test_the_events_that_draw_maps_send_the_plot_width_as_their_last_input(page_parts):
+    demo, shared = page_parts
+    for name in ("run", "rerender", "on_step"):
+        f = fn_named(demo, name)
+        assert f.js == attention.WITH_WIDTH and f.inputs[-1] is shared.client_width, name
+    assert not attention.WITH_WIDTH.lstrip().startswith("//")  # Gradio evaluates it as one expression
+
+
+def test_plots_carry_a_png_name_from_the_sentence_and_the_width_sets_the_layout(page_parts):
+    _, shared = page_parts
+    wide = by_id(run(shared, translate_values(shared, "I love you.", 1, layer="2", width=1100)))
+    phone = by_id(run(shared, translate_values(shared, "I love you.", 1, layer="2", width=390)))
     for out in (wide, phone):
         fig = json.loads(out["attention-plot"])
         assert fig["config"]["toImageButtonOptions"]["filename"] == "attention-i-love-you"
-    domains = lambda out: {
-        tuple(v["domain"])
-        for k, v in json.loads(out["attention-plot"])["layout"].items()
-        if k.startswith("xaxis")
-    }  # noqa: E731
+
+    def domains(out):
+        layout = json.loads(out["attention-plot"])["layout"]
+        return {tuple(v["domain"]) for k, v in layout.items() if k.startswith("xaxis")}
+
     assert len(domains(wide)) == 4 and domains(phone) == {(0.0, 1.0)}  # side by side; stacked on a phone
     assert wide["large-plot"]["visible"] is False
 
 
-def test_one_map_opens_large_in_the_views_kind(loaded):
-    run = fn_named(build_demo(loaded), "run")
-    view = ("encoder", "all", ["1", "2"], "grid", True, False, False)
-    out = by_id(run.fn("I love you.", 1, *view, "layer 2 · head 3", None))
-    large = out["large-plot"]
+def test_one_map_opens_large_in_the_views_kind(page_parts):
+    _, shared = page_parts
+    values = translate_values(
+        shared, "I love you.", 1, kind="encoder", heads=("1", "2"), large="layer 2 · head 3"
+    )
+    large = by_id(run(shared, values))["large-plot"]
     assert large["visible"] is True
     fig = json.loads(large["value"])
     maps = [t for t in fig["data"] if t["type"] == "heatmap"]
     assert len(maps) == 1 and any("layer 2 · head 3" in a["text"] for a in fig["layout"]["annotations"])
+
+
+def test_a_toggle_rerenders_from_the_kept_trace_and_an_expired_key_asks_to_translate_again(page_parts):
+    _, shared = page_parts
+    key = run(shared, translate_values(shared, "I love you.", 1))[shared.trace_state]
+    values = {shared.trace_state: key, **view_values(shared, kind="decoder", layer="1")}
+    fig = by_id(attention.rerender(shared, shared.tabs["attention"], values))["attention-plot"]
+    assert "Decoder self-attention" in fig and "Cross-attention" not in fig
+    gone = attention.rerender(shared, shared.tabs["attention"], {**values, shared.trace_state: "gone"})
+    assert list(by_id(gone)) == ["notices"] and "Press Translate again" in by_id(gone)["notices"]
 
 
 def test_the_model_tab_says_what_the_model_is(loaded):

@@ -155,9 +155,8 @@ class TrainConfig(Architecture):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(
-            self
-        )  # flat, one key per field (and per flag), as train_config.json has always been
+        # flat, one key per field (and per flag), as train_config.json has always been
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

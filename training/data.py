@@ -167,7 +167,7 @@ def make_batches(
     order = list(range(len(examples)))
     if shuffle:
         rng.shuffle(order)
-    length = lambda i: max(len(examples[i].src), len(examples[i].tgt))  # noqa: E731
+    length = lambda i: max(len(examples[i].src), len(examples[i].tgt))
     pool_size = max(1, pool_factor * max(1, max_tokens // 20))
     batches: list[list[int]] = []
     for start in range(0, len(order), pool_size):

@@ -198,9 +198,8 @@ def beam_search(
     )
     greedy_rows = _GreedyRows(limits, device)
     ys = torch.full((n_beam + b, 1), BOS_ID, dtype=torch.long, device=device)
-    ys_logp = torch.zeros(
-        n_beam, 0, device=device
-    )  # each beam's tokens' log-probabilities, beside ys[:n_beam, 1:]
+    # each beam's tokens' log-probabilities, beside ys[:n_beam, 1:]
+    ys_logp = torch.zeros(n_beam, 0, device=device)
     beam_scores = torch.full((b, k), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0  # at step 0 every beam is the same <s>: expand only one
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]

@@ -12,6 +12,7 @@ import unicodedata
 
 import numpy as np
 
+from .kinds import KINDS
 from .text import BOS, EOS
 
 STATS = {  # name → what it measures (for table headers and hover text)
@@ -77,21 +78,18 @@ def average(per_sentence: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.mean([s[name] for s in per_sentence], axis=0) for name in STATS}
 
 
-KINDS = {"encoder": ("encoder_self", True), "decoder": ("decoder_self", True), "cross": ("cross", False)}
-
-
 def maps_head_stats(
     maps, source_tokens: list[str], target_tokens: list[str]
 ) -> dict[str, dict[str, np.ndarray]]:
     """Statistics of one sentence's maps, per kind: `maps` has encoder_self, decoder_self and cross
     as (L, H, Tq, Tk) arrays (a Trace) or as per-layer (1, H, Tq, Tk) tensors (AttentionMaps)."""
     out = {}
-    for kind, (name, is_self) in KINDS.items():
-        weights = getattr(maps, name)
+    for kind, k in KINDS.items():
+        weights = getattr(maps, k.maps)
         if isinstance(weights, list):  # per layer (1, H, q, k) tensors → (L, H, q, k)
             weights = np.stack([w[0].float().cpu().numpy() for w in weights])
         keys = target_tokens if kind == "decoder" else source_tokens
-        out[kind] = head_stats(weights, keys, is_self)
+        out[kind] = head_stats(weights, keys, k.is_self)
     return out
 
 

@@ -29,14 +29,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .kinds import shape
 
 
 def sinusoidal_encoding(max_len: int, d_model: int) -> torch.Tensor:
     """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...). Returns (max_len, d_model)."""
     pos = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)  # (L, 1)
-    inv_freq = torch.exp(
-        torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
-    )  # (⌈D/2⌉,)
+    # (⌈D/2⌉,)
+    inv_freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
     pe = torch.zeros(max_len, d_model)
     pe[:, 0::2] = torch.sin(pos * inv_freq)  # (L, ⌈D/2⌉)
     pe[:, 1::2] = torch.cos(pos * inv_freq[: d_model // 2])  # (L, ⌊D/2⌋): an odd D has one cosine fewer
@@ -50,9 +50,8 @@ def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
 
 def causal_mask(t: int, device: torch.device | None = None) -> torch.Tensor:
     """(1, 1, T, T): True on and below the diagonal (a position sees itself and the past)."""
-    return torch.ones(t, t, dtype=torch.bool, device=device).tril()[
-        None, None
-    ]  # the same for every sentence and head
+    # the same for every sentence and head
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()[None, None]
 
 
 Capture = Literal["none", "weights", "internals"]
@@ -77,18 +76,11 @@ class HeadMask:
     decoder: torch.Tensor | None = None  # decoder (masked) self-attention
     cross: torch.Tensor | None = None  # decoder → encoder attention
 
-    KINDS = ("encoder", "decoder", "cross")
-
     @classmethod
     def ones(cls, cfg: ModelConfig, batch: int | None = None) -> HeadMask:
         """Every head on: (L, H) per kind, or (batch, L, H). Switch heads off by writing 0s."""
         lead = () if batch is None else (batch,)
-        return cls(*(torch.ones(*lead, n, cfg.n_heads) for n in cls.layers(cfg)))
-
-    @staticmethod
-    def layers(cfg: ModelConfig) -> tuple[int, int, int]:
-        """How many layers each kind has: (encoder, decoder, cross)."""
-        return cfg.n_encoder_layers, cfg.n_decoder_layers, cfg.n_decoder_layers
+        return cls(*(torch.ones(*lead, n, h) for n, h in shape(cfg).values()))
 
     def gates(self, kind: str, layer: int) -> torch.Tensor | None:
         """The gates of one layer: (H,) or (B, H), or None when every head of the kind is on."""
@@ -96,34 +88,34 @@ class HeadMask:
         return None if m is None else m[..., layer, :]
 
     def to(self, device: torch.device) -> HeadMask:
-        move = lambda m: None if m is None else m.to(device)  # noqa: E731  (no copy when already there)
+        move = lambda m: None if m is None else m.to(device)  # (no copy when already there)
         return HeadMask(move(self.encoder), move(self.decoder), move(self.cross))
 
     def rows(self, index: torch.Tensor) -> HeadMask:
         """Pick batch rows of per-row masks (beam search repeats each sentence); shared masks stay."""
-        pick = lambda m: m.index_select(0, index.to(m.device)) if m is not None and m.dim() == 3 else m  # noqa: E731
+        pick = lambda m: m.index_select(0, index.to(m.device)) if m is not None and m.dim() == 3 else m
         return HeadMask(pick(self.encoder), pick(self.decoder), pick(self.cross))
 
     def check(self, cfg: ModelConfig, batch: int | None = None) -> None:
         """Raise a one-line ValueError unless every field fits the model (and the batch, if given)."""
-        for kind, n in zip(self.KINDS, self.layers(cfg)):
+        for kind, (n, n_heads) in shape(cfg).items():
             m = getattr(self, kind)
             if m is None:
                 continue
             if (
                 not isinstance(m, torch.Tensor)
                 or m.dim() not in (2, 3)
-                or tuple(m.shape[-2:]) != (n, cfg.n_heads)
+                or tuple(m.shape[-2:]) != (n, n_heads)
             ):
-                shape = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+                got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
                 raise ValueError(
-                    f"head_mask.{kind} must be a tensor of shape ({n}, {cfg.n_heads}) or "
-                    f"(batch, {n}, {cfg.n_heads}) (layers, heads); got {shape}"
+                    f"head_mask.{kind} must be a tensor of shape ({n}, {n_heads}) or "
+                    f"(batch, {n}, {n_heads}) (layers, heads); got {got}"
                 )
             if m.dim() == 3 and batch is not None and m.size(0) != batch:
                 raise ValueError(
                     f"head_mask.{kind} has {m.size(0)} rows but the batch has {batch}; "
-                    f"give one row per sentence or a shared ({n}, {cfg.n_heads}) mask"
+                    f"give one row per sentence or a shared ({n}, {n_heads}) mask"
                 )
             if not ((m == 0) | (m == 1)).all():
                 raise ValueError(f"head_mask.{kind} must hold only 0 (head off) and 1 (head on)")
@@ -212,9 +204,8 @@ class MultiHeadAttention(nn.Module):
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, self.n_heads, self.d_head).transpose(
-            1, 2
-        )  # (B, T, D) → (B, T, H, d_head) → (B, H, T, d_head)
+        # (B, T, D) → (B, T, H, d_head) → (B, H, T, d_head)
+        return x.view(b, t, self.n_heads, self.d_head).transpose(1, 2)
 
     def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, Tk, D) → keys and values, each (B, H, Tk, d_head)."""
@@ -244,20 +235,17 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.append(k, v)  # self-attention: the newest position attends to the whole past
         p = self.dropout if self.training else 0.0
-        heads, weights = attention(
-            q, k, v, mask, dropout_p=p, need_weights=capture != "none"
-        )  # (B, H, Tq, d_head)
+        # (B, H, Tq, d_head)
+        heads, weights = attention(q, k, v, mask, dropout_p=p, need_weights=capture != "none")
         out = heads
         if gates is not None:
             # where(), not a product: an off head gives exactly 0 and an on head exactly itself.
-            out = torch.where(
-                gates.reshape(-1, self.n_heads, 1, 1) != 0, heads, 0.0
-            )  # (H,) | (B, H) → (1 | B, H, 1, 1)
+            # (H,) | (B, H) → (1 | B, H, 1, 1)
+            out = torch.where(gates.reshape(-1, self.n_heads, 1, 1) != 0, heads, 0.0)
         b, _, tq, _ = out.shape
         # Concat(head_1, …, head_H) of the paper, then W_O mixes the heads.
-        out = out.transpose(1, 2).reshape(
-            b, tq, self.n_heads * self.d_head
-        )  # (B, Tq, H, d_head) → (B, Tq, D)
+        # (B, Tq, H, d_head) → (B, Tq, D)
+        out = out.transpose(1, 2).reshape(b, tq, self.n_heads * self.d_head)
         out = self.out_proj(out)  # (B, Tq, D)
         if capture == "none":
             return out, None
@@ -600,7 +588,7 @@ class Transformer(nn.Module):
         hidden, dec, cross = self.decode(tgt, memory, src_mask, capture, head_mask)
         if capture == "none":
             return self.logits(hidden), None
-        weights = lambda seen: [s.weights for s in seen]  # noqa: E731
+        weights = lambda seen: [s.weights for s in seen]
         internals = Internals(enc, dec, cross) if capture == "internals" else None
         return self.logits(hidden), AttentionMaps(weights(enc), weights(dec), weights(cross), internals)
 

@@ -355,7 +355,9 @@ def prepare(cfg: TrainConfig, run_dir: Path, resume: bool, dd: Dist) -> tuple[Ru
         else None
     )
     group = dd.world * cfg.accum_steps
-    steps_per_epoch = len(make_batches(examples_of(cfg, data.train, 0), cfg.max_tokens, seed=cfg.seed)) // group
+    steps_per_epoch = (
+        len(make_batches(examples_of(cfg, data.train, 0), cfg.max_tokens, seed=cfg.seed)) // group
+    )
     if steps_per_epoch == 0:
         raise ConfigError(
             f"the training set makes fewer than {group} batches of {cfg.max_tokens} tokens; "
@@ -476,9 +478,8 @@ def optimizer_step(
         g["lr"] = lr
     for a in range(cfg.accum_steps):
         batch = collate([examples[i] for i in group[a * dd.world + dd.rank]]).to(run.device)
-        sync = (
-            run.ddp is None or a == cfg.accum_steps - 1
-        )  # DDP averages gradients on the last micro-batch only
+        # DDP averages gradients on the last micro-batch only
+        sync = run.ddp is None or a == cfg.accum_steps - 1
         autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16)
         with contextlib.nullcontext() if sync else run.ddp.no_sync(), autocast:
             loss, objective = batch_loss(run.ddp or run.model, batch, cfg)

@@ -24,7 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from app_process import AppProcess, proc_status_mb  # noqa: E402
 
-from explorer.inference import ablate, head_importance, mask_heads, prepare, trace, trust_checks  # noqa: E402
+from explorer.ablation import ablate, head_importance  # noqa: E402
+from explorer.inference import mask_heads, prepare, trace, trust_checks  # noqa: E402
 from tests.benchmarks.browser import CHROMIUM, bench_browser  # noqa: E402
 from training.config import ModelConfig  # noqa: E402
 from training.data import collate, encode_pairs, make_batches, pad, read_tsv, tokenize_pairs  # noqa: E402
@@ -161,7 +162,7 @@ def bench_inside_a_head(tr: Translator, repeats: int, head: tuple[str, int, int]
     for _ in range(repeats):
         plain_json += timed(lambda: json.dumps(t_plain.to_json()), 1)
         inside_json += timed(lambda: json.dumps(t_inside.to_json()), 1)
-    size = lambda t: len(json.dumps(t.to_json())) / 1e6  # noqa: E731
+    size = lambda t: len(json.dumps(t.to_json())) / 1e6
     print(f"\n6. inside a head, 12 words, default decoding (beam {tr.decoding.beam}):")
     print(
         f"   trace p50 {pct(plain, 50):.1f} ms without internals, {pct(inside, 50):.1f} ms with "

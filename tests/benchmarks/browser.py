@@ -114,9 +114,9 @@ def radio(elem_id: str, value: str) -> Step:
 
 def actions() -> list[Action]:
     """In this order, each leaving the default view behind it (the next one starts from what a newcomer sees)."""
-    translate = lambda text: Step("#translate-btn", text=text)  # noqa: E731
+    translate = lambda text: Step("#translate-btn", text=text)
     head = Step("#heads input[type=checkbox][name='1']")
-    step = lambda n: Step("#step input[type=range]", how="range", value=str(n))  # noqa: E731
+    step = lambda n: Step("#step input[type=range]", how="range", value=str(n))
     return [
         Action(
             "Translate → plot updated",
@@ -359,7 +359,7 @@ def kb(xs: list[int]) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    p50 = lambda xs: f"{pct(xs, 50):.0f}" if xs else "?"  # noqa: E731
+    p50 = lambda xs: f"{pct(xs, 50):.0f}" if xs else "?"
     head = (
         f"   {'action':<25} {'alternates':<29} {'p50 ms':>6} {'p95 ms':>6} {'server':>6} {'result':>6} "
         f"{'page':>6} {'figure KB':>9} {'stream KB':>9}"

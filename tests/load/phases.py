@@ -47,7 +47,7 @@ def request(
 
 def soak_plan(n: int, long_share: float) -> list[tuple[str, bool]]:
     """(kind, long?) for each request: kinds in turn, long inputs spread evenly (floor(n * share) of them)."""
-    longs = lambda i: math.floor(round(i * long_share, 9))  # noqa: E731
+    longs = lambda i: math.floor(round(i * long_share, 9))
     return [(KINDS[i % len(KINDS)], longs(i + 1) > longs(i)) for i in range(n)]
 
 

@@ -92,7 +92,7 @@ def call_queue(
 ) -> Result:
     """One event in a new session: join the queue, then read the session's event stream to its end."""
     session, t0 = new_session(), time.perf_counter()
-    elapsed = lambda: time.perf_counter() - t0  # noqa: E731
+    elapsed = lambda: time.perf_counter() - t0
     body = {
         "data": data,
         "fn_index": fn_index,

@@ -92,7 +92,7 @@ def table(header: list[str], rows: list[list], indent: str = "  ") -> list[str]:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     fmt = lambda row: (
         indent + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-    )  # noqa: E731
+    )
     return [fmt(cells[0])] + [fmt(row) for row in cells[1:]]
 
 

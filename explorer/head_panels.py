@@ -1,0 +1,236 @@
+"""What each section of the "Inside a head" tab shows, as captions and figures: a Trace with
+internals (and the model, for W_O and layer 1's terms) in, Markdown and go.Figure out. No Gradio here.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from training.files import HEAD_STATS_FILE
+from training.head_stats import STATS
+from training.kinds import KINDS
+
+from .content_position import TERMS, first_layer_terms
+from .figures import escape
+from .head_figures import head_grid_figure, scores_figure, strips_figure, terms_figure, values_figure
+from .head_view import (
+    STAT_LABELS,
+    QuerySteps,
+    causal_mask,
+    corpus_arrays,
+    first_layer_scores,
+    key_labels,
+    maps_of,
+    query_labels,
+    sentence_head_stats,
+    stats_table,
+)
+from .heads import Head
+from .inference import Trace
+
+SENTENCE, CORPUS = "this sentence", "corpus"
+STEP_CAPTIONS = {
+    "q": "**① The query.** h = the sublayer's input at this position, normalized (LN(x) in a pre-norm layer); "
+    "q = W_q·h + b_q, split into heads: this head's d_head values.",
+    "scores": "**② Scores → weights.** Each key k_j = W_k·h_j + b_k (for cross-attention h_j is the encoder's "
+    'output); score_j = q·k_j, scaled by 1/√d_head; keys the query may not see get −∞ ("masked"); '
+    "softmax turns the scores into weights that sum to 1.",
+    "values": "**③ Values.** v_j = W_v·h_j + b_v; each is scaled by its weight and the results are summed: "
+    "this head's output for the query.",
+    "out": "**④ Heads → W_O → residual.** The heads' outputs are concatenated (this head's slice outlined), "
+    "multiplied by W_O (plus b_O) and added to the residual stream.",
+}
+TERMS_INTRO = (
+    "### Content versus position (layer 1)\nLayer 1 reads token embedding·√d + positional encoding. "
+    "LayerNorm is linear once its mean and σ are fixed, so the scaled scores split exactly into five terms: "
+    + "; ".join(f"**{name}** ({what})" for name, what in TERMS.items())
+    + "."
+)
+STATS_INTRO = (
+    "### What each head does\nPer head, a mean over its rows: "
+    + "; ".join(f"**{html.escape(STAT_LABELS[s])}**: {html.escape(d)}" for s, d in STATS.items())
+    + ". Click a cell or a table row to select that head; click a column header to sort."
+)
+
+
+def checks_markdown(tr: Trace) -> str:
+    c = tr.checks
+    if c is None:
+        return ""
+    return (
+        "**Trust checks on this trace** (0 would be exact): "
+        f"max |row sum − 1| = {c.row_sum_error:.1e} · largest weight on a masked key = {c.masked_weight:g} "
+        f"(must be 0) · capture on vs off, max |Δ logit| = {c.capture_logit_diff:.1e} · "
+        f"KV-cached decoding vs the maps' pass, max |Δ log p| = {c.cached_vs_teacher_forced:.1e}"
+    )
+
+
+def selection(tr: Trace, kind, layer, head, query) -> Head:
+    """The pickers' values → a Head on this trace, clamped to what this trace has."""
+    kind = kind if kind in KINDS else "cross"
+    maps = maps_of(tr, kind)
+
+    def as_int(v, default: int) -> int:
+        text = str(v).strip()
+        return int(text) if text.isdigit() and len(text) < 10 else default
+
+    return Head(
+        kind,
+        min(max(as_int(layer, 1) - 1, 0), maps.shape[0] - 1),
+        min(max(as_int(head, 1) - 1, 0), maps.shape[1] - 1),
+        min(max(as_int(query, 0), 0), maps.shape[2] - 1),
+    )
+
+
+def attention_module(model, sel: Head):
+    if sel.kind == "encoder":
+        return model.encoder[sel.layer].self_attn
+    layer = model.decoder[sel.layer]
+    return layer.self_attn if sel.kind == "decoder" else layer.cross_attn
+
+
+def step_figures(steps: QuerySteps, model) -> dict[str, Any]:
+    """The four steps of one query of one head: a figure and a caption each."""
+    attn = attention_module(model, steps.sel)
+    w_o, b_o = (p.detach().double().cpu().numpy() for p in (attn.out_proj.weight, attn.out_proj.bias))
+    s = steps.sel
+    where = f"{KINDS[s.kind].label} · layer {s.layer + 1} · head {s.head + 1}<br>query “{escape(steps.query_label)}”"
+    n_open = int((~steps.masked).sum())
+    scores_note = (
+        f"{STEP_CAPTIONS['scores']}\n\nThese weights, recomputed from the captured q and k, differ from the "
+        f"attention map's row by at most **{steps.row_diff:.1e}**. "
+        + (
+            f"{int(steps.masked.sum())} keys are masked (the future): −∞, weight exactly 0. "
+            if steps.masked.any()
+            else ""
+        )
+        + f"{n_open} keys are visible."
+    )
+    values_note = (
+        f"{STEP_CAPTIONS['values']}\n\nΣ weight·v recomputed vs the model's head output: max |diff| = "
+        f"**{steps.output_diff:.1e}**."
+    )
+    residual = steps.residual_diff
+    out_note = (
+        f"{STEP_CAPTIONS['out']}\n\nConcat·W_Oᵀ + b_O vs the captured output: max |diff| = **{steps.wo_diff(w_o, b_o):.1e}**. "
+        + (
+            f"stream_in + attn_out vs the stream after the sublayer: max |diff| = **{residual:.1e}**."
+            if residual is not None
+            else "This post-norm layer normalizes stream_in + attn_out: LN(stream_in + attn_out) is the stream after it."
+        )
+    )
+    return {
+        "q": strips_figure(
+            [("h = normalized input", steps.h), ("q = W_q·h + b_q (this head)", steps.q)], f"① {where}"
+        ),
+        "scores": scores_figure(
+            steps.keys, steps.k, steps.raw, steps.scaled, steps.weights, steps.masked, f"② {where}"
+        ),
+        "scores_note": scores_note,
+        "values": values_figure(steps.keys, steps.v, steps.weights, steps.output, steps.masked, f"③ {where}"),
+        "values_note": values_note,
+        "out": strips_figure(
+            [
+                ("Concat(head outputs)", steps.concat),
+                ("attn_out = Concat·W_Oᵀ + b_O", steps.attn_out),
+                ("stream_in (residual stream before)", steps.stream_in),
+                ("stream_out (after the add)", steps.stream_out),
+            ],
+            f"④ {where}",
+            highlight={"Concat(head outputs)": steps.head_slice},
+        ),
+        "out_note": out_note,
+    }
+
+
+def terms_panel(translator, tr: Trace, sel: Head, cache: dict[str, dict]) -> tuple[str, go.Figure | None]:
+    """Layer 1's scores split into content and position terms: (caption, figure or None).
+
+    `cache` keeps each side's terms (kind → first_layer_terms), which depend on the trace only."""
+    if sel.kind == "cross":
+        return (
+            "Cross-attention's keys are the encoder's output, not embeddings: the split applies to the encoder's "
+            "and the decoder's self-attention. Choose one of those above.",
+            None,
+        )
+    if sel.kind not in cache:
+        ids = (
+            translator.src_vocab.encode(tr.source_tokens)
+            if sel.kind == "encoder"
+            else translator.tgt_vocab.encode(tr.target_tokens)
+        )
+        cache[sel.kind] = first_layer_terms(translator.model, ids, sel.kind)
+    terms = {name: t[sel.head] for name, t in cache[sel.kind].items()}
+    scores = first_layer_scores(tr, sel.kind, sel.head)
+    masked = causal_mask(len(scores)) if sel.kind == "decoder" else None
+    diff = np.abs(sum(terms.values()) - scores)
+    if masked is not None:
+        diff = diff[~masked]
+    label = KINDS[sel.kind].label
+    caption = (
+        f"{label}, layer 1, head {sel.head + 1}: the five terms add up to the captured "
+        f"scores q·k/√d to within **{float(diff.max()):.1e}**."
+        + (" Grey: the masked future." if masked is not None else "")
+    )
+    title = f"{label}<br>layer 1 · head {sel.head + 1}: five terms and their sum"
+    fig = terms_figure(terms, scores, key_labels(tr, sel.kind), query_labels(tr, sel.kind), masked, title)
+    return caption, fig
+
+
+def corpus_note(corpus: dict | None) -> str:
+    if corpus is None:
+        return (
+            f"This weights folder has no `{HEAD_STATS_FILE}`, so only this sentence's figures are shown "
+            "(`training export --dev` writes it; so does `python -m explorer head-stats --data DEV.tsv`)."
+        )
+    return f"Corpus: the {corpus.get('sentences', '?'):,} sentences of `{corpus.get('data', '?')}` (from `{HEAD_STATS_FILE}`)."
+
+
+def stats_view(tr: Trace | None, corpus: dict | None, source: str, stat: str) -> tuple[Any, go.Figure, str]:
+    """(table rows as a DataFrame, the layers × heads maps of `stat`, a caption) for one source."""
+    import pandas as pd
+
+    if stat not in STATS:
+        stat = "entropy_bits"
+    if source == CORPUS and corpus is not None:
+        stats, where = corpus_arrays(corpus), f"averaged over {corpus.get('sentences', '?'):,} sentences"
+    elif tr is not None:
+        stats, where = sentence_head_stats(tr), "this sentence"
+    else:
+        return None, go.Figure(), corpus_note(corpus)
+    headers, rows = stats_table(stats)
+    fig = head_grid_figure(
+        {k: v[stat] for k, v in stats.items()},
+        f"{escape(STAT_LABELS[stat])} per head<br>{where}",
+        STAT_LABELS[stat],
+    )
+    caption = corpus_note(corpus) + (
+        "" if stat not in ("distance", "same", "previous") else " Grey: not defined for cross-attention."
+    )
+    return pd.DataFrame(rows, columns=headers), fig, caption
+
+
+def importance_caption(drops: dict[str, np.ndarray], translation_md: str) -> str:
+    best = max(
+        ((k, *np.unravel_index(np.argmax(v), v.shape)) for k, v in drops.items()),
+        key=lambda t: drops[t[0]][t[1], t[2]],
+    )
+    return (
+        f"Drop in the log-probability of “{translation_md}” when each head alone is off "
+        f"(positive = the head helps). Largest: **{best[0]}:{best[1] + 1}:{best[2] + 1}** "
+        f"({drops[best[0]][best[1], best[2]]:+.3f})."
+    )
+
+
+def importance_figure(drops: dict[str, np.ndarray], selected: Head) -> go.Figure:
+    return head_grid_figure(
+        drops,
+        "Head importance for this sentence<br>drop in log p when it alone is off",
+        "drop in log p",
+        diverging=True,
+        selected=(selected.kind, selected.layer, selected.head),
+    )

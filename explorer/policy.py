@@ -1,0 +1,121 @@
+"""The request policy every tab and endpoint shares: what one request may ask for (caps, beam),
+how a refusal is answered, which concurrency group runs it, and the capped model calls.
+
+Every model-running handler goes through `capped_trace`, `capped_internals`, `capped_ablate` or
+`capped_importance`, so that each starts from the same translation of the same text.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import re
+from collections.abc import Callable
+
+import gradio as gr
+
+from .ablation import ablate, head_importance
+from .inference import InputError, Trace, trace
+from .loading import LoadedModel
+from .trace_store import TTL_S
+
+log = logging.getLogger("explorer")
+
+MAX_BEAM = 8
+QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" message at once
+CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
+MODEL_GROUP = "model"  # the one concurrency group of everything that runs the model
+VIEW_GROUP = "views"  # re-renders and file writes: no model, but CPU; bounded together too
+# What one trace may hold, so that no response is over 2 MB and none takes over ~1.5 s of CPU.
+# Measured on the shipped 3+3-layer, 4-head model at beam 8: the largest response is the decoder
+# self-attention of all layers, ~80 bytes per cell × 12 maps × T²: 1.6 MB at T = 40, 1.9 at 44.
+MAX_WORDS = 30  # NLTK words, punctuation included (not subword pieces); ~40 Chinese tokens
+MAX_CHARS = 1000  # bounds the tick and hover labels of very long "words"
+MAX_TARGET_TOKENS = 40  # </s> included; the model's own cap is 2 × source length + 10
+# Encoder tokens: 30 words of everyday English are ~35 subword pieces; one word of junk can be hundreds.
+MAX_PIECES = 40
+CAPS = dict(
+    max_words=MAX_WORDS, max_chars=MAX_CHARS, max_target_tokens=MAX_TARGET_TOKENS, max_pieces=MAX_PIECES
+)
+# Gradio keeps every session's last output values (here the Plotly JSON) until it evicts the
+# session; this many sessions are kept (Gradio's default is 10,000).
+SESSION_CAPACITY = 128
+MAX_UPLOAD = "1kb"  # no component takes files; Guard refuses the upload routes, this is the fallback
+EXPIRED = (
+    f"No translation to show: results are kept for {TTL_S // 60} minutes and for the most recent "
+    "visitors only. Press Translate again."
+)
+NOT_YET = "Translate a sentence first."
+# Event options: UI events are private (the API is the gr.api endpoints); the model's share one group.
+PRIVATE = dict(api_visibility="private")
+MODEL_EVENT = dict(PRIVATE, concurrency_id=MODEL_GROUP)
+VIEW_EVENT = dict(PRIVATE, concurrency_id=VIEW_GROUP)
+
+
+def check_beam(beam) -> int:
+    """The API takes any JSON value: only whole numbers 1..MAX_BEAM (memory grows with the beam)."""
+    ok = (
+        isinstance(beam, (int, float))
+        and not isinstance(beam, bool)
+        and float(beam).is_integer()
+        and 1 <= beam <= MAX_BEAM
+    )
+    if not ok:
+        raise InputError(f"beam must be a whole number from 1 to {MAX_BEAM}, got {beam!r}")
+    return int(beam)
+
+
+def refusal(where: str, message: str) -> gr.Error:
+    """An expected refusal: one log line, no traceback; the client gets the message."""
+    log.info("refused %s: %s", where, message.replace("\n", " ")[:200])
+    return gr.Error(message, print_exception=False)
+
+
+def refusing(where: str) -> Callable[[Callable], Callable]:
+    """Decorator: an InputError raised by the handler becomes `refusal(where, …)`."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)  # the signature too: gr.api reads an endpoint's parameters from it
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except InputError as e:
+                raise refusal(where, str(e)) from None
+
+        return run
+
+    return wrap
+
+
+def md_escape(text: str) -> str:
+    """User-derived text (unknown words) as literal Markdown: no markup, no HTML."""
+    text = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", text)
+
+
+def notices_markdown(tr: Trace) -> str:
+    return "\n".join(f"- ⚠️ {md_escape(n)}" for n in tr.notices)
+
+
+def capped_trace(loaded: LoadedModel, text, beam, internals: bool = False) -> Trace:
+    """The app's trace: input and output cut to what a response can carry."""
+    return trace(
+        loaded.translator, text, beam=check_beam(beam), model_id=loaded.model_id, internals=internals, **CAPS
+    )
+
+
+def capped_internals(loaded: LoadedModel, text, beam) -> Trace:
+    """The app's trace with internals: the same caps, so the same translation."""
+    return capped_trace(loaded, text, beam, internals=True)
+
+
+def capped_ablate(loaded: LoadedModel, text: str, heads, beam) -> dict:
+    """`ablate` under the app's caps (so its original translation is the app's trace's); heads are Heads."""
+    return ablate(
+        loaded.translator, text, [(h.kind, h.layer, h.head) for h in heads], beam=check_beam(beam), **CAPS
+    )
+
+
+def capped_importance(loaded: LoadedModel, text: str, beam, progress=None) -> dict:
+    return head_importance(loaded.translator, text, beam=check_beam(beam), progress=progress, **CAPS)
