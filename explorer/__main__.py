@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--internals",
         action="store_true",
         help="also print each head's q, k, v and output (key 'internals': {encoder_self, decoder_self, "
-        "cross}: {q [L][H][Tq][d_head], k and v [L][H][Tk][d_head], head_output [L][H][Tq][d_head]})",
+        "cross}: {q [L][H][Tq][d_head], k and v [L][H][Tk][d_head], head_output [L][H][Tq][d_head], "
+        "residual_in [L][Tq][d_model]})",
     )
     p.set_defaults(func=cmd_trace)
 

@@ -54,7 +54,9 @@ class SublayerArrays:
     attn_out: np.ndarray  # (L, Tq, D): Concat(heads, ablated ones zeroed) · W_O + b_O
     stream_out: np.ndarray  # (L, Tq, D): the residual stream after the sublayer
 
-    JSON_KEYS = ("q", "k", "v", "head_output")
+    # field → its JSON name: with the weights, enough to recompute every map, head output and
+    # contribution (residual_in is the stream the sublayer adds to)
+    JSON_KEYS = {"q": "q", "k": "k", "v": "v", "head_output": "head_output", "stream_in": "residual_in"}
 
 
 @dataclass
@@ -110,8 +112,8 @@ class Trace:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: attention as nested lists [layer][head][query][key]; with internals, `internals`
-        = {kind: {"q", "k", "v", "head_output": [layer][head][position][d_head]}}; `ablated_heads`
-        only when heads were switched off."""
+        = {kind: {"q", "k", "v", "head_output": [layer][head][position][d_head], "residual_in":
+        [layer][query][d_model]}}; `ablated_heads` only when heads were switched off."""
         converted = (
             "encoder_self",
             "decoder_self",
@@ -130,7 +132,7 @@ class Trace:
         out["checks"] = None if self.checks is None else asdict(self.checks)
         if self.internals is not None:
             out["internals"] = {
-                name: {key: _rounded(getattr(sub, key)) for key in SublayerArrays.JSON_KEYS}
+                name: {key: _rounded(getattr(sub, field)) for field, key in SublayerArrays.JSON_KEYS.items()}
                 for name, sub in self.internals.items()
             }
         if self.ablated_heads:

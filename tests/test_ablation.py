@@ -141,10 +141,13 @@ def test_trace_json_is_todays_plus_checks_and_internals_only_when_asked(translat
     assert set(data["internals"]) == set(shapes)
     for name, (q_shape, kv_shape) in shapes.items():
         got = data["internals"][name]
-        assert set(got) == {"q", "k", "v", "head_output"}
+        assert set(got) == {"q", "k", "v", "head_output", "residual_in"}
         assert np.asarray(got["q"]).shape == np.asarray(got["head_output"]).shape == q_shape
         assert np.asarray(got["k"]).shape == np.asarray(got["v"]).shape == kv_shape
         np.testing.assert_allclose(got["k"], inside.internals[name].k, atol=5e-7)
+        # the residual stream entering the sublayer, (L, Tq, D): what contributions are computed against
+        assert np.asarray(got["residual_in"]).shape == (q_shape[0], q_shape[2], translator.model.cfg.d_model)
+        np.testing.assert_allclose(got["residual_in"], inside.internals[name].stream_in, atol=5e-7)
     # the rest of the trace is the plain one's
     assert inside.translation == plain.translation
     np.testing.assert_array_equal(inside.cross, plain.cross)
