@@ -35,15 +35,6 @@ draw();
 """
 
 
-# Framed like the page's other blocks and as wide as they are (Gradio pads an HTML block's content);
-# passed to demo.launch(css=...) by explorer.page.launch_options.
-CSS = """
-.live-plot-block .html-container {
-  padding: 6px 8px; border: 1px solid var(--block-border-color); border-radius: var(--block-radius);
-}
-"""
-
-
 def live_plot(elem_id: str, **kwargs) -> gr.HTML:
     return gr.HTML(
         "",

@@ -10,6 +10,7 @@ page and every tab that asked to be filled in the same event (`TranslateHook`).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -18,7 +19,6 @@ from starlette.middleware import Middleware
 from . import api
 from .http_guard import REQUIRED, Guard, call_v2_errors
 from .inference import InputError
-from .live_plot import CSS as LIVE_PLOT_CSS
 from .loading import LoadedModel
 from .policy import (
     CONCURRENCY,
@@ -39,6 +39,7 @@ from .trace_files import MAX_AGE_S, TraceFiles
 from .trace_store import InternalsCache, TraceStore
 
 log = logging.getLogger("explorer")
+CSS_DIR = Path(__file__).resolve().parent / "css"
 
 TABS = (attention, head, positional, model, export)  # in page order; a new tab is one more module here
 # Translated on the first visit: the time phrase moves before the verb in Chinese, which the
@@ -170,6 +171,11 @@ def build_demo(
     return demo
 
 
+def page_css() -> str:
+    """The page's style sheets, explorer/css/*.css, in name order."""
+    return "\n".join(f.read_text(encoding="utf-8") for f in sorted(CSS_DIR.glob("*.css")))
+
+
 def launch_options(loaded: LoadedModel) -> dict[str, Any]:
     """`demo.launch(**launch_options(loaded), ...)`: the HTTP rules of a public Space."""
     return dict(
@@ -182,5 +188,5 @@ def launch_options(loaded: LoadedModel) -> dict[str, Any]:
         max_file_size=MAX_UPLOAD,
         state_session_capacity=SESSION_CAPACITY,
         mcp_server=False,  # an MCP route would be one more way in to the model
-        css=LIVE_PLOT_CSS,
+        css=page_css(),
     )

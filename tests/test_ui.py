@@ -173,3 +173,11 @@ def test_a_live_plot_sends_the_figure_and_its_config_and_keeps_its_div():
     # Gradio re-renders the template when the value changes: one without the value stays the same
     # <div>, which Plotly.react then updates in place
     assert "${value}" not in live_plot("x").html_template
+
+
+def test_the_page_style_includes_every_css_file():
+    from explorer.page import CSS_DIR, page_css
+
+    sheets = sorted(CSS_DIR.glob("*.css"))
+    assert sheets and all(f.read_text(encoding="utf-8") in page_css() for f in sheets)
+    assert ".live-plot-block" in page_css()
