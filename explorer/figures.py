@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 COLORSCALE = "Blues"  # white = no attention; masked cells are left empty and show the grey background
 MASKED_BG = "#d9d9d9"
 HIGHLIGHT = "#e4572e"
+SEPARATOR = "#37474f"  # sentence boundaries: dark enough to see on white, thin enough not to hide a cell
 
 
 def escape(label: str) -> str:
@@ -192,19 +193,16 @@ class Grid:
 
     def outline(self, i: int, x0: float, x1: float, y0: float, y1: float, width: int) -> None:
         """A highlight-coloured rectangle in panel i's data coordinates."""
+        self.shape(i, "rect", x0, x1, y0, y1, color=HIGHLIGHT, width=width)
+
+    def line(self, i: int, x0: float, x1: float, y0: float, y1: float) -> None:
+        """A thin dark separator in panel i's data coordinates (between sentences)."""
+        self.shape(i, "line", x0, x1, y0, y1, color=SEPARATOR, width=1)
+
+    def shape(self, i: int, kind: str, x0: float, x1: float, y0: float, y1: float, color: str, width: int):
         s = self.suffix(i)
-        self.shapes.append(
-            dict(
-                type="rect",
-                xref=f"x{s}",
-                yref=f"y{s}",
-                x0=x0,
-                x1=x1,
-                y0=y0,
-                y1=y1,
-                line=dict(color=HIGHLIGHT, width=width),
-            )
-        )
+        xy = dict(xref=f"x{s}", yref=f"y{s}", x0=x0, x1=x1, y0=y0, y1=y1)
+        self.shapes.append(dict(type=kind, **xy, line=dict(color=color, width=width)))
 
     def figure(self, traces: list[dict], **layout) -> go.Figure:
         base = dict(font=dict(family=FONT, size=12), plot_bgcolor="white")
@@ -237,6 +235,8 @@ def attention_figure(
     subtitle: str = "",
     width: int | None = None,
     forced_rows: np.ndarray | None = None,
+    x_breaks: Sequence[int] = (),
+    y_breaks: Sequence[int] = (),
 ) -> go.Figure:
     """A grid of attention heatmaps.
 
@@ -248,6 +248,8 @@ def attention_figure(
         maximum, written in the panel's title. Rows in `forced_rows` (Tq bool: a row with a
         single visible key, whose weight is 1 by construction) do not set that maximum.
     width: the container's width in px; fonts, label angles and sizes follow from it.
+    x_breaks, y_breaks: a thin line after each of these key / query positions: where a sentence ends
+        and the next begins, so that attention within and across sentences can be told apart.
     """
     weights = _checked(weights, x_labels, y_labels)
     width = width or DEFAULT_WIDTH
@@ -276,6 +278,10 @@ def attention_figure(
         darkest = "" if shared_scale else f"darkest = {zmax:.2f}"
         text = _joined(_nth(row_titles, r), _nth(col_titles, c), darkest)
         _label_panel(grid, i, geo, xs, ys, text, x_title, y_title)
+        for b in x_breaks:
+            grid.line(i, b + 0.5, b + 0.5, -0.5, tq - 0.5)
+        for b in y_breaks:
+            grid.line(i, -0.5, tk - 0.5, b + 0.5, b + 0.5)
         if highlight_row is not None and 0 <= highlight_row < tq:
             grid.outline(i, -0.5, tk - 0.5, highlight_row - 0.5, highlight_row + 0.5, width=2)
     _heading(grid, geo, heading, width)

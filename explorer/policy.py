@@ -27,14 +27,14 @@ QUEUE_SIZE = 32  # requests waiting beyond this get Gradio's "queue is full" mes
 CONCURRENCY = 2  # translations running at the same time (a 2-core machine)
 MODEL_GROUP = "model"  # the one concurrency group of everything that runs the model
 VIEW_GROUP = "views"  # re-renders and file writes: no model, but CPU; bounded together too
-# What one trace may hold, so that no response is over 2 MB and none takes over ~1.5 s of CPU.
-# Measured on the shipped 3+3-layer, 4-head model at beam 8: the largest response is the decoder
-# self-attention of all layers, ~80 bytes per cell × 12 maps × T²: 1.6 MB at T = 40, 1.9 at 44.
-MAX_WORDS = 30  # NLTK words, punctuation included (not subword pieces); ~40 Chinese tokens
+# What one trace may hold: room for what visitors type (three sentences of 30 words: ~38 NLTK
+# words with punctuation, ~45 subword pieces, ~50 Chinese characters), while no response is over
+# 2 MB and none takes over ~1 s of CPU (tests/test_public_space.py measures the worst cases).
+MAX_WORDS = 40  # NLTK words, punctuation included (not subword pieces)
 MAX_CHARS = 1000  # bounds the tick and hover labels of very long "words"
-MAX_TARGET_TOKENS = 40  # </s> included; the model's own cap is 2 × source length + 10
-# Encoder tokens: 30 words of everyday English are ~35 subword pieces; one word of junk can be hundreds.
-MAX_PIECES = 40
+MAX_TARGET_TOKENS = 64  # </s> included; the model's own cap is 2 × source length + 10
+# Encoder tokens: one word of junk can be hundreds of subword pieces.
+MAX_PIECES = 60
 CAPS = dict(
     max_words=MAX_WORDS, max_chars=MAX_CHARS, max_target_tokens=MAX_TARGET_TOKENS, max_pieces=MAX_PIECES
 )

@@ -66,6 +66,18 @@ def decoder_row_labels(trace: Trace) -> list[str]:
     return [f"{inp} → {pred}" for inp, pred in zip(trace.target_tokens, trace.predicted_tokens)]
 
 
+# Tokens that end a sentence, as the encoder reads them (word or subword piece) or the decoder writes them.
+SENTENCE_ENDS = {".", "!", "?", "▁.", "▁!", "▁?", "。", "！", "？", "…"}
+
+
+def sentence_breaks(tokens: list[str], shown: list[int]) -> list[int]:
+    """Where a new sentence starts among the shown positions: p such that a separator goes between
+    shown[p] and shown[p + 1]. Only between sentences: a final "." before </s> starts none."""
+    ends = [p for p, i in enumerate(shown) if tokens[i] in SENTENCE_ENDS]
+    words_after = [any(tokens[j] not in HIDEABLE | SENTENCE_ENDS for j in shown[p + 1 :]) for p in ends]
+    return [p for p, more in zip(ends, words_after) if more]
+
+
 def _keep(tokens: list[str], show_special: bool) -> list[int]:
     return [i for i, t in enumerate(tokens) if show_special or t not in HIDEABLE]
 
@@ -125,10 +137,17 @@ def select(trace: Trace, view: View) -> dict:
     highlight = None
     if view.step is not None and view.kind != "encoder" and view.step in q_idx:
         highlight = q_idx.index(view.step)
+    # Sentence boundaries: keys and encoder queries by their own token; a decoder row by the token it
+    # predicts (the row after "。" begins the next sentence).
+    src_tokens = trace.source_words if pool else trace.source_tokens
+    keys = trace.target_tokens if view.kind == "decoder" else src_tokens
+    rows = src_tokens if view.kind == "encoder" else trace.predicted_tokens
     return dict(
         weights=sub,
         x_labels=x_labels,
         y_labels=y_labels,
+        x_breaks=sentence_breaks(keys, k_idx),
+        y_breaks=sentence_breaks(rows, q_idx),
         row_titles=[f"layer {layer + 1}" for layer in layers],
         col_titles=col_titles,
         masked=masked,

@@ -494,3 +494,21 @@ def test_an_unwritable_gradio_temp_dir_is_one_line_and_exit_2(tmp_path):
     assert (
         len(lines) == 1 and lines[0].startswith("error: GRADIO_TEMP_DIR=") and "writable folder" in lines[0]
     )
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no model shipped in weights/")
+def test_three_sentences_of_thirty_words_are_neither_cut_nor_refused():
+    from explorer.policy import CAPS
+
+    text = (
+        "My sister and I went to the old market yesterday. We bought some fresh green vegetables for dinner. "
+        "Then we walked home together along the river before it got dark."
+    )
+    assert len(text.split()) == 30
+    shipped = load_translator(str(SHIPPED))
+    _, source, notices = prepare(
+        shipped.translator, text, **{k: v for k, v in CAPS.items() if k != "max_target_tokens"}
+    )
+    assert notices == [] and source.words[-3:] == ["dark", ".", "</s>"]
+    tr = capped_trace(shipped, text, MAX_BEAM)
+    assert not any("maximum" in n for n in tr.notices) and len(tr.target_tokens) < MAX_TARGET_TOKENS

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -221,3 +223,31 @@ def test_download_names_come_from_the_sentence(tr):
     assert file_stem(tr2, "trace") == "trace-" + "-".join(["b"] * 20)[:39]  # ASCII words only, ≤ 40 chars
     tr3 = type(tr)(**{**vars(tr), "text": "我爱你"})
     assert file_stem(tr3) == "attention"
+
+
+def test_sentence_breaks_fall_between_sentences_only():
+    from explorer.views import sentence_breaks
+
+    tokens = ["▁i", "▁love", "▁you", "▁.", "▁he", "▁runs", "▁.", "</s>"]
+    assert sentence_breaks(tokens, list(range(8))) == [3]  # not after the last ".": only </s> follows
+    assert sentence_breaks(tokens, [0, 1, 3, 5, 6]) == [2]  # in shown positions
+    assert sentence_breaks(["我", "爱", "你", "。", "他", "跑", "。", "</s>"], list(range(8))) == [3]
+    assert sentence_breaks(["i", "love", "you", ".", "</s>"], list(range(5))) == []
+
+
+def test_two_sentences_get_a_separator_line_in_both_axes_of_every_panel(zh_weights):
+    tr2 = trace(load_weights_dir(zh_weights), "I love you. Where is the book?", beam=1)
+    sel = select(tr2, View(kind="encoder", layer=0))
+    assert sel["x_breaks"] == sel["y_breaks"] == [tr2.source_tokens.index(".")]
+    fig = attention_view(tr2, View(kind="encoder", layer=0))
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 2 * len(fig.data)  # one vertical and one horizontal per panel
+    b = tr2.source_tokens.index(".") + 0.5
+    assert {(s.x0, s.x1) for s in lines if s.x0 == s.x1} == {(b, b)}
+    # a decoder row belongs to the sentence of the token it predicts: the break follows the row
+    # that predicts the first sentence's last token
+    n = len(tr2.target_tokens)
+    predicted = ["书"] * (n - 1) + ["</s>"]
+    predicted[1] = "。"  # row 1 predicts the end of the first sentence
+    cross = select(dataclasses.replace(tr2, predicted_tokens=predicted), View(kind="cross"))
+    assert n >= 4 and cross["y_breaks"] == [1] and cross["x_breaks"] == sel["x_breaks"]
