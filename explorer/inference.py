@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.decoding import next_token_logprobs
+from training.decoding import max_target_lengths, next_token_logprobs
 from training.kinds import KINDS, shape
 from training.model import AttentionMaps, HeadMask, Internals
 from training.text import PAD_ID
@@ -97,6 +97,9 @@ class Trace:
     internals: dict[str, SublayerArrays] | None = None
     # (kind, layer, head) switched off
     ablated_heads: list[tuple[str, int, int]] = field(default_factory=list)
+    # The final </s> was forced by the length limit (the explorer's cap or the model's own), not
+    # chosen by the model: the last row's "prediction" is the limit's, not the model's.
+    end_forced: bool = False
 
     @property
     def n_encoder_layers(self) -> int:
@@ -122,6 +125,7 @@ class Trace:
             "checks",
             "internals",
             "ablated_heads",
+            "end_forced",
         )
         # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
@@ -137,6 +141,8 @@ class Trace:
             }
         if self.ablated_heads:
             out["ablated_heads"] = [list(h) for h in self.ablated_heads]
+        if self.end_forced:
+            out["end_forced"] = True
         return out
 
 
@@ -417,6 +423,9 @@ def trace(
         translator, source, beam, max_target_tokens, decode_overrides
     )
     translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+    src = torch.tensor([source.ids])
+    (limit,) = max_target_lengths(src, translation.settings, translator.model.cfg.max_len)
+    end_forced = len(translation.hypothesis.ids) + 1 >= limit  # decoding forces </s> at the limit
     if max_target_tokens is not None and len(translation.hypothesis.ids) + 1 >= max_target_tokens:
         notices.append(
             f"The translation reached the explorer's maximum of {max_target_tokens} tokens "
@@ -457,4 +466,5 @@ def trace(
         checks=trust_checks(translation, maps, logits, fused, logp),
         internals=_internals_arrays(maps.internals) if internals else None,
         ablated_heads=heads_off(mask),
+        end_forced=end_forced,
     )

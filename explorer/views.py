@@ -178,15 +178,23 @@ def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
     inp, pred = trace.target_tokens[step], trace.predicted_tokens[step]
     rank = trace.predicted_rank[step] if trace.predicted_rank else None
     prob = trace.predicted_prob[step] if trace.predicted_prob else None
-    if rank is not None and rank > len(tokens):  # chosen outside the top 5: show it as a sixth bar
+    forced = trace.end_forced and step == len(trace.target_tokens) - 1
+    if rank is not None and rank > len(tokens) and not forced:  # chosen outside the top 5: a sixth bar
         tokens, probs = tokens + [pred], probs + [prob]
-    chosen = tokens.index(pred) if rank is None else min(rank, len(tokens)) - 1
+    chosen = None if forced else tokens.index(pred) if rank is None else min(rank, len(tokens)) - 1
     title = f"step {step + 1}/{len(trace.target_tokens)}: next-token probabilities after “{inp}”"
     caption = (
         f"Step {step + 1}: the decoder reads **{_md(inp)}** (and everything before it) "
         f"and outputs **{_md(pred)}**. Its row is outlined in the decoder and cross-attention maps."
     )
-    if rank is not None and rank > 1:
+    if forced:
+        caption = (
+            f"Step {step + 1}: the decoder reads **{_md(inp)}**, and here the translation reached its length "
+            f"limit ({len(trace.target_tokens)} tokens), so decoding ended it with **{_md(pred)}**: the "
+            f"model did not choose it (it gave {_md(pred)} {prob:.1%}). The bars are what the model would "
+            "have written next. Its row is outlined in the decoder and cross-attention maps."
+        )
+    elif rank is not None and rank > 1:
         caption += (
             f"\n\n**Beam search chose {_md(pred)} although it ranked {_ordinal(rank)} at this step** "
             f"({prob:.1%}, against {probs[0]:.1%} for {_md(tokens[0])}): it keeps "

@@ -251,3 +251,22 @@ def test_two_sentences_get_a_separator_line_in_both_axes_of_every_panel(zh_weigh
     predicted[1] = "。"  # row 1 predicts the end of the first sentence
     cross = select(dataclasses.replace(tr2, predicted_tokens=predicted), View(kind="cross"))
     assert n >= 4 and cross["y_breaks"] == [1] and cross["x_breaks"] == sel["x_breaks"]
+
+
+def test_a_translation_ended_by_the_length_cap_does_not_claim_the_model_chose_its_end(zh_weights):
+    translator = load_weights_dir(zh_weights)
+    capped = trace(translator, "I drink tea every day . " * 4, beam=2, max_target_tokens=6)
+    assert capped.end_forced and len(capped.target_tokens) == 6 and capped.to_json()["end_forced"] is True
+    fig, caption = step_view(capped, 5)
+    (bars,) = fig.data
+    assert not any("chosen" in t for t in bars.text)  # no bar is marked as the model's choice
+    assert (
+        "reached its length limit" in caption and "did not choose" in caption and "Beam search" not in caption
+    )
+    # the bars are the model's own distribution at that row, and </s> is not added to them
+    np.testing.assert_allclose(list(bars.x), [p for _, p in capped.top_next[5]])
+    _, earlier = step_view(capped, 4)
+    assert "length limit" not in earlier
+    free = trace(translator, "I love you.", beam=2)
+    assert not free.end_forced and "end_forced" not in free.to_json()
+    assert "length limit" not in step_view(free, len(free.target_tokens) - 1)[1]
