@@ -99,12 +99,18 @@ def select(trace: Trace, view: View) -> dict:
         raise ValueError(f"the model has {n_layers} layers and {n_heads} heads")
 
     src = word_labels(trace) if pool else source_labels(trace)
-    rows_dec = _keep(trace.predicted_tokens, view.show_special)  # rows that predict a real token
+    # One rule for both decoder views: with specials hidden, a row shows when it reads and predicts
+    # real tokens ("<s> → 我" and "。 → </s>" go, in cross- and self-attention alike).
+    reads, predicts = (
+        _keep(trace.target_tokens, view.show_special),
+        _keep(trace.predicted_tokens, view.show_special),
+    )
+    rows_dec = sorted(set(reads) & set(predicts))
     keys_dec = _keep(trace.target_tokens, view.show_special)
     keys_src = _keep(trace.source_words if pool else trace.source_tokens, view.show_special)
     if view.kind == "decoder" and not view.show_special:
-        # Hiding <s> can leave a row with no visible key (row 0 sees only <s>) and a key that
-        # no visible row may see (the last token, seen only by the hidden </s> row): drop both.
+        # A key that no visible row may see (the last token, seen only by the hidden "。 → </s>" row)
+        # would be an all-grey column: drop it.
         allowed = np.tril(np.ones((len(trace.target_tokens),) * 2, dtype=bool))
         rows_dec = [i for i in rows_dec if allowed[i, keys_dec].any()]
         keys_dec = [j for j in keys_dec if allowed[rows_dec, j].any()]

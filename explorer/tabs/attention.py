@@ -20,7 +20,8 @@ from .base import Shared, TranslateHook, handler, kind_picker, read_js
 TITLE = "Attention"
 NO_LARGE = "none"
 HIDDEN_SPECIALS_NOTE = (
-    "Special tokens hidden: rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
+    "Special tokens hidden: their columns, and the decoder rows that read `<s>` or predict `</s>`, are left "
+    "out, so rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
 )
 WITH_WIDTH = read_js("with_width")
 
