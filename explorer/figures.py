@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 COLORSCALE = "Blues"  # white = no attention; masked cells are left empty and show the grey background
 MASKED_BG = "#d9d9d9"
 HIGHLIGHT = "#e4572e"
+DIVERGING = "RdBu_r"  # the app's one diverging scale: red positive, blue negative, white 0
 SEPARATOR = "#37474f"  # sentence boundaries: dark enough to see on white, thin enough not to hide a cell
 
 
@@ -441,7 +442,7 @@ def positional_encoding_figure(pe: np.ndarray, dims: Sequence[int] = (0, 1, 4, 5
     fig.add_trace(
         go.Heatmap(
             z=pe,
-            colorscale="RdBu",
+            colorscale=DIVERGING,
             zmin=-1,
             zmax=1,
             colorbar=dict(len=0.5, y=1, yanchor="top", thickness=12),

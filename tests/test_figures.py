@@ -153,6 +153,12 @@ def test_top_k_and_positional_encoding_figures():
     fig = positional_encoding_figure(pe, dims=(0, 1, 6))
     np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), pe)
     assert [t.name for t in fig.data[1:]] == ["dim 0 (sin)", "dim 1 (cos)", "dim 6 (sin)"]
+    # one colour language: +1 is red and −1 blue, as on every diverging map of the app
+    scale = fig.data[0].colorscale
+    red, blue = scale[-1][1], scale[0][1]
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-1, 1)
+    assert int(red[4:].split(",")[0]) > int(red.split(",")[2].rstrip(")")), red  # more red than blue at +1
+    assert int(blue[4:].split(",")[0]) < int(blue.split(",")[2].rstrip(")")), blue  # more blue than red at −1
 
 
 def test_figure_module_does_not_import_gradio():
