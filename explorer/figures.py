@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import math
-import textwrap
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -215,9 +216,46 @@ class Grid:
 
 def heading_lines(title: str, subtitle: str, width: int) -> str:
     """The figure's title and subtitle, wrapped to the width (Plotly never wraps, and a phone cuts)."""
-    lines = [escape(t) for t in textwrap.wrap(title, max(20, int((width - 20) / 8.5)))]
-    lines += [f"<sup>{escape(t)}</sup>" for t in textwrap.wrap(subtitle, max(24, int((width - 20) / 6.5)))]
+    lines = [escape(t) for t in wrap_by_width(title, max(20, int((width - 20) / 8.5)))]
+    lines += [f"<sup>{escape(t)}</sup>" for t in wrap_by_width(subtitle, max(24, int((width - 20) / 6.5)))]
     return "<br>".join(lines)
+
+
+def char_width(c: str) -> int:
+    """A character's width in units of a Latin letter: 2 for Chinese (wide and full-width) characters."""
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
+def wrap_by_width(text: str, units: int) -> list[str]:
+    """Lines of at most `units` Latin-letter widths. Breaks at spaces, and between any two Chinese
+    characters (Chinese has no spaces: textwrap would leave a whole sentence on one cut-off line);
+    a longer unbroken run is split where it fills the line."""
+    atoms = re.findall(
+        r"[^\s\u2e80-\u9fff\uff00-\uffef]+\s*|[\u2e80-\u9fff\uff00-\uffef]\s*|\s+", text.strip()
+    )
+    lines, line, used = [], "", 0
+    for atom in atoms:
+        for piece in _split_to_fit(atom, units):
+            w = sum(char_width(c) for c in piece.rstrip())
+            if line and used + w > units:
+                lines.append(line.rstrip())
+                line, used = "", 0
+            line += piece
+            used += sum(char_width(c) for c in piece)
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
+def _split_to_fit(atom: str, units: int) -> list[str]:
+    pieces, cur, used = [], "", 0
+    for c in atom:
+        if used + char_width(c) > units and cur.strip():
+            pieces.append(cur)
+            cur, used = "", 0
+        cur += c
+        used += char_width(c)
+    return pieces + [cur] if cur else pieces
 
 
 def attention_figure(

@@ -221,3 +221,20 @@ def test_training_curves_plot_every_logged_epoch_and_mark_the_shipped_one():
     assert any("shipped: epoch 3" in a.text for a in fig.layout.annotations)
     without_dev = training_curves_figure([{"epoch": 1, "train_loss": 3.0}])
     assert [t.name for t in without_dev.data] == ["loss"]
+
+
+def test_headings_wrap_chinese_by_its_width():
+    from explorer.figures import char_width, heading_lines, wrap_by_width
+
+    zh = "我和妹妹在一起了河流圣诞节的时候，我们每天晚上都搭了起了一起了一起节日元，然后我们妹妹妹妹去了"
+    lines = wrap_by_width(f"“My sister and I went to the old market yesterday.” → {zh}", 40)
+    assert all(sum(char_width(c) for c in line) <= 40 for line in lines)
+    assert "".join(lines).replace(
+        " ", ""
+    ) == f"“My sister and I went to the old market yesterday.” → {zh}".replace(" ", "")
+    assert len(lines) >= 3  # the Chinese alone is ~90 units wide: it cannot stay on one line
+    assert wrap_by_width("I love you.", 40) == [
+        "I love you."
+    ]  # short text unchanged, English breaks at spaces
+    assert wrap_by_width("one two three four", 9) == ["one two", "three", "four"]
+    assert heading_lines("Cross-attention", zh, 390).count("<br>") >= 1
