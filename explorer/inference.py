@@ -155,6 +155,14 @@ NOT_ENGLISH = (
 )
 
 
+# Web and e-mail addresses: never in the training sentences, spelled out in one-letter pieces.
+ADDRESS = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.]+")
+ADDRESS_NOTICE = (
+    "The input holds a web or e-mail address, which this model never saw in training: it comes out as "
+    "meaningless characters, and the rest of the translation may suffer too."
+)
+
+
 def not_english_reason(source: SourceInput) -> str | None:
     """Why the input does not look like English (None when it does), judged on the words the model reads.
 
@@ -246,6 +254,8 @@ def prepare(
         )
     if why := not_english_reason(source):
         notices.insert(0, NOT_ENGLISH.format(why=why))
+    elif ADDRESS.search(text):  # mostly English around it: the address itself still comes out as nonsense
+        notices.insert(0, ADDRESS_NOTICE)
     unknown = [t for t, u in zip(source.tokens, source.unknown) if u]
     if unknown:
         notices.append("Not in the model's vocabulary (read as <unk>): " + ", ".join(dict.fromkeys(unknown)))

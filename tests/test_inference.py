@@ -169,3 +169,24 @@ def test_input_that_is_not_english_is_called_meaningless(zh_weights, text, why):
 def test_english_input_gets_no_such_warning(zh_weights, text):
     tr = trace(load_weights_dir(zh_weights), text, beam=1)
     assert not any("translates English" in n for n in tr.notices)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I love tea https://example.com/a/b?c=1 .",  # the toy model knows "I love tea"
+        "I love tea and www.example.com .",
+        "I love tea tom.smith@example.co.uk .",
+    ],
+)
+def test_an_address_in_english_text_is_said_to_come_out_as_nonsense(zh_weights, text):
+    tr = trace(load_weights_dir(zh_weights), text, beam=1)
+    assert "web or e-mail address" in tr.notices[0] and "meaningless" in tr.notices[0]
+
+
+@pytest.mark.parametrize(
+    "text", ["I love you.", "He said www is old.", "Meet me @ noon.", "It costs 3.50 dollars."]
+)
+def test_no_address_no_address_notice(zh_weights, text):
+    tr = trace(load_weights_dir(zh_weights), text, beam=1)
+    assert not any("address" in n for n in tr.notices)
