@@ -7,16 +7,15 @@ Plotly renders a few tags inside text; a token like "<b>" must show as text.
 
 from __future__ import annotations
 
-import html
 import math
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .text_fit import escape, heading_lines, ordinal, unique_labels
 
 COLORSCALE = "Blues"  # white = no attention; masked cells are left empty and show the grey background
 MASKED_BG = "#d9d9d9"
@@ -25,25 +24,9 @@ DIVERGING = "RdBu_r"  # the app's one diverging scale: red positive, blue negati
 SEPARATOR = "#37474f"  # sentence boundaries: dark enough to see on white, thin enough not to hide a cell
 
 
-def escape(label: str) -> str:
-    return html.escape(str(label), quote=False)
-
-
 FONT = "Noto Sans CJK SC, Noto Sans, sans-serif"
 DEFAULT_WIDTH = 1100  # px of the plot's container when the client has not said
 NARROW = 600  # px: below this (a phone) the maps stack one per row and the colour bar lies flat
-
-
-def unique_labels(labels: Sequence[str]) -> list[str]:
-    """Escaped labels made unique with zero-width spaces, so repeated tokens (two "the") keep their own
-    category on the axis, and hover can read the label from the axis instead of a string per cell."""
-    seen: dict[str, int] = {}
-    out = []
-    for label in labels:
-        text = escape(label)
-        seen[text] = seen.get(text, -1) + 1
-        out.append(text + "\u200b" * seen[text])
-    return out
 
 
 @dataclass
@@ -214,50 +197,6 @@ class Grid:
         )
 
 
-def heading_lines(title: str, subtitle: str, width: int) -> str:
-    """The figure's title and subtitle, wrapped to the width (Plotly never wraps, and a phone cuts)."""
-    lines = [escape(t) for t in wrap_by_width(title, max(20, int((width - 20) / 8.5)))]
-    lines += [f"<sup>{escape(t)}</sup>" for t in wrap_by_width(subtitle, max(24, int((width - 20) / 6.5)))]
-    return "<br>".join(lines)
-
-
-def char_width(c: str) -> int:
-    """A character's width in units of a Latin letter: 2 for Chinese (wide and full-width) characters."""
-    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
-
-
-def wrap_by_width(text: str, units: int) -> list[str]:
-    """Lines of at most `units` Latin-letter widths. Breaks at spaces, and between any two Chinese
-    characters (Chinese has no spaces: textwrap would leave a whole sentence on one cut-off line);
-    a longer unbroken run is split where it fills the line."""
-    atoms = re.findall(
-        r"[^\s\u2e80-\u9fff\uff00-\uffef]+\s*|[\u2e80-\u9fff\uff00-\uffef]\s*|\s+", text.strip()
-    )
-    lines, line, used = [], "", 0
-    for atom in atoms:
-        for piece in _split_to_fit(atom, units):
-            w = sum(char_width(c) for c in piece.rstrip())
-            if line and used + w > units:
-                lines.append(line.rstrip())
-                line, used = "", 0
-            line += piece
-            used += sum(char_width(c) for c in piece)
-    if line.strip():
-        lines.append(line.rstrip())
-    return lines
-
-
-def _split_to_fit(atom: str, units: int) -> list[str]:
-    pieces, cur, used = [], "", 0
-    for c in atom:
-        if used + char_width(c) > units and cur.strip():
-            pieces.append(cur)
-            cur, used = "", 0
-        cur += c
-        used += char_width(c)
-    return pieces + [cur] if cur else pieces
-
-
 def attention_figure(
     weights: np.ndarray,
     x_labels: Sequence[str],
@@ -403,6 +342,9 @@ def _label_panel(
         showticklabels=first_col,
         title=dict(text=y_title, standoff=4) if first_col and grid.n_rows == 1 else None,
     )
+    if geo.x_step > 1:  # said where it shows: a learner should not think the other keys are missing
+        every = "other" if geo.x_step == 2 else ordinal(geo.x_step)
+        x_title = f"{x_title} · every {every} labelled (hover names each; one map large labels all)"
     if bottom_row:  # in the margin's last 24 px, under the labels: an axis title can land on them
         y = -(geo.bottom - 4) / geo.plot_h
         grid.annotate(

@@ -15,6 +15,7 @@ from training.text import BOS, EOS, PAD
 
 from .figures import attention_figure, top_k_figure
 from .inference import Trace
+from .text_fit import ordinal
 
 HIDEABLE = {BOS, EOS, PAD}  # <unk> stays: an unknown word is content, not structure
 
@@ -202,16 +203,12 @@ def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
         )
     elif rank is not None and rank > 1:
         caption += (
-            f"\n\n**Beam search chose {_md(pred)} although it ranked {_ordinal(rank)} at this step** "
+            f"\n\n**Beam search chose {_md(pred)} although it ranked {ordinal(rank)} at this step** "
             f"({prob:.1%}, against {probs[0]:.1%} for {_md(tokens[0])}): it keeps "
             f"{trace.decoding.get('beam', '?')} candidate translations and returns the one whose whole "
             "sentence scores best, so a less likely token here can lead to a better translation."
         )
     return top_k_figure(tokens, probs, title, chosen=chosen), caption
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _md(token: str) -> str:

@@ -224,7 +224,7 @@ def test_training_curves_plot_every_logged_epoch_and_mark_the_shipped_one():
 
 
 def test_headings_wrap_chinese_by_its_width():
-    from explorer.figures import char_width, heading_lines, wrap_by_width
+    from explorer.text_fit import char_width, heading_lines, wrap_by_width
 
     zh = "我和妹妹在一起了河流圣诞节的时候，我们每天晚上都搭了起了一起了一起节日元，然后我们妹妹妹妹去了"
     lines = wrap_by_width(f"“My sister and I went to the old market yesterday.” → {zh}", 40)
@@ -238,3 +238,17 @@ def test_headings_wrap_chinese_by_its_width():
     ]  # short text unchanged, English breaks at spaces
     assert wrap_by_width("one two three four", 9) == ["one two", "three", "four"]
     assert heading_lines("Cross-attention", zh, 390).count("<br>") >= 1
+
+
+def test_a_map_that_labels_only_some_keys_says_so_under_them():
+    from explorer.figures import grid_geometry
+
+    x, y = [f"w{i}" for i in range(60)], [f"q{i}" for i in range(8)]
+    weights = np.full((1, 1, 8, 60), 1 / 60)
+    thinned = attention_figure(weights, x, y, x_title="key", width=390)
+    step = grid_geometry(1, 1, x, y, 390, show_scale=True).x_step
+    titles = [a.text for a in thinned.layout.annotations if a.name == "axis-title"]
+    assert step > 1 and len(thinned.layout.xaxis.tickvals) == len(x[::step])
+    assert titles and "labelled" in titles[0] and "every" in titles[0]
+    full = attention_figure(weights[..., :8], x[:8], y, x_title="key", width=1400)
+    assert [a.text for a in full.layout.annotations if a.name == "axis-title"] == ["key"]

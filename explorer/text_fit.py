@@ -1,0 +1,73 @@
+"""Text that fits a figure: labels escaped and told apart, headings wrapped to the figure's width
+(Chinese by its width: it has no spaces to break at), ordinals. Pure functions, no Plotly."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+
+
+def escape(label: str) -> str:
+    return html.escape(str(label), quote=False)
+
+
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """Escaped labels made unique with zero-width spaces, so repeated tokens (two "the") keep their own
+    category on the axis, and hover can read the label from the axis instead of a string per cell."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        text = escape(label)
+        seen[text] = seen.get(text, -1) + 1
+        out.append(text + "\u200b" * seen[text])
+    return out
+
+
+def heading_lines(title: str, subtitle: str, width: int) -> str:
+    """The figure's title and subtitle, wrapped to the width (Plotly never wraps, and a phone cuts)."""
+    lines = [escape(t) for t in wrap_by_width(title, max(20, int((width - 20) / 8.5)))]
+    lines += [f"<sup>{escape(t)}</sup>" for t in wrap_by_width(subtitle, max(24, int((width - 20) / 6.5)))]
+    return "<br>".join(lines)
+
+
+def char_width(c: str) -> int:
+    """A character's width in units of a Latin letter: 2 for Chinese (wide and full-width) characters."""
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
+def wrap_by_width(text: str, units: int) -> list[str]:
+    """Lines of at most `units` Latin-letter widths. Breaks at spaces, and between any two Chinese
+    characters (Chinese has no spaces: textwrap would leave a whole sentence on one cut-off line);
+    a longer unbroken run is split where it fills the line."""
+    atoms = re.findall(
+        r"[^\s\u2e80-\u9fff\uff00-\uffef]+\s*|[\u2e80-\u9fff\uff00-\uffef]\s*|\s+", text.strip()
+    )
+    lines, line, used = [], "", 0
+    for atom in atoms:
+        for piece in _split_to_fit(atom, units):
+            w = sum(char_width(c) for c in piece.rstrip())
+            if line and used + w > units:
+                lines.append(line.rstrip())
+                line, used = "", 0
+            line += piece
+            used += sum(char_width(c) for c in piece)
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
+def _split_to_fit(atom: str, units: int) -> list[str]:
+    pieces, cur, used = [], "", 0
+    for c in atom:
+        if used + char_width(c) > units and cur.strip():
+            pieces.append(cur)
+            cur, used = "", 0
+        cur += c
+        used += char_width(c)
+    return pieces + [cur] if cur else pieces
+
+
+def ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
