@@ -1,4 +1,4 @@
-"""Command line: python -m explorer {translate,trace,ablate,head-stats} --help"""
+"""Command line: python -m explorer {translate,trace,ablate,head-stats,faithfulness} --help"""
 
 from __future__ import annotations
 
@@ -51,9 +51,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     loaded = load_translator(args.weights, args.repo_id, args.revision)
     tr = trace(
-        loaded.translator, args.text, beam=args.beam, model_id=loaded.model_id, internals=args.internals
+        loaded.translator,
+        args.text,
+        beam=args.beam,
+        model_id=loaded.model_id,
+        internals=args.internals or args.contributions,  # contributions are computed from the internals
     )
-    json.dump(tr.to_json(), sys.stdout, ensure_ascii=False, indent=args.indent)
+    if args.contributions:
+        from .contributions import trace_json_with_contributions
+
+        out = trace_json_with_contributions(tr, loaded.translator, internals=args.internals)
+    else:
+        out = tr.to_json()
+    json.dump(out, sys.stdout, ensure_ascii=False, indent=args.indent)
     sys.stdout.write("\n")
     for notice in tr.notices:
         print(f"note: {notice}", file=sys.stderr)
@@ -80,11 +90,21 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_head_stats(args: argparse.Namespace) -> int:
+def add_corpus_args(p: argparse.ArgumentParser) -> None:
+    """--data, --limit and --quiet: the options of the commands that run over a corpus."""
+    p.add_argument(
+        "--data", required=True, metavar="TSV", help="English<TAB>Chinese pairs (the English side is used)"
+    )
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N sentences")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def corpus_run(args: argparse.Namespace, desc: str):
+    """What the corpus commands share: (English sentences of --data up to --limit, the model, a progress
+    bar on stderr that --quiet hides). No usable pair is an InputError."""
     from tqdm import tqdm
 
     from training.data import read_tsv
-    from training.head_stats import corpus_head_stats
 
     from .inference import InputError
 
@@ -95,7 +115,14 @@ def cmd_head_stats(args: argparse.Namespace) -> int:
             f"{args.data}: no usable English<TAB>Chinese pairs ({corpus.skipped} malformed lines)"
         )
     loaded = load_translator(args.weights, args.repo_id, args.revision)
-    bar = lambda xs: tqdm(xs, desc="head statistics", unit="sentence", disable=args.quiet, file=sys.stderr)
+    bar = lambda xs: tqdm(xs, desc=desc, unit="sentence", disable=args.quiet, file=sys.stderr)
+    return texts, loaded, bar
+
+
+def cmd_head_stats(args: argparse.Namespace) -> int:
+    from training.head_stats import corpus_head_stats
+
+    texts, loaded, bar = corpus_run(args, "head statistics")
     stats = {
         "model_id": loaded.model_id,
         "data": args.data,
@@ -106,11 +133,33 @@ def cmd_head_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faithfulness(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from training.faithfulness import faithfulness, table
+
+    texts, loaded, bar = corpus_run(args, "faithfulness")
+    result = {
+        "model_id": loaded.model_id,
+        "data": Path(args.data).name,
+        "pairs": len(texts),
+        **faithfulness(loaded.translator, texts, bar, seed=args.seed),
+    }
+    print(table(result))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m explorer", description="Translate English to Chinese, or trace every attention map."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{translate,trace,ablate,head-stats}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{translate,trace,ablate,head-stats,faithfulness}"
+    )
     p = sub.add_parser(
         "translate",
         help="translate stdin to stdout, one line per line",
@@ -143,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
         "cross}: {q [L][H][Tq][d_head], k and v [L][H][Tk][d_head], head_output [L][H][Tq][d_head], "
         "residual_in [L][Tq][d_model]})",
     )
+    p.add_argument(
+        "--contributions",
+        action="store_true",
+        help="also print what each token contributed (key 'contributions': value_norm {encoder_self, "
+        "decoder_self, cross} [L][H][Tq][Tk] and value_norm_layer [L][Tq][Tk]; alti and rollout, each "
+        "{encoder [S][S], source [T][S], target [T][T], source_share [T]})",
+    )
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser(
@@ -173,13 +229,25 @@ def build_parser() -> argparse.ArgumentParser:
         "the share on <s>/</s> and on punctuation; each a mean over rows, averaged over "
         "sentences. `training export --dev` ships the dev set's figures as head_stats.json.",
     )
-    p.add_argument(
-        "--data", required=True, metavar="TSV", help="English<TAB>Chinese pairs (the English side is used)"
-    )
-    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N sentences")
-    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    add_corpus_args(p)
     add_cli_args(p, json_output=True)
     p.set_defaults(func=cmd_head_stats)
+
+    p = sub.add_parser(
+        "faithfulness",
+        help="measure how well each contribution view predicts what hiding a source token costs",
+        description="Translate each sentence (the weights' decoding), then hide each source token in turn "
+        "from every cross-attention of a teacher-forced pass on that translation: drop[t, j] = log p(t) "
+        "- log p(t | j hidden). Per method (raw last-layer and all-layer cross-attention, value norm, "
+        "rollout, ALTI+, random): the mean drop when hiding the token it ranks first, and the mean "
+        "Spearman correlation of its scores with the drops. The source </s> is never ranked. "
+        "`training export --dev` ships the dev set's figures as faithfulness.json.",
+    )
+    add_corpus_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default: 0)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
+    add_model_args(p)
+    p.set_defaults(func=cmd_faithfulness)
     return parser
 
 

@@ -6,16 +6,25 @@ the model's own. `API_DEFAULTS` tells the HTTP guard each endpoint's arguments a
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import gradio as gr
 
 from training.head_stats import STATS
 from training.kinds import KINDS, shape
 
+from .contributions import contributions, contributions_json
 from .head_view import checked, query_steps, sentence_head_stats, stats_json, steps_json
 from .heads import Head, parse_head_names
 from .inference import InputError, translate_one
 from .loading import LoadedModel
 from .policy import MODEL_GROUP, capped_ablate, capped_internals, capped_trace, check_beam, refusing
+
+# What every endpoint that answers about one trace names first: the sentence and its tokens.
+TOKENS = ("text", "translation", "source_tokens", "target_tokens", "predicted_tokens")
+# /contributions rounds to 4 decimals (the command line: 6): at the caps (61 source, 64 target tokens)
+# its ~200,000 numbers would be ~1.9 MB with 6, ~1.5 MB with 4, and a response stays under 2 MB.
+CONTRIBUTION_DECIMALS = 4
 
 
 def api_defaults(default_beam: int, required: object) -> dict[str, list]:
@@ -26,6 +35,7 @@ def api_defaults(default_beam: int, required: object) -> dict[str, list]:
         "internals": [required, default_beam, "cross", 1, 1, 1],
         "ablate": [required, required, default_beam],
         "head_stats": [required, default_beam],
+        "contributions": [required, default_beam],
     }
 
 
@@ -64,10 +74,7 @@ def register(loaded: LoadedModel) -> None:
         check_beam(beam)  # before the model runs
         tr = capped_internals(loaded, text, beam)
         steps = query_steps(tr, checked(tr, sel), pre_norm=loaded.translator.model.cfg.pre_norm)
-        out = {
-            k: getattr(tr, k)
-            for k in ("text", "translation", "source_tokens", "target_tokens", "predicted_tokens")
-        }
+        out = {k: getattr(tr, k) for k in TOKENS}
         return {**out, **steps_json(steps), "checks": tr.to_json()["checks"], "notices": tr.notices}
 
     @refusing("/ablate")
@@ -89,5 +96,15 @@ def register(loaded: LoadedModel) -> None:
             "corpus": loaded.head_stats,
         }
 
-    for fn in (translate_api, trace_api, internals_api, ablate_api, head_stats_api):
+    @refusing("/contributions")
+    def contributions_api(text: str, beam: int = default_beam) -> dict:
+        """What each token contributed: attention × value norm per head and per layer, ALTI+ and rollout
+        through the whole model ([layer][head][query][key]; source [T][S], target [T][T], …), 4 decimals."""
+        tr = capped_internals(loaded, text, beam)
+        out = {k: getattr(tr, k) for k in TOKENS}
+        c = contributions_json(contributions(tr, loaded.translator), CONTRIBUTION_DECIMALS)
+        checks = None if tr.checks is None else asdict(tr.checks)
+        return {**out, "contributions": c, "checks": checks, "notices": tr.notices}
+
+    for fn in (translate_api, trace_api, internals_api, ablate_api, head_stats_api, contributions_api):
         gr.api(fn, api_name=fn.__name__.removesuffix("_api"), concurrency_id=MODEL_GROUP)

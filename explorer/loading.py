@@ -19,7 +19,14 @@ from pathlib import Path
 
 from training.argtypes import positive_int
 from training.config import read_json
-from training.files import HEAD_STATS_FILE, OPTIONAL_WEIGHT_FILES, TRAINING_LOG_FILE, WEIGHT_FILES
+from training.faithfulness import is_result as _valid_faithfulness
+from training.files import (
+    FAITHFULNESS_FILE,
+    HEAD_STATS_FILE,
+    OPTIONAL_WEIGHT_FILES,
+    TRAINING_LOG_FILE,
+    WEIGHT_FILES,
+)
 from training.hub import redact_url
 from training.translator import Translator, WeightsError, load_weights_dir
 
@@ -40,11 +47,14 @@ class LoadedModel:
     notice: str = ""  # set when the requested weights could not be used and a fallback was
     head_stats: dict | None = field(init=False)  # head_stats.json: per-head figures over a corpus
     training_log: dict | None = field(init=False)  # training_log.json: the curves of the Model tab
+    # faithfulness.json: how far each contribution view predicts what hiding a source token costs
+    faithfulness: dict | None = field(init=False)
 
     def __post_init__(self) -> None:
         folder = self.translator.folder
         self.head_stats = _optional(folder, HEAD_STATS_FILE, _valid_head_stats)
         self.training_log = _optional(folder, TRAINING_LOG_FILE, _valid_training_log)
+        self.faithfulness = _optional(folder, FAITHFULNESS_FILE, _valid_faithfulness)
 
 
 def _valid_head_stats(data) -> bool:

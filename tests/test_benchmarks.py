@@ -28,6 +28,7 @@ def test_benchmarks_quick_mode_runs_every_section(zh_weights):
         "3. training throughput",
         "4. app cold start",
         "5. batch translation CLI",
+        "7. contributions and faithfulness",
     ):
         assert section in out, section
     assert "FAILED" not in out and "did not start" not in out

@@ -14,15 +14,9 @@ import pytest
 import torch
 from test_model import randomized
 
-from explorer.contributions import (
-    attention_terms,
-    contributions,
-    contributions_json,
-    head_slices,
-    out_projections,
-    written_values,
-)
+from explorer.contributions import contributions, contributions_json
 from explorer.inference import trace
+from training.contributions import attention_terms, head_slices, out_projections, written_values
 from training.model import HeadMask
 from training.translator import load_weights_dir
 
@@ -345,3 +339,88 @@ def test_time_on_twelve_words_is_reported_not_asserted(shipped, capsys):
             f"\ncontributions(): {1000 * np.median(times):.1f} ms median, {1000 * min(times):.1f} ms best, "
             f"S={len(tr.source_tokens)} T={len(tr.target_tokens)}, torch threads={torch.get_num_threads()}"
         )
+
+
+# ---- the HTTP endpoint /contributions
+
+
+def test_contributions_endpoint_through_gradio_client(served, tiny):
+    from gradio_client import Client
+
+    from explorer.api import CONTRIBUTION_DECIMALS
+    from explorer.policy import CAPS
+
+    data = Client(served, verbose=False).predict("Where is the book?", 1, api_name="/contributions")
+    tr = trace(tiny, "Where is the book?", beam=1, internals=True, **CAPS)
+    expected = contributions_json(contributions(tr, tiny), CONTRIBUTION_DECIMALS)
+    assert data["contributions"] == json.loads(json.dumps(expected))
+    assert data["translation"] == tr.translation and data["predicted_tokens"] == tr.predicted_tokens
+    assert data["source_tokens"] == tr.source_tokens and data["target_tokens"] == tr.target_tokens
+    assert data["checks"]["masked_weight"] == 0.0 and data["notices"] == []
+
+
+@pytest.mark.parametrize(
+    "text,beam,message",
+    [("   ", 1, "Type an English sentence"), ("I love you.", 9, "beam must be a whole number from 1 to 8")],
+)
+def test_contributions_endpoint_refuses_clearly(served, text, beam, message):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match=message):
+        Client(served, verbose=False).predict(text, beam, api_name="/contributions")
+
+
+def test_contributions_endpoint_is_public_in_the_model_group_and_the_guard_knows_its_default(
+    page_parts, loaded, served
+):
+    import httpx
+
+    from explorer.api import api_defaults
+    from explorer.http_guard import REQUIRED
+
+    demo, _ = page_parts
+    (f,) = [f for f in demo.fns.values() if f.api_name == "contributions"]
+    assert f.api_visibility == "public" and f.concurrency_id == "model"
+    beam = loaded.translator.decoding.beam
+    assert api_defaults(beam, REQUIRED)["contributions"] == [REQUIRED, beam]
+    base = served.rstrip("/") + "/gradio_api/call/contributions"
+    r = httpx.post(base, json={"data": ["I love you."]}, timeout=60)  # the beam left out
+    assert r.status_code == 200
+    with httpx.stream("GET", f"{base}/{r.json()['event_id']}", timeout=60) as s:
+        body = "".join(s.iter_text())
+    assert "event: complete" in body and '"source_share"' in body
+
+
+def test_contributions_response_stays_small_at_the_caps(page_parts):
+    demo, _ = page_parts
+    (f,) = [f for f in demo.fns.values() if f.name == "contributions_api"]
+    data = f.fn(" ".join(["I drink tea every day ."] * 8), 8)
+    assert data["notices"]  # the input was cut to the caps
+    assert len(json.dumps(data)) < 2 * 2**20
+
+
+def test_contributions_at_the_largest_shapes_the_caps_allow_stay_under_two_megabytes(shipped):
+    """The tiny model cannot reach the caps' shapes, so the figures of the largest are built here: every
+    number non-zero with as many digits as the shipped model's usual ones (most are below 10)."""
+    from explorer.api import CONTRIBUTION_DECIMALS
+    from explorer.policy import MAX_PIECES, MAX_TARGET_TOKENS
+
+    cfg = shipped.model.cfg
+    s, t = MAX_PIECES + 1, MAX_TARGET_TOKENS  # + </s>; the target cap counts </s> already
+    full = lambda *shape: np.full(shape, 1.23456789)
+    shapes = {"encoder_self": (s, s), "decoder_self": (t, t), "cross": (t, s)}
+    layers = {
+        "encoder_self": cfg.n_encoder_layers,
+        "decoder_self": cfg.n_decoder_layers,
+        "cross": cfg.n_decoder_layers,
+    }
+    roll = {"encoder": full(s, s), "source": full(t, s), "target": full(t, t), "source_share": full(t)}
+    c = {
+        "value_norm": {k: full(layers[k], cfg.n_heads, *shape) for k, shape in shapes.items()},
+        "value_norm_layer": {k: full(layers[k], *shape) for k, shape in shapes.items()},
+        "alti": roll,
+        "rollout": roll,
+    }
+    size = len(json.dumps(contributions_json(c, CONTRIBUTION_DECIMALS))) / 2**20
+    print(f"\n/contributions at the caps (S={s}, T={t}): {size:.2f} MB of contributions")
+    assert size < 1.8  # the tokens, checks and notices are a few KB

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ZH_PAIRS
 
 from explorer.__main__ import main
 
@@ -157,3 +158,47 @@ def test_head_stats_over_a_corpus(capsys, zh_weights, tmp_path):
         assert len(entropy) == 2 and len(entropy[0]) == 4 and all(e >= 0 for row in entropy for e in row)
     assert stats["stats"]["cross"]["distance"] == [[None] * 4] * 2  # positions do not align across languages
     assert all(0 <= s <= 1 for row in stats["stats"]["decoder"]["same"] for s in row)
+
+
+def test_trace_contributions_are_the_modules_figures_and_bring_internals_only_when_asked(capsys, zh_weights):
+    from explorer.contributions import contributions, contributions_json
+    from explorer.inference import trace
+    from training.translator import load_weights_dir
+
+    w = ["--weights", str(zh_weights), "--beam", "1"]
+    code, data, _ = run_json(capsys, "trace", "Where is the book?", *w, "--contributions")
+    assert code == 0 and "internals" not in data
+    translator = load_weights_dir(zh_weights)
+    tr = trace(translator, "Where is the book?", beam=1, internals=True)
+    assert data["contributions"] == json.loads(json.dumps(contributions_json(contributions(tr, translator))))
+    s, t = len(data["source_tokens"]), len(data["predicted_tokens"])
+    c = data["contributions"]
+    assert len(c["value_norm"]["cross"][0][0]) == t and len(c["value_norm"]["cross"][0][0][0]) == s
+    for method in ("alti", "rollout"):
+        assert [len(c[method]["encoder"]), len(c[method]["source"]), len(c[method]["target"])] == [s, t, t]
+        assert len(c[method]["source"][0]) == s and len(c[method]["source_share"]) == t
+    _, both, _ = run_json(capsys, "trace", "Where is the book?", *w, "--contributions", "--internals")
+    _, plain, _ = run_json(capsys, "trace", "Where is the book?", *w)
+    assert "internals" in both and both["contributions"] == data["contributions"]
+    assert {k: v for k, v in data.items() if k != "contributions"} == plain
+
+
+def test_faithfulness_prints_a_table_and_writes_the_figures(capsys, zh_weights, tmp_path):
+    from training.faithfulness import METHODS, is_result
+
+    data, out = tmp_path / "d.tsv", tmp_path / "f.json"
+    data.write_text("".join(f"{en}\t{zh}\n" for en, zh in ZH_PAIRS), encoding="utf-8")
+    args = ["faithfulness", "--data", str(data), "--limit", "5", "--weights", str(zh_weights)]
+    assert main([*args, "--json", str(out), "--seed", "2"]) == 0
+    printed, err = capsys.readouterr()
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert is_result(figures) and figures["data"] == "d.tsv" and figures["pairs"] == figures["sentences"] == 5
+    assert figures["seed"] == 2 and figures["model_id"] == str(zh_weights)
+    assert all(name in printed for name in METHODS) and "</s> excluded" in printed
+    assert "faithfulness" in err and "5/5" in err  # the progress bar
+    assert main([*args, "--quiet"]) == 0 and capsys.readouterr().err == ""
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("no tab here\n", encoding="utf-8")
+    code = main(["faithfulness", "--data", str(empty), "--weights", str(zh_weights)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no usable English<TAB>Chinese pairs" in err

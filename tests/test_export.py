@@ -57,6 +57,7 @@ def test_exported_folder_has_config_vocab_and_model_card(exported):
     assert sorted(p.name for p in path.iterdir()) == [
         "README.md",
         "config.json",
+        "faithfulness.json",
         "head_stats.json",
         "model.safetensors",
         "training_log.json",
@@ -182,3 +183,29 @@ def test_the_model_card_names_every_file_of_the_folder(exported):
     for f in path.iterdir():
         if f.name != "README.md":
             assert f"`{f.name}`" in card, f.name
+
+
+def test_export_ships_the_dev_sets_faithfulness_and_the_loader_reads_it_once(exported, tmp_path, caplog):
+    import shutil
+
+    from explorer.loading import LoadedModel
+    from training.data import read_tsv
+    from training.faithfulness import METHODS, faithfulness, is_result
+
+    cfg, path, _ = exported
+    shipped = json.loads((path / "faithfulness.json").read_text())
+    assert is_result(shipped) and set(shipped["methods"]) == set(METHODS)
+    assert shipped["data"] == "dev.tsv" and shipped["pairs"] == shipped["sentences"] == 100  # under the cap
+    # The figures of the shipped weights: the measurement run again on the exported folder.
+    translator = load_weights_dir(path)
+    again = faithfulness(translator, [en for en, _ in read_tsv(cfg.dev_path).pairs])
+    for name, m in shipped["methods"].items():
+        assert m["top1_drop"] == pytest.approx(again["methods"][name]["top1_drop"], abs=1e-6), name
+    assert LoadedModel(translator, "x").faithfulness == shipped
+    broken = tmp_path / "broken"
+    shutil.copytree(path, broken)
+    (broken / "faithfulness.json").write_text('{"methods": []}')
+    with caplog.at_level("WARNING", logger="explorer"):
+        loaded = LoadedModel(load_weights_dir(broken), "y")
+    assert loaded.faithfulness is None and loaded.head_stats is not None  # only what it would show is lost
+    assert "faithfulness.json not used" in caplog.text

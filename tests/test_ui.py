@@ -24,12 +24,20 @@ def fn_named(demo, name):
 def test_only_the_api_endpoints_are_public_and_all_model_calls_share_one_concurrency_group(loaded):
     demo = build_demo(loaded)
     public = {f.api_name for f in demo.fns.values() if f.api_visibility == "public"}
-    assert public == {"translate", "trace", "internals", "ablate", "head_stats"}
+    assert public == {"translate", "trace", "internals", "ablate", "head_stats", "contributions"}
     ui_events = [f for f in demo.fns.values() if f.api_visibility != "public" and f.name != "load_example"]
     assert ui_events and all(f.api_visibility == "private" for f in ui_events)
     model_calls = [
         fn_named(demo, name)
-        for name in ("run", "translate_api", "trace_api", "internals_api", "ablate_api", "head_stats_api")
+        for name in (
+            "run",
+            "translate_api",
+            "trace_api",
+            "internals_api",
+            "ablate_api",
+            "head_stats_api",
+            "contributions_api",
+        )
     ]
     assert {f.concurrency_id for f in model_calls} == {"model"}
     assert len(fn_named(demo, "run").targets) == 2  # the Translate button and Enter in the textbox

@@ -475,7 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="storage dtype of model.safetensors (default: float16, upcast at load)",
     )
     p.add_argument(
-        "--dev", metavar="TSV", help="re-score on this dev file and put the figures in the model card"
+        "--dev",
+        metavar="TSV",
+        help="re-score on this dev file and put the figures in the model card; also write head_stats.json "
+        "(all its sentences) and faithfulness.json (its first 200)",
     )
     p.add_argument(
         "--card-notes",

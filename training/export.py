@@ -17,10 +17,12 @@ from .data import read_tsv
 from .decoding import DecodeSettings
 from .errors import ConfigError
 from .evaluate import Scores, evaluate
+from .faithfulness import faithfulness
 from .files import BEST_CHECKPOINT as BEST
 from .files import (
     CARD_FILE,
     CONFIG_FILE,
+    FAITHFULNESS_FILE,
     HEAD_STATS_FILE,
     SRC_VOCAB_FILE,
     SUBWORDS_FILE,
@@ -37,6 +39,9 @@ from .translator import Translator
 
 FORMAT = "attention-explorer-weights/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+# Dev sentences the faithfulness figures are measured on: the first ones, as `python -m explorer
+# faithfulness --limit 200` does (~10 s on one core for the shipped model; the figures settle by then).
+FAITHFULNESS_SENTENCES = 200
 
 
 def _had_dev_set(run_dir: Path) -> bool:
@@ -112,11 +117,13 @@ def export(
     tcfg, mcfg = load_run_config(run_dir), model.cfg
     src_vocab, tgt_vocab, decoding = translator.src_vocab, translator.tgt_vocab, translator.decoding
 
-    scores = head_stats = None
+    scores = head_stats = faithful = None
     if dev_path:
         dev = read_tsv(dev_path).pairs
         scores, _ = evaluate(translator, dev)
         head_stats = {"data": Path(dev_path).name, **corpus_head_stats(translator, [en for en, _ in dev])}
+        texts = [en for en, _ in dev][:FAITHFULNESS_SENTENCES]
+        faithful = {"data": Path(dev_path).name, "pairs": len(texts), **faithfulness(translator, texts)}
     history = blob["meta"].get("history", [])
     config = {
         "format": FORMAT,
@@ -151,8 +158,12 @@ def export(
             translator.subwords.save(tmp / SUBWORDS_FILE)
         if head_stats:
             write_json(tmp / HEAD_STATS_FILE, head_stats)
+        if faithful:
+            write_json(tmp / FAITHFULNESS_FILE, faithful)
         write_json(tmp / TRAINING_LOG_FILE, {"shipped_epoch": blob["meta"]["epoch"], "history": history})
-        card = model_card(config, model.num_parameters(), tcfg.train_path, head_stats is not None)
+        card = model_card(
+            config, model.num_parameters(), tcfg.train_path, head_stats is not None, faithful is not None
+        )
         if card_notes.strip():
             card += "\n" + card_notes.strip() + "\n"
         (tmp / CARD_FILE).write_text(card, encoding="utf-8")
@@ -208,16 +219,28 @@ def _metrics(scores: Scores | None, dev_path: str | None, history: list[dict]) -
     }
 
 
-def _head_stats_text(present: bool) -> str:
-    if not present:
-        return ""
-    return (
-        ", `head_stats.json` (what each attention head does, averaged over the dev sentences: "
-        "`python -m explorer head-stats`, as `training export --dev` writes it)"
-    )
+def _dev_files_text(with_head_stats: bool, with_faithfulness: bool) -> str:
+    text = ""
+    if with_head_stats:
+        text += (
+            ", `head_stats.json` (what each attention head does, averaged over the dev sentences: "
+            "`python -m explorer head-stats`, as `training export --dev` writes it)"
+        )
+    if with_faithfulness:
+        text += (
+            ", `faithfulness.json` (how well each contribution view predicts what hiding a source token "
+            f"costs, on the first {FAITHFULNESS_SENTENCES} dev sentences: `python -m explorer faithfulness`)"
+        )
+    return text
 
 
-def model_card(config: dict, n_params: int, train_path: str, with_head_stats: bool = False) -> str:
+def model_card(
+    config: dict,
+    n_params: int,
+    train_path: str,
+    with_head_stats: bool = False,
+    with_faithfulness: bool = False,
+) -> str:
     m, mc, tr = config["metrics"], config["model"], config["training"]
     metric_yaml = ""
     if m:
@@ -285,7 +308,7 @@ Data: `{Path(train_path).name}` (Tatoeba cmn-eng training split); vocabularies f
 ## Files
 `model.safetensors` (weights), `config.json` (`ModelConfig`, tokenizer and decoding settings),
 `vocab_src.json`, `vocab_tgt.json`{", `subwords_src.model` (the English SentencePiece model)" if config["tokenizer"].get("subwords") else ""},
-`training_log.json` (loss, learning rate and dev scores per epoch){_head_stats_text(with_head_stats)}.
+`training_log.json` (loss, learning rate and dev scores per epoch){_dev_files_text(with_head_stats, with_faithfulness)}.
 
 ## Limits
 Trained on short everyday sentences: expect good output for those and weak output

@@ -121,6 +121,14 @@ class HeadMask:
                 raise ValueError(f"head_mask.{kind} must hold only 0 (head off) and 1 (head on)")
 
 
+def checked_key_mask(keys: torch.Tensor, batch: int, n_src: int) -> torch.Tensor:
+    """A (B, S) bool key mask (True = may attend) → (B, 1, 1, S), the shape of `padding_mask`."""
+    if not isinstance(keys, torch.Tensor) or keys.dtype != torch.bool or tuple(keys.shape) != (batch, n_src):
+        got = f"{keys.dtype} {tuple(keys.shape)}" if isinstance(keys, torch.Tensor) else type(keys).__name__
+        raise ValueError(f"cross_key_mask must be a bool tensor of shape ({batch}, {n_src}); got {got}")
+    return keys[:, None, None, :]
+
+
 def layer_gates(head_mask: HeadMask | None, kind: str, layer: int) -> torch.Tensor | None:
     """One layer's gates, (H,) or (B, H); None when no mask is given (every head runs)."""
     return None if head_mask is None else head_mask.gates(kind, layer)
@@ -507,11 +515,17 @@ class Transformer(nn.Module):
         src_mask: torch.Tensor,
         capture: Capture = "none",
         head_mask: HeadMask | None = None,
+        cross_key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[AttentionInternals], list[AttentionInternals]]:
         """tgt: (B, T) decoder input ids (starting with <s>) → (hidden (B, T, D), per-layer self-attention
-        internals, per-layer cross-attention internals); the lists are empty when capture is "none"."""
+        internals, per-layer cross-attention internals); the lists are empty when capture is "none".
+
+        cross_key_mask: (B, S) bool, False hides that source position from every cross-attention (all
+        layers, every query row), on top of padding; the encoder output itself is unchanged."""
         check_capture(capture)
         head_mask = self._checked(head_mask, tgt.size(0))
+        if cross_key_mask is not None:
+            src_mask = src_mask & checked_key_mask(cross_key_mask, tgt.size(0), memory.size(1))
         t = tgt.size(1)
         tgt_mask = padding_mask(tgt, self.cfg.pad_id) & causal_mask(t, tgt.device)  # (B, 1, T, T)
         y = self._embed(self.tgt_embed, tgt)
@@ -574,6 +588,7 @@ class Transformer(nn.Module):
         return_attention: bool = False,
         capture: Capture | None = None,
         head_mask: HeadMask | None = None,
+        cross_key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, AttentionMaps | None]:
         """Teacher-forced pass. src (B, S), tgt (B, T) → (logits (B, T, V), AttentionMaps or None).
 
@@ -582,10 +597,12 @@ class Transformer(nn.Module):
         head's output and the residual streams around every attention sublayer, as `maps.internals`).
         `return_attention=True` is short for capture="weights".
         head_mask: heads to switch off for this call (see `HeadMask`); None keeps every head.
+        cross_key_mask: (B, S) bool, False hides a source position from the decoder's cross-attention
+        only (see `decode`); None hides nothing.
         """
         capture = capture or ("weights" if return_attention else "none")
         memory, src_mask, enc = self.encode(src, capture, head_mask)
-        hidden, dec, cross = self.decode(tgt, memory, src_mask, capture, head_mask)
+        hidden, dec, cross = self.decode(tgt, memory, src_mask, capture, head_mask, cross_key_mask)
         if capture == "none":
             return self.logits(hidden), None
         weights = lambda seen: [s.weights for s in seen]

@@ -220,6 +220,43 @@ def bench_inside_a_head(tr: Translator, repeats: int, head: tuple[str, int, int]
     )
 
 
+def bench_contributions(tr: Translator, repeats: int, n_sentences: int) -> None:
+    """What `trace --contributions` adds to a trace's JSON, and the faithfulness measurement's speed."""
+    import json
+
+    from explorer.contributions import contributions, trace_json_with_contributions
+    from training.faithfulness import faithfulness
+
+    text = sentence(12)
+    plain_json = lambda: json.dumps(trace(tr, text).to_json())
+    with_contributions = lambda: json.dumps(
+        trace_json_with_contributions(trace(tr, text, internals=True), tr)
+    )
+    with_contributions()  # warm-up
+    plain, more = [], []
+    for _ in range(repeats):  # alternate, so load affects both sides alike
+        plain += timed(plain_json, 1)
+        more += timed(with_contributions, 1)
+    t = trace(tr, text, internals=True)
+    alone = timed(lambda: contributions(t, tr), repeats)
+    print(f"\n7. contributions and faithfulness, 12 words, default decoding (beam {tr.decoding.beam}):")
+    print(
+        f"   trace JSON p50 {pct(plain, 50):.1f} ms, with --contributions {pct(more, 50):.1f} ms "
+        f"(+{pct(more, 50) - pct(plain, 50):.1f} ms; goal ≤ 30); contributions() alone p50 {pct(alone, 50):.1f} ms"
+    )
+    texts = (
+        [en for en, _ in read_tsv(DEV).pairs] if DEV.is_file() else [sentence(4 + i % 12) for i in range(200)]
+    )
+    texts = texts[:n_sentences]
+    t0 = time.perf_counter()
+    faithfulness(tr, texts)
+    secs = time.perf_counter() - t0
+    print(
+        f"   faithfulness: {len(texts)} {'dev' if DEV.is_file() else 'synthetic'} sentences in {secs:.1f} s = "
+        f"{secs * 200 / len(texts):.1f} s per 200 sentences (goal ≤ 180)"
+    )
+
+
 class TorchTransformer(nn.Module):
     """The reference: torch.nn.Transformer of the same shape, with the same embeddings and tied output."""
 
@@ -458,6 +495,7 @@ def main() -> None:
     bench_cold_start(weights)
     bench_batch_cli(weights, 50 if args.quick else 1000)
     bench_inside_a_head(tr, reps)
+    bench_contributions(tr, reps, 5 if args.quick else 200)
 
 
 if __name__ == "__main__":
