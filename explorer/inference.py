@@ -100,6 +100,9 @@ class Trace:
     # The final </s> was forced by the length limit (the explorer's cap or the model's own), not
     # chosen by the model: the last row's "prediction" is the limit's, not the model's.
     end_forced: bool = False
+    # What the model used (explorer/contributions.py), once a view has asked for it: kept with the trace
+    # so that toggles re-render it without running the model. Not part of `to_json`.
+    contributions: dict | None = None
 
     @property
     def n_encoder_layers(self) -> int:
@@ -126,6 +129,7 @@ class Trace:
             "internals",
             "ablated_heads",
             "end_forced",
+            "contributions",
         )
         # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
