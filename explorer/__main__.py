@@ -56,6 +56,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         beam=args.beam,
         model_id=loaded.model_id,
         internals=args.internals or args.contributions,  # contributions are computed from the internals
+        force=args.force,
+        hypotheses=args.hypotheses,
     )
     if args.contributions:
         from .contributions import trace_json_with_contributions
@@ -198,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print what each token contributed (key 'contributions': value_norm {encoder_self, "
         "decoder_self, cross} [L][H][Tq][Tk] and value_norm_layer [L][Tq][Tk]; alti and rollout, each "
         "{encoder [S][S], source [T][S], target [T][T], source_share [T]})",
+    )
+    p.add_argument(
+        "--hypotheses",
+        action="store_true",
+        help="also print the finished hypotheses beam search weighed, best first (key 'hypotheses': "
+        "translation, tokens, logprob (summed, </s> included), score (length-normalized); the first is "
+        "the translation)",
+    )
+    p.add_argument(
+        "--force",
+        metavar="CHINESE",
+        help="trace this Chinese translation instead of the model's own (teacher-forced: target_tokens "
+        "are <s> and its characters; predicted_prob and predicted_rank say what the model thinks of each)",
     )
     p.set_defaults(func=cmd_trace)
 

@@ -31,7 +31,7 @@ def api_defaults(default_beam: int, required: object) -> dict[str, list]:
     """For http_guard: each endpoint's arguments, with their defaults (`required` where none)."""
     return {
         "translate": [required, default_beam],
-        "trace": [required, default_beam],
+        "trace": [required, default_beam, ""],
         "internals": [required, default_beam, "cross", 1, 1, 1],
         "ablate": [required, required, default_beam],
         "head_stats": [required, default_beam],
@@ -55,8 +55,9 @@ def register(loaded: LoadedModel) -> None:
         return translate_one(loaded.translator, text, beam=check_beam(beam))
 
     @refusing("/trace")
-    def trace_api(text: str, beam: int = default_beam) -> dict:
-        return capped_trace(loaded, text, beam).to_json()
+    def trace_api(text: str, beam: int = default_beam, force: str = "") -> dict:
+        """The trace JSON; `force`: a Chinese translation to explain instead of the model's own (empty: its own)."""
+        return capped_trace(loaded, text, beam, force=force or None).to_json()
 
     @refusing("/internals")
     def internals_api(

@@ -28,7 +28,7 @@ import torch
 from training.decoding import max_target_lengths, next_token_logprobs
 from training.kinds import KINDS, shape
 from training.model import AttentionMaps, HeadMask, Internals
-from training.text import PAD_ID
+from training.text import PAD_ID, UNK_ID, detokenize_zh, tokenize_zh
 from training.translator import SourceInput, Translation, Translator
 
 MAX_INPUT_CHARS = 2000  # longer input is cut before tokenizing; the model's own limit is in words
@@ -100,6 +100,12 @@ class Trace:
     # The final </s> was forced by the length limit (the explorer's cap or the model's own), not
     # chosen by the model: the last row's "prediction" is the limit's, not the model's.
     end_forced: bool = False
+    # The translation was given (`force`), not decoded: every token is teacher-forced, and
+    # predicted_prob / predicted_rank say what the model thinks of it.
+    forced: bool = False
+    # With hypotheses=True: the finished hypotheses beam search weighed, best first (the first is
+    # `translation`): {"translation", "tokens", "logprob" (sum, </s> included), "score" (normalized)}.
+    hypotheses: list[dict] | None = None
     # What the model used (explorer/contributions.py), once a view has asked for it: kept with the trace
     # so that toggles re-render it without running the model. Not part of `to_json`.
     contributions: dict | None = None
@@ -130,6 +136,8 @@ class Trace:
             "ablated_heads",
             "end_forced",
             "contributions",
+            "forced",
+            "hypotheses",
         )
         # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
@@ -147,6 +155,10 @@ class Trace:
             out["ablated_heads"] = [list(h) for h in self.ablated_heads]
         if self.end_forced:
             out["end_forced"] = True
+        if self.forced:
+            out["forced"] = True
+        if self.hypotheses is not None:
+            out["hypotheses"] = copy.deepcopy(self.hypotheses)
         return out
 
 
@@ -421,9 +433,15 @@ def trace(
     max_chars: int = MAX_INPUT_CHARS,
     max_target_tokens: int | None = None,
     max_pieces: int | None = None,
+    force: str | None = None,
+    hypotheses: bool = False,
     **decode_overrides,
 ) -> Trace:
     """Translate `text` and capture every attention map. Raises InputError for unusable input.
+
+    force: a Chinese translation to explain instead of the model's own (teacher-forced: the maps and
+    each token's probability and rank are the model's on that text). hypotheses=True: the Trace also
+    lists the finished hypotheses beam search weighed.
 
     internals=True: the Trace also carries each head's q, k, v and output, and the residual streams
     around each attention sublayer, from the same pass as the maps.
@@ -436,11 +454,20 @@ def trace(
     decode_overrides, max_target_tokens = length_cap(
         translator, source, beam, max_target_tokens, decode_overrides
     )
-    translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+    if force is None:
+        translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+    else:
+        ids = forced_ids(translator, force, max_target_tokens, notices)
+        translation = translator.forced(source, ids, head_mask=mask, beam=beam, **decode_overrides)
     src = torch.tensor([source.ids])
     (limit,) = max_target_lengths(src, translation.settings, translator.model.cfg.max_len)
-    end_forced = len(translation.hypothesis.ids) + 1 >= limit  # decoding forces </s> at the limit
-    if max_target_tokens is not None and len(translation.hypothesis.ids) + 1 >= max_target_tokens:
+    # decoding forces </s> at the limit (a given translation has its own end)
+    end_forced = force is None and len(translation.hypothesis.ids) + 1 >= limit
+    if (
+        force is None
+        and max_target_tokens is not None
+        and len(translation.hypothesis.ids) + 1 >= max_target_tokens
+    ):
         notices.append(
             f"The translation reached the explorer's maximum of {max_target_tokens} tokens "
             "and may be cut short."
@@ -481,4 +508,47 @@ def trace(
         internals=_internals_arrays(maps.internals) if internals else None,
         ablated_heads=heads_off(mask),
         end_forced=end_forced,
+        forced=force is not None,
+        hypotheses=hypotheses_json(translation, vocab) if hypotheses and force is None else None,
     )
+
+
+def forced_ids(
+    translator: Translator, chinese: str, max_target_tokens: int | None, notices: list[str]
+) -> list[int]:
+    """A given Chinese translation as target ids (without <s>/</s>), cut to what a trace may hold;
+    what was cut or is unknown to the model goes to `notices`."""
+    if not isinstance(chinese, str):
+        raise InputError(f"the Chinese to explain must be text; got {type(chinese).__name__}")
+    tokens = tokenize_zh(LONE_SURROGATE.sub("\ufffd", chinese[:MAX_INPUT_CHARS]))
+    if not tokens:
+        raise InputError("The Chinese to explain is empty: leave it out for the model's own translation.")
+    limit = translator.model.cfg.max_len - 2  # <s> and </s> take a position each
+    if max_target_tokens is not None:
+        limit = min(limit, max_target_tokens - 1)
+    if len(tokens) > limit:
+        notices.append(f"The given Chinese was cut to its first {limit} characters (the explorer's maximum).")
+        tokens = tokens[:limit]
+    ids = translator.tgt_vocab.encode(tokens)
+    unknown = [t for t, i in zip(tokens, ids) if i == UNK_ID]
+    if unknown:
+        notices.append(
+            "Not in the model's Chinese vocabulary (read as <unk>): " + ", ".join(dict.fromkeys(unknown))
+        )
+    return ids
+
+
+def hypotheses_json(translation: Translation, vocab) -> list[dict]:
+    """The finished hypotheses of the search, best first: the chosen one, then its alternatives."""
+    out = []
+    for h in [translation.hypothesis, *translation.hypothesis.alternatives]:
+        tokens = vocab.decode(h.ids)
+        out.append(
+            {
+                "translation": detokenize_zh(tokens),
+                "tokens": tokens + ["</s>"],
+                "logprob": h.score,
+                "score": h.normalized,
+            }
+        )
+    return out

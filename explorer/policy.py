@@ -1,8 +1,8 @@
 """The request policy every tab and endpoint shares: what one request may ask for (caps, beam),
 how a refusal is answered, which concurrency group runs it, and the capped model calls.
 
-Every model-running handler goes through `capped_trace`, `capped_internals`, `capped_ablate` or
-`capped_importance`, so that each starts from the same translation of the same text.
+Every model-running handler goes through `capped_trace`, `capped_internals`, `capped_contributions`,
+`capped_ablate` or `capped_importance`, so that each starts from the same translation of the same text.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from .ablation import ablate, head_importance
+from .contributions import contributions
 from .inference import InputError, Trace, trace
 from .loading import LoadedModel
 from .trace_store import TTL_S
@@ -98,16 +99,30 @@ def notices_markdown(tr: Trace) -> str:
     return "\n".join(f"- ⚠️ {md_escape(n)}" for n in tr.notices)
 
 
-def capped_trace(loaded: LoadedModel, text, beam, internals: bool = False) -> Trace:
-    """The app's trace: input and output cut to what a response can carry."""
+def capped_trace(loaded: LoadedModel, text, beam, internals: bool = False, force: str | None = None) -> Trace:
+    """The app's trace: input and output cut to what a response can carry; `force` explains a given
+    Chinese translation instead of the model's own."""
     return trace(
-        loaded.translator, text, beam=check_beam(beam), model_id=loaded.model_id, internals=internals, **CAPS
+        loaded.translator,
+        text,
+        beam=check_beam(beam),
+        model_id=loaded.model_id,
+        internals=internals,
+        force=force,
+        **CAPS,
     )
 
 
 def capped_internals(loaded: LoadedModel, text, beam) -> Trace:
     """The app's trace with internals: the same caps, so the same translation."""
     return capped_trace(loaded, text, beam, internals=True)
+
+
+def capped_contributions(loaded: LoadedModel, text, beam) -> tuple[Trace, dict]:
+    """The app's translation of `text` traced with internals (same caps, so the same translation) and what
+    the model used in it (explorer/contributions.py): (that trace, its contributions)."""
+    traced = capped_internals(loaded, text, beam)
+    return traced, contributions(traced, loaded.translator)
 
 
 def capped_ablate(loaded: LoadedModel, text: str, heads, beam) -> dict:

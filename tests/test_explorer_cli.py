@@ -202,3 +202,14 @@ def test_faithfulness_prints_a_table_and_writes_the_figures(capsys, zh_weights, 
     code = main(["faithfulness", "--data", str(empty), "--weights", str(zh_weights)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no usable English<TAB>Chinese pairs" in err
+
+
+def test_trace_with_hypotheses_and_a_forced_translation(capsys, zh_weights):
+    w = ["--weights", str(zh_weights), "--beam", "4"]
+    code, beam, _ = run_json(capsys, "trace", "She is my sister.", *w, "--hypotheses")
+    assert code == 0 and beam["hypotheses"][0]["translation"] == beam["translation"]
+    code, forced, _ = run_json(capsys, "trace", "She is my sister.", *w, "--force", "她是我的哥哥。")
+    assert code == 0 and forced["forced"] is True and forced["translation"] == "她是我的哥哥。"
+    assert forced["target_tokens"] == ["<s>", *"她是我的哥哥。"] and "hypotheses" not in forced
+    code, _, err = run_json(capsys, "trace", "She is my sister.", *w, "--force", " ")
+    assert code == 2 and "The Chinese to explain is empty" in err and err.count("\n") == 1

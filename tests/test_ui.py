@@ -189,3 +189,11 @@ def test_the_page_style_includes_every_css_file():
     sheets = sorted(CSS_DIR.glob("*.css"))
     assert sheets and all(f.read_text(encoding="utf-8") in page_css() for f in sheets)
     assert ".live-plot-block" in page_css()
+
+
+def test_trace_endpoint_explains_a_given_translation(served):
+    client = Client(served, verbose=False)
+    data = client.predict("I love you.", 1, "我爱茶。", api_name="/trace")
+    assert data["forced"] is True and data["target_tokens"] == ["<s>", "我", "爱", "茶", "。"]
+    own = client.predict("I love you.", 1, api_name="/trace")  # force left out: the model's own
+    assert own["translation"] == "我爱你。" and "forced" not in own

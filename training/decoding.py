@@ -26,6 +26,9 @@ class Hypothesis:
     # log-probability of each generated token as the (KV-cached) search scored it, </s> included:
     # len(ids) + 1 values summing to score (up to float rounding). Lets a teacher-forced pass be checked.
     token_logprobs: list[float] = field(default_factory=list)
+    # Beam search: the other finished hypotheses it weighed for this sentence (the greedy candidate
+    # among them), best first by `normalized`; each distinct. Empty for greedy decoding.
+    alternatives: list[Hypothesis] = field(default_factory=list)
 
 
 @dataclass
@@ -258,7 +261,18 @@ def beam_search(
         ys_logp = torch.cat([ys_logp[rows[:n_beam]], next_logp.view(-1, 1).to(device)], dim=1)  # (n_beam, t)
         beam_scores = next_scores.to(device)
     greedy_hyps = greedy_rows.hypotheses(ys[n_beam:], alpha)
-    return [max(hyps + [g], key=lambda h: h.normalized) for hyps, g in zip(finished, greedy_hyps)]
+    return [ranked(hyps + [g]) for hyps, g in zip(finished, greedy_hyps)]
+
+
+def ranked(hyps: list[Hypothesis]) -> Hypothesis:
+    """The best of a sentence's finished hypotheses by normalized score, carrying the rest, best first
+    (a token sequence that finished twice, as a beam and as the greedy row, counts once)."""
+    distinct = {}
+    for h in sorted(hyps, key=lambda h: h.normalized, reverse=True):  # stable: on a tie, the first found
+        distinct.setdefault(tuple(h.ids), h)
+    best, *rest = distinct.values()
+    best.alternatives = rest
+    return best
 
 
 def decode(

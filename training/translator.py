@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from .config import ModelConfig, read_json
 from .data import encode_source, pad
-from .decoding import DecodeSettings, Hypothesis, decode, next_token_logprobs
+from .decoding import DecodeSettings, Hypothesis, decode, length_penalty, next_token_logprobs
 from .files import CONFIG_FILE, SRC_VOCAB_FILE, SUBWORDS_FILE, TGT_VOCAB_FILE, WEIGHT_FILES, WEIGHTS_FILE
 from .model import AttentionMaps, HeadMask, Transformer
 from .subwords import Subwords
@@ -156,6 +156,20 @@ class Translator:
             tokens = self.tgt_vocab.decode(hyp.ids)
             out.append(Translation(source, hyp, tokens, detokenize_zh(tokens), settings))
         return out
+
+    def forced(
+        self, source: SourceInput, ids: list[int], head_mask: HeadMask | None = None, **overrides: Any
+    ) -> Translation:
+        """A given target (ids without <s>/</s>) as if decoded: each token scored by a teacher-forced
+        pass, so a teacher can see what the model thinks of a reference or of a wrong translation."""
+        settings = self.settings(**overrides)
+        self.model.eval()
+        draft = Translation(source, Hypothesis(list(ids), 0.0, 0.0), [], "", settings)
+        lps = self.output_logprobs(draft, head_mask).double().tolist()  # (T,): y1 … yn </s>
+        score = sum(lps)
+        hyp = Hypothesis(list(ids), score, score / length_penalty(len(ids) + 1, settings.length_penalty), lps)
+        tokens = self.tgt_vocab.decode(ids)
+        return Translation(source, hyp, tokens, detokenize_zh(tokens), settings)
 
     def translate(self, texts: list[str], batch_size: int = 64, **overrides: Any) -> list[str]:
         """Translate many sentences; empty input gives empty output; order is kept."""
