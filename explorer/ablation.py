@@ -13,7 +13,8 @@ from training.kinds import shape
 from training.model import HeadMask
 from training.translator import Translator
 
-from .inference import MAX_INPUT_CHARS, heads_off, length_cap, mask_heads, prepare
+from .inference import heads_off, length_cap, mask_heads
+from .source_text import MAX_INPUT_CHARS, prepare
 
 IMPORTANCE_ROWS = 64  # ablation variants per forward pass in `head_importance` (bounds its memory)
 

@@ -13,6 +13,7 @@ import gradio as gr
 from training.head_stats import STATS
 from training.kinds import KINDS, shape
 
+from .compare_view import differences_json
 from .contributions import contributions, contributions_json
 from .head_view import checked, query_steps, sentence_head_stats, stats_json, steps_json
 from .heads import Head, parse_head_names
@@ -36,6 +37,7 @@ def api_defaults(default_beam: int, required: object) -> dict[str, list]:
         "ablate": [required, required, default_beam],
         "head_stats": [required, default_beam],
         "contributions": [required, default_beam],
+        "compare": [required, required, default_beam],
     }
 
 
@@ -107,5 +109,23 @@ def register(loaded: LoadedModel) -> None:
         checks = None if tr.checks is None else asdict(tr.checks)
         return {**out, "contributions": c, "checks": checks, "notices": tr.notices}
 
-    for fn in (translate_api, trace_api, internals_api, ablate_api, head_stats_api, contributions_api):
+    @refusing("/compare")
+    def compare_api(a: str, b: str, beam: int = default_beam) -> dict:
+        """Two sentences traced alike: each one's tokens, translation and notices, and per kind the
+        difference maps B − A [layer][head][row][key] where both rows and keys align (else null)."""
+        traces = [capped_trace(loaded, text, beam) for text in (a, b)]
+        fields = ("text", "translation", "source_tokens", "target_tokens", "predicted_tokens", "notices")
+        one = {name: {k: getattr(tr, k) for k in fields} for name, tr in zip("ab", traces)}
+        return {**one, "differences": differences_json(*traces, decimals=CONTRIBUTION_DECIMALS)}
+
+    endpoints = (
+        translate_api,
+        trace_api,
+        internals_api,
+        ablate_api,
+        head_stats_api,
+        contributions_api,
+        compare_api,
+    )
+    for fn in endpoints:
         gr.api(fn, api_name=fn.__name__.removesuffix("_api"), concurrency_id=MODEL_GROUP)

@@ -33,7 +33,7 @@ from .policy import (
     md_escape,
     notices_markdown,
 )
-from .tabs import attention, export, head, model, positional
+from .tabs import attention, compare, export, head, model, positional
 from .tabs.base import Shared, handler
 from .trace_files import MAX_AGE_S, TraceFiles
 from .trace_store import InternalsCache, TraceStore
@@ -41,7 +41,8 @@ from .trace_store import InternalsCache, TraceStore
 log = logging.getLogger("explorer")
 CSS_DIR = Path(__file__).resolve().parent / "css"
 
-TABS = (attention, head, positional, model, export)  # in page order; a new tab is one more module here
+# In page order; a new tab is one more module here.
+TABS = (attention, head, compare, positional, model, export)
 # Translated on the first visit: the time phrase moves before the verb in Chinese, which the
 # cross-attention maps show, and greedy and beam agree, so the step-through tells the same story.
 FIRST_EXAMPLE = "My brother reads the newspaper every morning."

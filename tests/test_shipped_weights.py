@@ -78,7 +78,7 @@ def test_words_never_seen_in_training_become_pieces_not_unk(translator, english)
 
 @pytest.mark.skipif(not DEV.is_file(), reason=f"{DEV} not present (it is in CI, beside the checkout)")
 def test_gibberish_is_still_flagged_though_subwords_leave_no_unk_and_no_dev_sentence_is(translator):
-    from explorer.inference import not_english_reason
+    from explorer.source_text import not_english_reason
 
     flagged = [en for en, _ in read_tsv(DEV).pairs if not_english_reason(translator.prepare(en))]
     assert flagged == []
