@@ -83,3 +83,16 @@ def test_every_tab_module_is_on_the_page_with_a_build_and_a_wire():
     assert {m.__name__.rpartition(".")[2] for m in page.TABS} == modules
     for tab in page.TABS:
         assert isinstance(tab.TITLE, str) and callable(tab.build) and callable(tab.wire), tab.__name__
+
+
+def test_every_tab_sits_in_the_one_tab_bar(page_parts):
+    # A component created between two tabs' `with gr.Tab` blocks splits the bar in two (seen once).
+    import gradio as gr
+
+    from explorer import page
+
+    demo, _ = page_parts
+    bars = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert len(bars) == 1
+    titles = [c.label for c in bars[0].children if isinstance(c, gr.Tab)]
+    assert titles == [tab.TITLE for tab in page.TABS]

@@ -77,9 +77,11 @@ def build(shared: Shared) -> CompareTab:
             plot_b = live_plot("compare-b", min_width=280)
         diff_caption = gr.Markdown(elem_id="compare-diff-caption")
         diff_plot = live_plot("compare-diff")
+        # Inside the tab: a component between two tabs would split the page's tab bar in two.
+        keys, width = gr.State(None), gr.Number(None, visible=False)
     return CompareTab(
         tab, text_a, text_b, run_btn, kind, layer, head, translations, notices, plot_a, plot_b,
-        diff_caption, diff_plot, gr.State(None), gr.Number(None, visible=False),
+        diff_caption, diff_plot, keys, width,
     )  # fmt: skip
 
 
