@@ -5,6 +5,7 @@ internals (and the model, for W_O and layer 1's terms) in, Markdown and go.Figur
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,15 @@ from training.head_stats import STATS
 from training.kinds import KINDS
 
 from .content_position import TERMS, first_layer_terms
-from .figures import escape
-from .head_figures import head_grid_figure, scores_figure, strips_figure, terms_figure, values_figure
+from .head_figures import (
+    head_grid_figure,
+    keys_values_figure,
+    label_step,
+    scores_figure,
+    strips_figure,
+    terms_figure,
+    values_figure,
+)
 from .head_view import (
     STAT_LABELS,
     QuerySteps,
@@ -34,15 +42,15 @@ from .inference import Trace
 
 SENTENCE, CORPUS = "this sentence", "corpus"
 STEP_CAPTIONS = {
-    "q": "**① The query.** h = the sublayer's input at this position, normalized (LN(x) in a pre-norm layer); "
+    "q": "### ① The query\nh = the sublayer's input at this position, normalized (LN(x) in a pre-norm layer); "
     "q = W_q·h + b_q, split into heads: this head's d_head values.",
-    "scores": "**② Scores → weights.** Each key k_j = W_k·h_j + b_k (for cross-attention h_j is the encoder's "
-    'output); score_j = q·k_j, scaled by 1/√d_head; keys the query may not see get −∞ ("masked"); '
-    "softmax turns the scores into weights that sum to 1.",
-    "values": "**③ Values.** v_j = W_v·h_j + b_v; each is scaled by its weight and the results are summed: "
-    "this head's output for the query.",
-    "out": "**④ Heads → W_O → residual.** The heads' outputs are concatenated (this head's slice outlined), "
-    "multiplied by W_O (plus b_O) and added to the residual stream.",
+    "scores": "### ② Scores → softmax → weights\nscore_j = q·k_j for each key k_j = W_k·h_j + b_k (in "
+    "cross-attention h_j is the encoder's output), divided by √d_head; keys the query may not see get −∞ "
+    '("masked"); softmax turns the scores into weights that sum to 1.',
+    "values": "### ③ The weighted sum of values\nEach key's value v_j = W_v·h_j + b_v is scaled by its weight; "
+    "their sum is this head's output for the query.",
+    "out": "The heads' outputs are concatenated (this head's slice outlined), multiplied by W_O (plus b_O) and "
+    "added to the residual stream.",
 }
 TERMS_INTRO = (
     "### Content versus position (layer 1)\nLayer 1 reads token embedding·√d + positional encoding. "
@@ -53,8 +61,14 @@ TERMS_INTRO = (
 STATS_INTRO = (
     "### What each head does\nPer head, a mean over its rows: "
     + "; ".join(f"**{html.escape(STAT_LABELS[s])}**: {html.escape(d)}" for s, d in STATS.items())
-    + ". Click a cell or a table row to select that head; click a column header to sort."
+    + ". Click a cell or a table row to select that head."
 )
+POSITIONAL = (
+    "distance",
+    "same",
+    "previous",
+)  # not defined for cross-attention: its keys are another sentence
+NOT_DEFINED = "not defined for cross-attention: its keys are the other sentence's positions"
 
 
 def checks_markdown(tr: Trace) -> str:
@@ -93,46 +107,52 @@ def attention_module(model, sel: Head):
     return layer.self_attn if sel.kind == "decoder" else layer.cross_attn
 
 
-def step_figures(steps: QuerySteps, model) -> dict[str, Any]:
-    """The four steps of one query of one head: a figure and a caption each."""
+def step_figures(steps: QuerySteps, model, width: int | None = None) -> dict[str, Any]:
+    """The steps of one query of one head: a figure each, the captions that carry measured numbers, and
+    a one-line summary of every check (the folded sections hold the detail)."""
+    width = int(width) if isinstance(width, (int, float)) and 200 <= width <= 10000 else None
     attn = attention_module(model, steps.sel)
     w_o, b_o = (p.detach().double().cpu().numpy() for p in (attn.out_proj.weight, attn.out_proj.bias))
-    s = steps.sel
-    where = f"{KINDS[s.kind].label} · layer {s.layer + 1} · head {s.head + 1}<br>query “{escape(steps.query_label)}”"
-    n_open = int((~steps.masked).sum())
+    n_open, n_shut = int((~steps.masked).sum()), int(steps.masked.sum())
+    step = label_step(steps.keys, width)
+    thinned = (
+        f" {len(steps.keys)} keys: every {ordinal(step)} is labelled (hover a bar for its key)."
+        if step > 1
+        else ""
+    )
+    pieces = (
+        " ␣ marks a piece that starts a word (SentencePiece's ▁)."
+        if any(str(k).startswith("▁") for k in steps.keys)
+        else ""
+    )
     scores_note = (
-        f"{STEP_CAPTIONS['scores']}\n\nThese weights, recomputed from the captured q and k, differ from the "
-        f"attention map's row by at most **{steps.row_diff:.1e}**. "
-        + (
-            f"{int(steps.masked.sum())} keys are masked (the future): −∞, weight exactly 0. "
-            if steps.masked.any()
-            else ""
-        )
-        + f"{n_open} keys are visible."
-    )
-    values_note = (
-        f"{STEP_CAPTIONS['values']}\n\nΣ weight·v recomputed vs the model's head output: max |diff| = "
-        f"**{steps.output_diff:.1e}**."
-    )
-    residual = steps.residual_diff
+        f"{n_shut} keys are masked (the future): −∞, weight exactly 0. " if n_shut else ""
+    ) + f"{n_open} keys are visible.{thinned}{pieces}"
+    wo_diff, residual = steps.wo_diff(w_o, b_o), steps.residual_diff
     out_note = (
-        f"{STEP_CAPTIONS['out']}\n\nConcat·W_Oᵀ + b_O vs the captured output: max |diff| = **{steps.wo_diff(w_o, b_o):.1e}**. "
+        f"{STEP_CAPTIONS['out']} Concat·W_Oᵀ + b_O vs the captured output: max |diff| = **{wo_diff:.1e}**. "
         + (
             f"stream_in + attn_out vs the stream after the sublayer: max |diff| = **{residual:.1e}**."
             if residual is not None
             else "This post-norm layer normalizes stream_in + attn_out: LN(stream_in + attn_out) is the stream after it."
         )
     )
+    worst_out = max(wo_diff, residual or 0.0)
+    summary = (
+        "✓ Every number in ①–③ comes from the model's own q, k and v: these weights, recomputed from q and k, "
+        f"match the attention map's row to **{steps.row_diff:.1e}**, and Σ weight·v matches the head's output "
+        f"to **{steps.output_diff:.1e}**; W_O and the residual add match the captured stream to **{worst_out:.1e}**."
+    )
     return {
         "q": strips_figure(
-            [("h = normalized input", steps.h), ("q = W_q·h + b_q (this head)", steps.q)], f"① {where}"
+            [("h = normalized input", steps.h), ("q = W_q·h + b_q (this head)", steps.q)], width=width
         ),
         "scores": scores_figure(
-            steps.keys, steps.k, steps.raw, steps.scaled, steps.weights, steps.masked, f"② {where}"
+            steps.keys, steps.raw, steps.scaled, steps.weights, steps.masked, len(steps.q), width
         ),
         "scores_note": scores_note,
-        "values": values_figure(steps.keys, steps.v, steps.weights, steps.output, steps.masked, f"③ {where}"),
-        "values_note": values_note,
+        "kv": keys_values_figure(steps.keys, steps.k, steps.v, width),
+        "values": values_figure(steps.keys, steps.v, steps.weights, steps.output, steps.masked, width),
         "out": strips_figure(
             [
                 ("Concat(head outputs)", steps.concat),
@@ -140,11 +160,33 @@ def step_figures(steps: QuerySteps, model) -> dict[str, Any]:
                 ("stream_in (residual stream before)", steps.stream_in),
                 ("stream_out (after the add)", steps.stream_out),
             ],
-            f"④ {where}",
             highlight={"Concat(head outputs)": steps.head_slice},
+            width=width,
         ),
         "out_note": out_note,
+        "summary": summary,
     }
+
+
+def ordinal(n: int) -> str:
+    return {1: "", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def selection_text(tr: Trace, sel: Head, escape=str) -> str:
+    """What the steps show, in one line: "cross-attention · layer 3 · head 2 · query 1: “<s> → 她”"."""
+    query = query_labels(tr, sel.kind)[sel.query]
+    where = f"{KINDS[sel.kind].label} · layer {sel.layer + 1} · head {sel.head + 1} · query {sel.query + 1}"
+    return f"{where}: “{escape(query)}”"
+
+
+def selection_title(tr: Trace, sel: Head) -> str:
+    """The one line, at the top of the steps, that names what they show (Markdown)."""
+    return "#### " + selection_text(tr, sel, md_text)
+
+
+def md_text(text: str) -> str:
+    """User text inside Markdown, shown literally."""
+    return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", html.escape(str(text), quote=False))
 
 
 def terms_panel(translator, tr: Trace, sel: Head, cache: dict[str, dict]) -> tuple[str, go.Figure | None]:
@@ -153,8 +195,9 @@ def terms_panel(translator, tr: Trace, sel: Head, cache: dict[str, dict]) -> tup
     `cache` keeps each side's terms (kind → first_layer_terms), which depend on the trace only."""
     if sel.kind == "cross":
         return (
-            "Cross-attention's keys are the encoder's output, not embeddings: the split applies to the encoder's "
-            "and the decoder's self-attention. Choose one of those above.",
+            "Cross-attention's keys are the encoder's output, not embeddings, so its scores do not split this "
+            "way. **To see the split, pick *encoder self-attention* or *decoder self-attention* under "
+            "Attention at the top of this tab** (it is shown for layer 1's heads, whichever layer is picked).",
             None,
         )
     if sel.kind not in cache:
@@ -176,8 +219,7 @@ def terms_panel(translator, tr: Trace, sel: Head, cache: dict[str, dict]) -> tup
         f"scores q·k/√d to within **{float(diff.max()):.1e}**."
         + (" Grey: the masked future." if masked is not None else "")
     )
-    title = f"{label}<br>layer 1 · head {sel.head + 1}: five terms and their sum"
-    fig = terms_figure(terms, scores, key_labels(tr, sel.kind), query_labels(tr, sel.kind), masked, title)
+    fig = terms_figure(terms, scores, key_labels(tr, sel.kind), query_labels(tr, sel.kind), masked)
     return caption, fig
 
 
@@ -191,25 +233,35 @@ def corpus_note(corpus: dict | None) -> str:
 
 
 def stats_view(tr: Trace | None, corpus: dict | None, source: str, stat: str) -> tuple[Any, go.Figure, str]:
-    """(table rows as a DataFrame, the layers × heads maps of `stat`, a caption) for one source."""
+    """(table rows as a DataFrame, sorted by `stat`, largest first; the layers × heads maps of `stat`; a
+    caption saying what they are averaged over) for one source."""
     import pandas as pd
 
     if stat not in STATS:
         stat = "entropy_bits"
     if source == CORPUS and corpus is not None:
-        stats, where = corpus_arrays(corpus), f"averaged over {corpus.get('sentences', '?'):,} sentences"
+        stats, where = corpus_arrays(corpus), corpus_note(corpus)
     elif tr is not None:
-        stats, where = sentence_head_stats(tr), "this sentence"
+        rows = len(tr.source_tokens) + len(tr.target_tokens)
+        where = (
+            f"This sentence: “{md_text(tr.text)}”, a mean over its query rows ({len(tr.source_tokens)} in the "
+            f"encoder, {len(tr.target_tokens)} in the decoder; {rows} in all)."
+            + ("" if corpus is not None else " " + corpus_note(None))
+        )
+        stats = sentence_head_stats(tr)
     else:
         return None, go.Figure(), corpus_note(corpus)
     headers, rows = stats_table(stats)
+    column = headers.index(STAT_LABELS[stat])
+    rows.sort(key=lambda r: (r[column] is None, -(r[column] or 0.0)))
     fig = head_grid_figure(
         {k: v[stat] for k, v in stats.items()},
-        f"{escape(STAT_LABELS[stat])} per head<br>{where}",
         STAT_LABELS[stat],
+        not_defined=NOT_DEFINED,
     )
-    caption = corpus_note(corpus) + (
-        "" if stat not in ("distance", "same", "previous") else " Grey: not defined for cross-attention."
+    caption = (
+        f"**{html.escape(STAT_LABELS[stat])} per head**, the table sorted by it (largest first; choose another "
+        f"under *Map*). {where}"
     )
     return pd.DataFrame(rows, columns=headers), fig, caption
 
@@ -229,8 +281,7 @@ def importance_caption(drops: dict[str, np.ndarray], translation_md: str) -> str
 def importance_figure(drops: dict[str, np.ndarray], selected: Head) -> go.Figure:
     return head_grid_figure(
         drops,
-        "Head importance for this sentence<br>drop in log p when it alone is off",
-        "drop in log p",
+        "drop in log p (red: the head helps)",
         diverging=True,
         selected=(selected.kind, selected.layer, selected.head),
     )

@@ -241,13 +241,73 @@ def click_selection(
     layer = int(layer_m.group(1)) - 1 if layer_m else attention_layer
     if layer is None:
         layer = current.layer if kind == current.kind else 0
-    head = int(head_m.group(1)) - 1 if head_m else current.head  # an averaged panel names no one head
     query = _row_from_label(trace, kind, str(data.get("y", "")))
     if query is None:
         row = data.get("row")
         query = row if isinstance(row, int) and 0 <= row < maps.shape[2] else current.query
     query = min(query, maps.shape[2] - 1)
-    return checked(trace, Head(kind, min(layer, maps.shape[0] - 1), min(head, maps.shape[1] - 1), query))
+    layer = min(layer, maps.shape[0] - 1)
+    if head_m:
+        head = int(head_m.group(1)) - 1
+    else:  # an averaged panel: the averaged head with the largest weight on the clicked cell
+        head = strongest_head(trace, kind, layer, averaged_heads(panel, maps.shape[1]), query, data)[0]
+        head = current.head if head is None else head
+    return checked(trace, Head(kind, layer, min(head, maps.shape[1] - 1), query))
+
+
+def averaged_heads(panel: str, n_heads: int) -> list[int]:
+    """The heads an averaged panel ("mean of heads 1, 2, 4") stands for, 0-based; all when it names none."""
+    m = re.search(r"mean of heads ([\d, ]+)", panel)
+    heads = [int(x) - 1 for x in re.findall(r"\d+", m.group(1))] if m else []
+    return [h for h in heads if 0 <= h < n_heads] or list(range(n_heads))
+
+
+def strongest_head(
+    trace: Trace, kind: str, layer: int, heads: list[int], query: int, data: dict
+) -> tuple[int | None, float, str]:
+    """(head, its weight, the key's label) of the head among `heads` with the largest weight on the
+    clicked cell (its key read from the click's "x" label); (None, nan, "") if the key is unknown."""
+    key = _key_from_label(trace, kind, str(data.get("x", "")))
+    if key is None:
+        return None, float("nan"), ""
+    weights = maps_of(trace, kind)[layer, heads, query][:, key].sum(axis=-1)  # a pooled word: its pieces
+    best = int(np.argmax(weights))
+    return heads[best], float(weights[best]), str(data.get("x", "")).replace("\u200b", "")
+
+
+def click_note(trace: Trace, payload: str, sel: Head) -> str:
+    """What a click on an averaged map chose, in words ("" for any other click)."""
+    try:
+        data = json.loads(payload)
+        panel = str(data.get("panel", ""))
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    if data.get("plot") != "attention-plot" or re.search(r"\bhead \d+", panel):
+        return ""
+    heads = averaged_heads(panel, maps_of(trace, sel.kind).shape[1])
+    head, weight, key = strongest_head(trace, sel.kind, sel.layer, heads, sel.query, data)
+    names = ", ".join(str(h + 1) for h in heads)
+    if head is None:
+        return f"The clicked map averages heads {names}: showing head {sel.head + 1} (pick another above)."
+    return (
+        f"The clicked map averages heads {names}: showing head {head + 1}, the one with the largest weight "
+        f"({weight:.2f}) on the clicked cell (key “{key}”)."
+    )
+
+
+def _key_from_label(trace: Trace, kind: str, label: str) -> list[int] | None:
+    """The key positions a heatmap column label names: one, or a pooled word's pieces."""
+    if not label:
+        return None
+    labels = unique_labels(key_labels(trace, kind))
+    if label in labels:
+        return [labels.index(label)]
+    if kind != "decoder" and trace.source_word_index:
+        words = unique_labels(word_labels(trace))
+        if label in words:
+            w = words.index(label)
+            return [i for i, x in enumerate(trace.source_word_index) if x == w]
+    return None
 
 
 def _row_from_label(trace: Trace, kind: str, label: str) -> int | None:

@@ -63,8 +63,12 @@ def training_curves_figure(history: Sequence[dict[str, Any]], shipped_epoch: int
             yref="paper",
             text=f"shipped: epoch {shipped_epoch}",
             showarrow=False,
-            xanchor="left",
-            yanchor="bottom",
+            # Inside the loss plot, left of the line, under its title: a phone's title runs across the
+            # whole width, and the loss at the last epochs is low, so the top right is free.
+            xanchor="right",
+            yanchor="top",
+            xshift=-3,
+            bgcolor="rgba(255,255,255,0.8)",
             font=dict(color="#e4572e", size=11),
         )
     fig.update_xaxes(title_text="epoch", row=3, col=1)

@@ -5,6 +5,8 @@ head off and sees the re-translation. Needs Debian's chromium, fonts-noto-cjk an
 (.ci/run installs them). Screenshots go to $E2E_SCREENSHOTS (default: the test's tmp dir).
 """
 
+import re
+
 import pytest
 from app_process import E2E_WAIT_MS as WAIT_MS
 from app_process import require_browser
@@ -30,8 +32,8 @@ CELL_XY = """([panel, row, col]) => {
 
 PLOT = """sel => {
   const gd = document.querySelector(sel + ' .js-plotly-plot');
-  if (!gd || !gd.data || !gd.layout.title) return null;
-  return {title: gd.layout.title.text,
+  if (!gd || !gd.data || !gd.layout.meta) return null;
+  return {title: gd.layout.meta,
           bars: gd.data.filter(t => t.type === 'bar').map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)})),
           masked: gd.data.filter(t => t.type === 'scatter').map(t => Array.from(t.x))};
 }"""
@@ -44,7 +46,7 @@ def plot(page, sel):
 def wait_plot(page, sel, contains, timeout=WAIT_MS):
     page.wait_for_function(
         "([sel, s]) => { const gd = document.querySelector(sel + ' .js-plotly-plot');"
-        " return !!(gd && gd.layout && gd.layout.title && String(gd.layout.title.text).includes(s)); }",
+        " return !!(gd && gd._fullLayout && gd.layout.meta && String(gd.layout.meta).includes(s)); }",
         arg=[sel, contains],
         timeout=timeout,
     )
@@ -80,11 +82,15 @@ def test_click_a_row_read_its_steps_and_switch_a_head_off(page, shots):
 
     # The click opens the tab on that query, layer and head.
     page.wait_for_selector("button[role=tab][aria-selected=true]:has-text('Inside a head')", timeout=WAIT_MS)
-    scores = wait_plot(page, "#head-scores-plot", "query “是 → 我”")
+    scores = wait_plot(page, "#head-scores-plot", "“是 → 我”")
     assert "cross-attention · layer 2 · head 3" in scores["title"]
     weights = next(b for b in scores["bars"] if b["name"] == "weight")
     assert sum(weights["y"]) == pytest.approx(1.0, abs=1e-6) and scores["masked"] == []
-    page.wait_for_selector("#head-scores-caption :text('differ from the attention map')", timeout=WAIT_MS)
+    page.wait_for_selector("#head-summary :text('match the attention map')", timeout=WAIT_MS)
+    # The title names the selection once; the trust checks fold out, closed until opened.
+    assert "cross-attention · layer 2 · head 3" in page.inner_text("#head-title")
+    assert not page.is_visible("#head-checks")  # folded: Gradio mounts it when it is opened
+    page.click("#head-checks-fold button.label-wrap")
     page.wait_for_selector("#head-checks :text('Trust checks')", timeout=WAIT_MS)
     assert "是 → 我" in page.locator("#head-query input").input_value()
     page.screenshot(path=str(shots / "head-steps.png"), full_page=True)
@@ -151,9 +157,23 @@ def test_importance_map_and_stats_table_select_a_head(page):
     page.wait_for_selector("#importance-caption :text('Largest:')", timeout=WAIT_MS)
 
     # A row of the statistics table (this sentence's: the test model ships no corpus file).
+    # The outline on the importance map moved with the click, and the click's place says what it chose.
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#head-importance-plot .js-plotly-plot');"
+        " const r = gd && (gd.layout.shapes || [])[0]; return !!(r && r.xref === 'x3' && r.x0 === 2.5 && r.y0 === 1.5); }",
+        timeout=WAIT_MS,
+    )
+    assert "cross:2:3" in page.inner_text("#importance-now")
     page.wait_for_selector("#stats-caption :text('no head_stats.json')", timeout=WAIT_MS)
-    page.locator("#head-stats-table [role=gridcell]").filter(has_text="decoder").first.click()
-    wait_plot(page, "#head-scores-plot", "decoder self-attention · layer 1 · head 1")
+    row = page.locator("#head-stats-table [role=gridcell]").filter(has_text="decoder").first
+    row.click()
+    page.wait_for_function(
+        "() => document.querySelector('#head-title').innerText.includes('decoder self-attention')",
+        timeout=WAIT_MS,
+    )
+    layer, head = re.search(r"layer (\d+) · head (\d+)", page.inner_text("#head-title")).groups()
+    wait_plot(page, "#head-scores-plot", f"decoder self-attention · layer {layer} · head {head}")
+    assert f"decoder:{layer}:{head}" in page.inner_text("#stats-now")
 
 
 def test_phone_width_has_no_sideways_scroll(page, shots):

@@ -8,12 +8,19 @@ import plotly.io as pio
 import pytest
 
 from explorer.head_figures import (
+    BLUE,
     MASKED_TEXT,
+    RED,
+    colour_key,
     delta_figure,
     head_grid_figure,
+    heading,
+    key_axis,
+    keys_values_figure,
     scores_figure,
     strips_figure,
     terms_figure,
+    tick_label,
     values_figure,
 )
 from explorer.head_view import softmax_unmasked
@@ -47,7 +54,7 @@ def causal_row():
 def test_weight_bars_are_the_softmax_of_the_shown_scaled_scores(causal_row):
     k, raw, scaled, masked = causal_row
     weights = softmax_unmasked(scaled, masked)
-    fig = scores_figure(KEYS, k, raw, scaled, weights, masked, "t")
+    fig = scores_figure(KEYS, raw, scaled, weights, masked, 8)
     (raw_bar,), (scaled_bar,), (weight_bar,) = bars(fig, "q·k"), bars(fig, "q·k/√d"), bars(fig, "weight")
     shown = dict(zip(scaled_bar.x, scaled_bar.y))
     expected = reference_softmax([shown.get(j, 0.0) for j in range(5)], masked)
@@ -59,7 +66,7 @@ def test_weight_bars_are_the_softmax_of_the_shown_scaled_scores(causal_row):
 
 def test_masked_keys_have_no_bar_and_no_number_only_the_word_masked(causal_row):
     k, raw, scaled, masked = causal_row
-    fig = scores_figure(KEYS, k, raw, scaled, softmax_unmasked(scaled, masked), masked)
+    fig = scores_figure(KEYS, raw, scaled, softmax_unmasked(scaled, masked), masked, 8)
     for trace in fig.data:
         if trace.type == "bar":
             assert not set(trace.x) & {3, 4}
@@ -69,24 +76,41 @@ def test_masked_keys_have_no_bar_and_no_number_only_the_word_masked(causal_row):
         assert list(t.x) == [3, 4] and set(t.text) == {"masked"} and MASKED_TEXT in t.hovertemplate
         assert "%{y" not in t.hovertemplate  # the hover names no value for a masked key
     # Both "我" keep their own column.
-    assert list(fig.layout.xaxis4.ticktext) == ["&lt;s&gt;", "我", "爱", "我", "。"]
+    assert list(fig.layout.xaxis3.ticktext) == ["&lt;s&gt;", "我", "爱", "我", "。"]
 
 
-def test_key_strip_is_the_captured_k_one_column_per_key(causal_row):
-    k, raw, scaled, masked = causal_row
-    fig = scores_figure(KEYS, k, raw, scaled, softmax_unmasked(scaled, masked), masked)
-    heat = fig.data[0]
-    assert np.array_equal(np.array(heat.z), k.T)
+def test_key_and_value_strips_are_the_captured_k_and_v_one_column_per_key(causal_row):
+    k = causal_row[0]
+    v = RNG.normal(size=k.shape)
+    fig = keys_values_figure(KEYS, k, v)
+    assert np.array_equal(np.array(fig.data[0].z), k.T) and np.array_equal(np.array(fig.data[1].z), v.T)
+    for t, m in zip(fig.data, (k, v)):  # white = 0, and the heading's key names the range
+        assert t.zmin == -t.zmax == -np.abs(m).max()
+    headings = [a.text for a in fig.layout.annotations]
+    assert all(f"+{np.abs(m).max():.3g}" in h for h, m in zip(headings, (k, v)))
+
+
+def test_word_start_pieces_are_shown_with_a_visible_space_and_crowded_keys_are_thinned():
+    keys = ["▁she", "▁is", "▁.", "</s>"]
+    assert [tick_label(t) for t in keys] == ["␣she", "␣is", "␣.", "&lt;/s&gt;"]
+    assert key_axis(keys, 1400) == (1, 0)  # four keys fit upright
+    many = [f"▁w{i}" for i in range(28)]
+    step, angle = key_axis(many, 390)
+    assert step > 1 and angle == -90
+    fig = scores_figure(many, *np.ones((3, 28)), np.zeros(28, bool), 8, width=390)
+    assert list(fig.layout.xaxis3.tickvals) == list(range(0, 28, step))
 
 
 def test_strips_show_the_vectors_exactly_and_outline_a_slice():
     q, h = RNG.normal(size=16), RNG.normal(size=64)
-    fig = strips_figure([("h", h), ("q", q)], "x", highlight={"h": (16, 32)})
+    fig = strips_figure([("h", h), ("q", q)], highlight={"h": (16, 32)})
     assert np.array_equal(np.array(fig.data[0].z)[0], h) and np.array_equal(np.array(fig.data[1].z)[0], q)
     (rect,) = fig.layout.shapes
     assert (rect.x0, rect.x1, rect.xref) == (15.5, 31.5, "x")
     for t in fig.data:  # white = 0: the colour range is symmetric
         assert t.zmin == -t.zmax
+    assert f"+{np.abs(h).max():.3g}" in fig.layout.annotations[0].text  # every strip carries its key
+    assert not fig.layout.title.text  # the tab's headings say the step: nothing under Plotly's toolbar
 
 
 def test_values_figure_sums_weighted_values_and_greys_masked_keys(causal_row):
@@ -95,10 +119,10 @@ def test_values_figure_sums_weighted_values_and_greys_masked_keys(causal_row):
     w = softmax_unmasked(scaled, masked)
     out = w @ v
     fig = values_figure(KEYS, v, w, out, masked)
-    weighted = np.array(fig.data[1].z, dtype=float).T  # (keys, dims)
+    weighted = np.array(fig.data[0].z, dtype=float).T  # (keys, dims)
     assert np.allclose(weighted[:3], w[:3, None] * v[:3])
     assert np.isnan(weighted[3:]).all()  # masked: no computed zero shown
-    assert np.allclose(np.nansum(weighted, axis=0), np.array(fig.data[2].z)[0])
+    assert np.allclose(np.nansum(weighted, axis=0), np.array(fig.data[1].z)[0])
 
 
 def test_terms_panels_add_up_to_the_total_panel():
@@ -113,19 +137,35 @@ def test_terms_panels_add_up_to_the_total_panel():
     assert len({(t.zmin, t.zmax) for t in fig.data}) == 1  # one colour range: sizes compare
 
 
-def test_head_grid_cells_carry_their_head_names_and_nan_stays_empty():
+def test_head_grid_cells_carry_their_head_names_and_a_kind_without_the_statistic_says_so():
     values = {"encoder": np.arange(8.0).reshape(2, 4), "cross": np.full((2, 4), np.nan)}
-    fig = head_grid_figure(values, "t", "bits", selected=("encoder", 1, 2))
-    enc, cross = fig.data
+    fig = head_grid_figure(values, "bits", selected=("encoder", 1, 2), not_defined="not defined here")
+    (enc,) = fig.data  # no empty grey map for cross-attention: words instead
     assert enc.customdata[1][2] == "encoder:2:3" and enc.z[1][2] == 6.0
-    assert np.isnan(np.array(cross.z, dtype=float)).all()
+    assert enc.showscale and enc.colorbar.x == 0.5  # the scale is on a map that has values, centred
+    assert "not defined here" in [a.text for a in fig.layout.annotations]
+    last = {"decoder": np.full((2, 4), np.nan), "cross": np.arange(8.0).reshape(2, 4)}
+    assert head_grid_figure(last, "bits").data[0].showscale  # also when the first kind has none
     (rect,) = fig.layout.shapes
     assert (rect.x0, rect.y0) == (2.5, 1.5)  # head 3, layer 2 (axes count from 1)
     json.loads(pio.to_json(fig))  # NaN serializes (as null)
 
 
 def test_delta_bars_sign_and_values():
-    fig = delta_figure(["我", "爱", "</s>"], [-1.5, 0.0, 0.25], "t")
+    fig = delta_figure(["我", "爱", "</s>"], [-1.5, 0.0, 0.25])
     (bar,) = fig.data
     assert list(bar.y) == [-1.5, 0.0, 0.25] and bar.marker.color[0] != bar.marker.color[2]
+    assert bar.marker.color[2] == RED and bar.marker.color[0] == BLUE  # red positive, as every map here
     assert list(fig.layout.xaxis.ticktext)[-1] == "&lt;/s&gt;"
+
+
+def test_headings_wrap_by_character_width_and_keep_their_colour_key():
+    key = colour_key(np.array([-2.0, 1.0]))
+    assert "<br>" not in heading("q = W_q·h + b_q", key, 1400)  # fits: one line
+    phone = heading("weight_j · v_j (one column per key)", key, 340)
+    assert phone.split("<br>")[-1] == key.strip()  # the key on its own line, whole
+    chinese = heading("这是一个很长的中文标题" * 4, width=340)  # no spaces: broken between characters
+    assert (
+        all(len(line) <= 25 for line in chinese.split("<br>"))
+        and chinese.replace("<br>", "") == "这是一个很长的中文标题" * 4
+    )

@@ -3,6 +3,7 @@ handlers called as Gradio calls them, and its API endpoints through gradio_clien
 
 import json
 import math
+import re
 
 import gradio as gr
 import numpy as np
@@ -12,7 +13,14 @@ from gradio_client import Client
 
 from explorer.figures import unique_labels
 from explorer.head_panels import CORPUS, SENTENCE, stats_view
-from explorer.head_view import click_selection, query_labels, query_steps, sentence_head_stats, stats_table
+from explorer.head_view import (
+    click_note,
+    click_selection,
+    query_labels,
+    query_steps,
+    sentence_head_stats,
+    stats_table,
+)
 from explorer.heads import Head, parse_head_names
 from explorer.inference import InputError
 from explorer.page import run
@@ -54,6 +62,16 @@ def picked(shared, key, kind, layer, head_, query, more: dict | None = None) -> 
         h.query: query,
         **(more or {}),
     }
+
+
+def array(value) -> np.ndarray:
+    """A figure JSON's array: a list, or Plotly's typed array ({"dtype", "bdata" in base64, "shape"})."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return a.reshape([int(n) for n in str(value.get("shape", len(a))).split(",")])
+    return np.array(value, dtype=float)
 
 
 def call(shared, handler, values):
@@ -200,7 +218,9 @@ def test_every_model_event_of_the_tab_is_private_and_in_the_model_group(demo):
         fn(demo, "on_stats").concurrency_id == "views" and fn(demo, "on_new_stats").concurrency_id == "views"
     )
     public = {f.api_name: f.concurrency_id for f in demo.fns.values() if f.api_visibility == "public"}
-    assert public == dict.fromkeys(["translate", "trace", "internals", "ablate", "head_stats"], "model")
+    # every endpoint runs in the model group (others may add endpoints: this tab's are these)
+    assert set(public) >= {"translate", "trace", "internals", "ablate", "head_stats"}
+    assert set(public.values()) == {"model"}
 
 
 def test_opening_the_tab_draws_the_steps_and_the_trust_checks(shared, key):
@@ -209,17 +229,31 @@ def test_opening_the_tab_draws_the_steps_and_the_trust_checks(shared, key):
     v = by_id(out)
     assert "row_sum_error" not in v["head-checks"] and "max |row sum − 1|" in v["head-checks"]
     assert v["head-query"]["value"] == 2 and v["head-layer"]["value"] == "2"
-    scores = v["head-scores-plot"]
-    (weight_bar,) = [t for t in scores.data if t.type == "bar" and t.name == "weight"]
-    (scaled_bar,) = [t for t in scores.data if t.type == "bar" and t.name == "q·k/√d"]
-    assert list(weight_bar.x) == [0, 1, 2]  # decoder row 3 sees keys 0..2; 3.. are masked
-    e = np.exp(np.array(scaled_bar.y) - max(scaled_bar.y))
-    assert np.allclose(weight_bar.y, e / e.sum(), atol=1e-12)
-    assert "differ from the attention map's row by at most" in v["head-scores-caption"]
+    assert "decoder self-attention · layer 2 · head 3 · query 3" in v["head-title"]  # named once, at the top
+    scores = json.loads(v["head-scores-plot"])  # what the page's Plotly.react gets
+    (weight_bar,) = [t for t in scores["data"] if t["type"] == "bar" and t["name"] == "weight"]
+    (scaled_bar,) = [t for t in scores["data"] if t["type"] == "bar" and t["name"] == "q·k/√d"]
+    assert list(weight_bar["x"]) == [0, 1, 2]  # decoder row 3 sees keys 0..2; 3.. are masked
+    e = np.exp(np.array(scaled_bar["y"]) - max(scaled_bar["y"]))
+    assert np.allclose(weight_bar["y"], e / e.sum(), atol=1e-6)  # the JSON keeps 7 decimals
+    # The one-line summary above the folds carries the measured differences, and they are small.
+    diffs = [float(x) for x in re.findall(r"\*\*([0-9.e+-]+)\*\*", v["head-summary"])]
+    assert "match the attention map's row to" in v["head-summary"] and len(diffs) == 3
+    assert max(diffs) <= 1e-5
     assert v["head-terms-plot"]["visible"] is True and "to within" in v["head-terms-caption"]
     # Already drawn for this trace: opening the tab again only marks it open.
-    again = call(shared, head_tab.on_open, picked(shared, key, "decoder", "2", "3", 2, {h.shown: key}))
+    shown = {"key": key, "kind": "decoder", "layer": 1, "head": 2}
+    again = call(shared, head_tab.on_open, picked(shared, key, "decoder", "2", "3", 2, {h.shown: shown}))
     assert list(by_id(again)) == []
+
+
+def test_a_query_change_sends_only_what_changed(shared, key):
+    h = shared.tabs["head"]
+    shown = {"key": key, "kind": "decoder", "layer": 1, "head": 2}
+    v = by_id(call(shared, head_tab.on_pick, picked(shared, key, "decoder", "2", "3", 1, {h.shown: shown})))
+    assert v["head-query"] == 1 and v["head-layer"] == "2"  # values only: the menus keep their choices
+    assert "head-terms-plot" not in v and "head-checks" not in v  # layer 1's terms of this head: unchanged
+    assert "head-q-plot" in v and "head-values-plot" in v
 
 
 def test_picking_cross_attention_hides_the_content_position_split(shared, key):
@@ -271,8 +305,8 @@ def test_switching_heads_off_shows_both_translations_and_per_token_deltas(shared
     v = by_id(call(shared, head_tab.on_ablate, {shared.trace_state: key, heads: chosen}))
     assert v["ablate-original"] == "她是我的姐姐。"
     assert v["ablate-translation"] and "Switched off: cross:1:1" in v["ablate-note"]
-    (bar,) = v["ablate-delta-plot"].data
-    assert len(bar.y) == len("她是我的姐姐。") + 1  # every output token, </s> included
+    (bar,) = json.loads(v["ablate-delta-plot"])["data"]
+    assert len(bar["y"]) == len("她是我的姐姐。") + 1  # every output token, </s> included
     with pytest.raises(Exception, match="Pick at least one head"):
         call(shared, head_tab.on_ablate, {shared.trace_state: key, heads: []})
 
@@ -280,17 +314,24 @@ def test_switching_heads_off_shows_both_translations_and_per_token_deltas(shared
 def test_importance_reports_progress_and_marks_the_largest_drop(shared, key):
     seen = []
     values = picked(shared, key, "cross", "1", "1", 0)
-    v = by_id(
-        head_tab.on_importance(shared, shared.tabs["head"], values, lambda f, desc=None: seen.append(f))
-    )
+    out = head_tab.on_importance(shared, shared.tabs["head"], values, lambda f, desc=None: seen.append(f))
+    v = by_id(out)
     assert seen[0] == 0.0 and seen[-1] == 1.0
-    fig = v["head-importance-plot"]
-    z = {t.customdata[0][0].split(":")[0]: np.array(t.z, dtype=float) for t in fig.data}
+    fig = json.loads(v["head-importance-plot"])
+    z = {t["customdata"][0][0].split(":")[0]: array(t["z"]) for t in fig["data"]}
     kind, layer, head = max(
         ((k, *np.unravel_index(np.argmax(a), a.shape)) for k, a in z.items()),
         key=lambda t: z[t[0]][t[1], t[2]],
     )
     assert f"**{kind}:{layer + 1}:{head + 1}**" in v["importance-caption"]
+    # Choosing another head moves the map's outline to it, and says so where the click was.
+    h = shared.tabs["head"]
+    moved = by_id(
+        call(shared, head_tab.on_pick, picked(shared, key, "decoder", "2", "3", 0, {h.drops: out[h.drops]}))
+    )
+    (rect,) = json.loads(moved["head-importance-plot"])["layout"]["shapes"]
+    assert (rect["xref"], rect["x0"], rect["y0"]) == ("x2", 2.5, 1.5)  # decoder: panel 2; head 3, layer 2
+    assert "Now showing **decoder:2:3**" in moved["importance-now"]
 
 
 def test_stats_for_the_sentence_without_a_corpus_file(shared, key):
@@ -375,3 +416,84 @@ def test_internals_response_stays_small_at_the_caps(demo):
     internals_api = fn(demo, "internals_api").fn
     data = internals_api(" ".join(["I drink tea every day ."] * 8), 1, "cross", 1, 1, 1)
     assert len(json.dumps(data)) < 2 * 2**20
+
+
+# ---- issue 26: what the tab says is true ------------------------------------------------------------
+
+
+def test_a_click_on_an_averaged_map_opens_the_head_with_the_largest_weight_and_says_so(traced):
+    labels = unique_labels(query_labels(traced, "cross"))
+    keys = unique_labels(traced.source_tokens)
+    layer, query, key = 1, 2, 1
+    payload = json.dumps(
+        {
+            "plot": "attention-plot",
+            "y": labels[query],
+            "x": keys[key],
+            "row": query,
+            "panel": "mean of heads 1, 2, 4",
+        }
+    )
+    sel = click_selection(traced, payload, Head("cross", 0, 2, 0), "cross", layer)
+    weights = traced.cross[layer, [0, 1, 3], query, key]
+    assert sel == Head("cross", layer, [0, 1, 3][int(np.argmax(weights))], query)
+    note = click_note(traced, payload, sel)
+    assert f"showing head {sel.head + 1}" in note and f"({weights.max():.2f})" in note
+    assert click_note(traced, json.dumps({"plot": "attention-plot", "panel": "layer 1 · head 2"}), sel) == ""
+
+
+def test_the_statistics_table_is_sorted_by_the_chosen_map_and_the_caption_names_the_source(traced, shipped):
+    corpus = shipped.head_stats
+    table, _, caption = stats_view(traced, corpus, SENTENCE, "distance")
+    column = table["distance"].tolist()
+    numbers = [x for x in column if x == x and x is not None]
+    assert numbers == sorted(numbers, reverse=True) and column[: len(numbers)] == numbers  # None last
+    assert "This sentence" in caption and "1,061" not in caption  # not the corpus's caption
+    _, _, corpus_caption = stats_view(traced, corpus, CORPUS, "distance")
+    assert "1,061 sentences" in corpus_caption
+
+
+def test_a_statistic_that_does_not_apply_says_so_instead_of_an_empty_map(traced):
+    _, fig, _ = stats_view(traced, None, SENTENCE, "previous")
+    assert [t.customdata[0][0].split(":")[0] for t in fig.data] == ["encoder", "decoder"]
+    assert any("not defined for cross-attention" in a.text for a in fig.layout.annotations)
+    assert sum(bool(t.showscale) for t in fig.data) == 1  # one colour bar, on a map that has values
+
+
+def test_figure_json_rounds_only_when_asked():
+    import plotly.graph_objects as go
+
+    from explorer.live_plot import figure_json
+
+    fig = go.Figure(go.Bar(y=[0.123456789123, 2.0]))
+    assert json.loads(figure_json(fig, "x"))["data"][0]["y"] == [0.123456789123, 2.0]  # the Attention tab's
+    assert json.loads(figure_json(fig, "x", decimals=7))["data"][0]["y"] == [0.1234568, 2.0]
+    heat = go.Figure(go.Heatmap(z=np.array([[0.123456789123, np.nan]])))  # typed arrays: binary, kept exact
+    z = array(json.loads(figure_json(heat, "x", decimals=7))["data"][0]["z"])
+    assert z[0, 0] == 0.123456789123 and np.isnan(z[0, 1])
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from explorer.loading import load_translator
+
+    return load_translator(None)
+
+
+LONG = (
+    "When I was a child, my grandmother used to tell me long stories about her village in the mountains "
+    "every single evening before dinner."
+)
+
+
+def test_the_last_step_of_a_capped_translation_says_the_cap_ended_it(shipped):
+    from explorer.views import step_view
+
+    tr = capped_trace(shipped, LONG, 5)
+    assert any("maximum of" in n for n in tr.notices)  # the explorer's cap ended this translation
+    last = len(tr.target_tokens) - 1
+    assert tr.predicted_tokens[last] == "</s>" and tr.predicted_rank[last] > 1
+    fig, caption = step_view(tr, last)
+    assert "Beam search chose" not in caption and "maximum" in caption
+    (bar,) = fig.data
+    assert not any("chosen" in t for t in bar.text)  # the model never chose </s> here

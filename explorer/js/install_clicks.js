@@ -17,9 +17,10 @@
       if (a) panel = String(a.text);
     }
     const row = Array.isArray(pt.pointNumber) ? pt.pointNumber[0] : pt.pointNumber;
+    const x = String(pt.x === undefined ? "" : pt.x);
     const head = typeof pt.customdata === 'string' && NAME.test(pt.customdata) ? pt.customdata : '';
     window.__headTabClick = JSON.stringify({plot: id, y: String(pt.y === undefined ? '' : pt.y),
-      row: typeof row === 'number' ? row : null, panel: panel, head: head, t: Date.now()});
+      row: typeof row === "number" ? row : null, x: x, panel: panel, head: head, t: Date.now()});
     const btn = document.querySelector('#head-click-btn');
     if (btn) btn.click();
   }

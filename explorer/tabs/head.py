@@ -17,6 +17,7 @@ import gradio as gr
 from training.head_stats import STATS
 from training.kinds import shape
 
+from .. import head_view as hv
 from ..head_figures import delta_figure
 from ..head_panels import (
     CORPUS,
@@ -29,13 +30,15 @@ from ..head_panels import (
     importance_caption,
     importance_figure,
     selection,
+    selection_text,
+    selection_title,
     stats_view,
     step_figures,
     terms_panel,
 )
-from ..head_view import STAT_LABELS, click_selection, model_shape, n_layers, query_labels, query_steps
 from ..heads import Head, all_head_names, parse_head_names
 from ..inference import InputError
+from ..live_plot import figure_json, live_plot
 from ..policy import (
     EXPIRED,
     MODEL_EVENT,
@@ -56,42 +59,50 @@ NOT_YET = "Translate a sentence, then click a row of the attention map (or pick 
 INSTALL_CLICKS_JS = read_js("install_clicks")
 READ_CLICK_JS = read_js("read_click")
 SHOW_TAB_JS = read_js("show_head_tab")
+WITH_WIDTH = read_js("with_width")
+TO_STEPS_JS = read_js("to_head_steps")
 
 
 @dataclass
 class HeadTab:
     tab: gr.Tab
     active: gr.State  # True once this visitor opened the tab: from then on translations get internals
-    shown: gr.State  # the main trace key the step-by-step view was last drawn for
+    shown: gr.State  # what the steps were last drawn for: {"key", "kind", "layer", "head"} (or None)
+    drops: gr.State  # the last "Measure every head" result ({kind: (L, H) drops}), to outline the selection
     kind: gr.Radio
     layer: gr.Radio
     head: gr.Radio
     query: gr.Dropdown
     status: gr.Markdown
-    checks: gr.Markdown
-    q_plot: gr.Plot
+    title: gr.Markdown
+    q_plot: gr.HTML
     scores_caption: gr.Markdown
-    scores_plot: gr.Plot
-    values_caption: gr.Markdown
-    values_plot: gr.Plot
+    scores_plot: gr.HTML
+    values_plot: gr.HTML
+    summary: gr.Markdown
+    kv_plot: gr.HTML
     out_caption: gr.Markdown
-    out_plot: gr.Plot
+    out_plot: gr.HTML
+    checks: gr.Markdown
     terms_caption: gr.Markdown
-    terms_plot: gr.Plot
+    terms_plot: gr.HTML
     ablate_heads: gr.Dropdown
     ablate_btn: gr.Button
     original: gr.Textbox
     ablated: gr.Textbox
     ablate_note: gr.Markdown
-    delta_plot: gr.Plot
+    delta_plot: gr.HTML
     importance_btn: gr.Button
     importance_caption: gr.Markdown
-    importance_plot: gr.Plot
+    importance_plot: gr.HTML
+    importance_now: gr.Markdown
     stats_source: gr.Radio
     stats_stat: gr.Dropdown
     stats_caption: gr.Markdown
-    stats_plot: gr.Plot
+    stats_plot: gr.HTML
+    stats_now: gr.Markdown
     stats_table: gr.Dataframe
+    to_steps: list[gr.Button]
     # Hidden, placed by `wire` outside the tab (a tab's content is not in the page until opened):
     click: gr.Textbox | None = None  # a plot click's JSON, filled in by READ_CLICK_JS
     click_btn: gr.Button | None = None  # clicked by the page's plotly_click listener
@@ -101,23 +112,27 @@ class HeadTab:
         return [self.kind, self.layer, self.head, self.query]
 
     @property
+    def view_inputs(self) -> list[gr.components.Component]:
+        """What `render` reads besides the trace key: the pickers, what is drawn, the maps that outline it."""
+        return [*self.pickers, self.shown, self.drops, self.stats_source, self.stats_stat]
+
+    @property
     def view_outputs(self) -> list[gr.components.Component]:
-        """What `render` fills: the pickers, the step-by-step view and content vs position."""
+        """What `render` fills: the pickers, the step-by-step view, content vs position, the outlines."""
         return [
-            *self.pickers,
-            self.shown,
-            self.status,
-            self.checks,
-            self.q_plot,
-            self.scores_caption,
-            self.scores_plot,
-            self.values_caption,
-            self.values_plot,
-            self.out_caption,
-            self.out_plot,
-            self.terms_caption,
-            self.terms_plot,
-        ]
+            *self.pickers, self.shown, self.status, self.title, self.q_plot, self.scores_caption,
+            self.scores_plot, self.values_plot, self.summary, self.kv_plot, self.out_caption, self.out_plot,
+            self.checks, self.terms_caption, self.terms_plot, self.importance_plot, self.importance_now,
+            self.stats_now,
+        ]  # fmt: skip
+
+
+def now_line(elem_id: str) -> tuple[gr.Markdown, gr.Button]:
+    """Where a click chooses a head: a line saying which head the steps above now show, and a way up."""
+    with gr.Row(elem_classes=["head-now"]):
+        line = gr.Markdown(elem_id=elem_id)
+        up = gr.Button("↑ view its steps", size="sm", scale=0, min_width=130, elem_classes=["head-up"])
+    return line, up
 
 
 def build(shared: Shared) -> HeadTab:
@@ -125,43 +140,45 @@ def build(shared: Shared) -> HeadTab:
     corpus = shared.loaded.head_stats
     with gr.Tab(TITLE, elem_id="head-tab") as tab:
         gr.Markdown(
-            "How one attention weight is computed, with the model's own numbers from the pass that produced "
-            "the translation. **Click a row of the attention map** (Attention tab) or pick a query here. "
-            "Hover any strip or bar for exact values."
+            "How one attention weight is computed, top to bottom in the order of the computation, with the "
+            "model's own numbers. **Click a row of the attention map** (Attention tab) or pick a query here; "
+            "hover any strip or bar for exact values. Strips: red positive, blue negative, white 0."
         )
-        with gr.Row():
+        with gr.Row(elem_id="head-pickers"):
             kind = kind_picker("head-kind", names="label")
-            layer = gr.Radio(
-                [str(i + 1) for i in range(cfg.n_decoder_layers)],
-                value="1",
-                label="Layer",
-                elem_id="head-layer",
-            )
-            head = gr.Radio(
-                [str(h + 1) for h in range(cfg.n_heads)], value="1", label="Head", elem_id="head-head"
-            )
+            layers = [str(i + 1) for i in range(cfg.n_decoder_layers)]
+            layer = gr.Radio(layers, value="1", label="Layer", elem_id="head-layer", min_width=120)
+            heads = [str(h + 1) for h in range(cfg.n_heads)]
+            head = gr.Radio(heads, value="1", label="Head", elem_id="head-head", min_width=120)
             query = gr.Dropdown(
                 [], value=None, label="Query (row)", elem_id="head-query", allow_custom_value=False
             )
         status = gr.Markdown(NOT_YET, elem_id="head-status")
-        checks = gr.Markdown(elem_id="head-checks")
-        gr.Markdown(STEP_CAPTIONS["q"])
-        q_plot = gr.Plot(label="query", elem_id="head-q-plot")
-        scores_caption = gr.Markdown(STEP_CAPTIONS["scores"], elem_id="head-scores-caption")
-        scores_plot = gr.Plot(label="scores and weights", elem_id="head-scores-plot")
-        values_caption = gr.Markdown(STEP_CAPTIONS["values"])
-        values_plot = gr.Plot(label="values", elem_id="head-values-plot")
-        out_caption = gr.Markdown(STEP_CAPTIONS["out"])
-        out_plot = gr.Plot(label="heads, W_O and the residual stream", elem_id="head-out-plot")
+        title = gr.Markdown(elem_id="head-title")
+        gr.Markdown(STEP_CAPTIONS["q"], elem_classes=["head-step"])
+        q_plot = live_plot("head-q-plot")
+        gr.Markdown(STEP_CAPTIONS["scores"], elem_classes=["head-step"])
+        scores_caption = gr.Markdown(elem_id="head-scores-caption")
+        scores_plot = live_plot("head-scores-plot")
+        gr.Markdown(STEP_CAPTIONS["values"], elem_classes=["head-step"])
+        values_plot = live_plot("head-values-plot")
+        summary = gr.Markdown(elem_id="head-summary")
+        with gr.Accordion("The keys k_j and values v_j in full", open=False, elem_id="head-kv-fold"):
+            kv_plot = live_plot("head-kv-plot")
+        with gr.Accordion("④ Heads → W_O → residual stream", open=False, elem_id="head-out-fold"):
+            out_caption = gr.Markdown(elem_id="head-out-caption")
+            out_plot = live_plot("head-out-plot")
+        with gr.Accordion("Trust checks on this trace", open=False, elem_id="head-checks-fold"):
+            checks = gr.Markdown(elem_id="head-checks")
 
         gr.Markdown(TERMS_INTRO)
         terms_caption = gr.Markdown(elem_id="head-terms-caption")
-        terms_plot = gr.Plot(label="content and position terms", elem_id="head-terms-plot")
+        terms_plot = live_plot("head-terms-plot")
 
         gr.Markdown(
             "### Switch heads off\nA switched-off head's slice of the concatenation is set to 0 before W_O. "
             "The sentence is translated again, and the original translation is scored with the heads off: "
-            "Δ log p per output token (negative = those heads helped predict it)."
+            "Δ log p per output token (blue, negative: those heads helped predict it; red: they hindered it)."
         )
         with gr.Row():
             ablate_heads = gr.Dropdown(
@@ -179,7 +196,7 @@ def build(shared: Shared) -> HeadTab:
                 label="With those heads off", interactive=False, elem_id="ablate-translation"
             )
         ablate_note = gr.Markdown(elem_id="ablate-note")
-        delta_plot = gr.Plot(label="Δ log p per output token", elem_id="ablate-delta-plot")
+        delta_plot = live_plot("ablate-delta-plot")
 
         gr.Markdown(
             "### Which heads matter for this sentence\nFor each head alone: how much the translation's total "
@@ -187,32 +204,29 @@ def build(shared: Shared) -> HeadTab:
         )
         importance_btn = gr.Button("Measure every head", elem_id="importance-btn")
         importance_caption = gr.Markdown(elem_id="importance-caption")
-        importance_plot = gr.Plot(label="head importance", elem_id="head-importance-plot")
+        importance_plot = live_plot("head-importance-plot")
+        importance_now, up1 = now_line("importance-now")
 
         gr.Markdown(STATS_INTRO)
         with gr.Row():
             sources = [SENTENCE, CORPUS] if corpus else [SENTENCE]
             stats_source = gr.Radio(sources, value=sources[-1], label="Averaged over", elem_id="stats-source")
-            stats_stat = gr.Dropdown(
-                [(STAT_LABELS[s], s) for s in STATS], value="entropy_bits", label="Map", elem_id="stats-stat"
-            )
+            stat_choices = [(hv.STAT_LABELS[s], s) for s in STATS]
+            stats_stat = gr.Dropdown(stat_choices, value="entropy_bits", label="Map", elem_id="stats-stat")
         # The corpus figures need no translation: shown from the start.
-        table, fig, _ = stats_view(None, corpus, CORPUS, "entropy_bits") if corpus else (None, None, "")
-        stats_caption = gr.Markdown(corpus_note(corpus), elem_id="stats-caption")
-        stats_plot = gr.Plot(fig, label="head statistics", elem_id="head-stats-plot")
+        table, fig, caption = stats_view(None, corpus, CORPUS, "entropy_bits") if corpus else (None, None, "")
+        stats_caption = gr.Markdown(caption or corpus_note(corpus), elem_id="stats-caption")
+        stats_plot = live_plot("head-stats-plot", value=plot_json(fig, "head-stats") if fig else "")
+        stats_now, up2 = now_line("stats-now")
         stats_table = gr.Dataframe(
-            table,
-            interactive=False,
-            elem_id="head-stats-table",
-            max_height=360,
-            wrap=True,
-            label="per head (click a header to sort)",
+            table, interactive=False, elem_id="head-stats-table", max_height=360, wrap=True, label="per head"
         )
     return HeadTab(
-        tab, gr.State(False), gr.State(None), kind, layer, head, query, status, checks, q_plot,
-        scores_caption, scores_plot, values_caption, values_plot, out_caption, out_plot, terms_caption,
+        tab, gr.State(False), gr.State(None), gr.State(None), kind, layer, head, query, status, title, q_plot,
+        scores_caption, scores_plot, values_plot, summary, kv_plot, out_caption, out_plot, checks, terms_caption,
         terms_plot, ablate_heads, ablate_btn, original, ablated, ablate_note, delta_plot, importance_btn,
-        importance_caption, importance_plot, stats_source, stats_stat, stats_caption, stats_plot, stats_table,
+        importance_caption, importance_plot, importance_now, stats_source, stats_stat, stats_caption, stats_plot,
+        stats_now, stats_table, [up1, up2],
     )  # fmt: skip
 
 
@@ -234,43 +248,79 @@ def entry_for(shared: Shared, key) -> InternalsEntry | None:
         return None
     entry = shared.internals.get(key)
     if entry is None:
-        traced = capped_internals(shared.loaded, tr.text, tr.decoding.get("beam", 1))
+        given = tr.target_tokens[1:] if tr.forced else None  # a given translation: the same tokens again
+        traced = capped_internals(shared.loaded, tr.text, tr.decoding.get("beam", 1), force=given)
         entry = shared.internals.put(key, InternalsEntry(traced))
     return entry
 
 
-def render(shared: Shared, h: HeadTab, key, sel: Head | None, values: dict) -> dict:
-    """The step-by-step view of `sel` (or of what the pickers in `values` say) on the trace of `key`."""
+def plot_json(fig, stem: str, meta: str = "") -> str:
+    """The tab's figures carry what they show in `meta` (not drawn: the headings say it; tests read it)."""
+    fig.layout.meta = meta
+    return figure_json(fig, stem, decimals=7)
+
+
+def importance_json(drops: dict, sel: Head) -> str:
+    return plot_json(importance_figure(drops, sel), "head-importance", "Head importance")
+
+
+def render(shared: Shared, h: HeadTab, key, sel: Head | None, values: dict, note: str = "") -> dict:
+    """The step-by-step view of `sel` (or of what the pickers in `values` say) on the trace of `key`.
+
+    Sends only what changed since `values[h.shown]`: the query menu and content vs position stay as
+    they are when only the layer, head or query moved; the maps that outline the head only when it did."""
     entry = entry_for(shared, key)
     if entry is None:
         return {h.status: EXPIRED if key else NOT_YET}
     tr, translator = entry.trace, shared.loaded.translator
     sel = sel or selection(tr, *(values[p] for p in h.pickers))
-    figs = step_figures(query_steps(tr, sel, pre_norm=translator.model.cfg.pre_norm), translator.model)
-    terms_caption, terms_fig = terms_panel(translator, tr, sel, entry.terms)
+    before = values.get(h.shown) or {}
+    same_trace, same_kind = before.get("key") == key, before.get("kind") == sel.kind
+    same_head = (
+        same_trace and same_kind and (before.get("layer"), before.get("head")) == (sel.layer, sel.head)
+    )
+    steps = hv.query_steps(tr, sel, pre_norm=translator.model.cfg.pre_norm)
+    figs = step_figures(steps, translator.model, values.get(shared.client_width))
+    stem = f"head-{sel.kind}-{sel.layer + 1}-{sel.head + 1}-q{sel.query + 1}"
+    tag = selection_text(tr, sel)
     notes = notices_markdown(tr)
-    return {
+    name = f"{sel.kind}:{sel.layer + 1}:{sel.head + 1}"
+    now = f"Now showing **{name}**, query {sel.query + 1}, in the steps at the top of this tab."
+    out = {
         h.kind: sel.kind,
-        h.layer: gr.update(
-            choices=[str(i + 1) for i in range(n_layers(tr, sel.kind))], value=str(sel.layer + 1)
-        ),
+        h.layer: str(sel.layer + 1),
         h.head: str(sel.head + 1),
-        h.query: gr.update(
-            choices=[(lab, i) for i, lab in enumerate(query_labels(tr, sel.kind))], value=sel.query
-        ),
-        h.shown: key,
-        h.status: f"“{md_escape(tr.text)}” → {md_escape(tr.translation)}" + (f"\n{notes}" if notes else ""),
-        h.checks: checks_markdown(tr),
-        h.q_plot: figs["q"],
+        h.query: sel.query,
+        h.shown: {"key": key, "kind": sel.kind, "layer": sel.layer, "head": sel.head},
+        h.title: selection_title(tr, sel) + (f"\n\n{md_escape(note)}" if note else ""),
+        h.q_plot: plot_json(figs["q"], stem + "-query", tag),
         h.scores_caption: figs["scores_note"],
-        h.scores_plot: figs["scores"],
-        h.values_caption: figs["values_note"],
-        h.values_plot: figs["values"],
+        h.scores_plot: plot_json(figs["scores"], stem + "-scores", tag),
+        h.values_plot: plot_json(figs["values"], stem + "-values", tag),
+        h.summary: figs["summary"],
+        h.kv_plot: plot_json(figs["kv"], stem + "-keys-values", tag),
         h.out_caption: figs["out_note"],
-        h.out_plot: figs["out"],
-        h.terms_caption: terms_caption,
-        h.terms_plot: gr.update(value=terms_fig, visible=terms_fig is not None),
+        h.out_plot: plot_json(figs["out"], stem + "-residual", tag),
+        h.importance_now: now if values.get(h.drops) is not None else "",
+        h.stats_now: now,
     }
+    if not (same_trace and same_kind):
+        n = hv.n_layers(tr, sel.kind)
+        out[h.layer] = gr.update(choices=[str(i + 1) for i in range(n)], value=str(sel.layer + 1))
+        choices = [(lab, i) for i, lab in enumerate(hv.query_labels(tr, sel.kind))]
+        out[h.query] = gr.update(choices=choices, value=sel.query)
+    if not same_trace:
+        sentence = f"“{md_escape(tr.text)}” → {md_escape(tr.translation)}"
+        out.update({h.status: sentence + (f"\n{notes}" if notes else ""), h.checks: checks_markdown(tr)})
+    if not (same_trace and same_kind and before.get("head") == sel.head):  # layer 1's terms of this head
+        terms_caption, terms_fig = terms_panel(translator, tr, sel, entry.terms)
+        terms = plot_json(terms_fig, f"head-{sel.kind}-1-{sel.head + 1}-terms") if terms_fig else None
+        out.update(
+            {h.terms_caption: terms_caption, h.terms_plot: gr.update(value=terms, visible=bool(terms))}
+        )
+    if not same_head and values.get(h.drops) is not None:  # its outline moves to the new head
+        out[h.importance_plot] = importance_json(values[h.drops], sel)
+    return out
 
 
 @refusing("inside a head")
@@ -281,7 +331,7 @@ def on_pick(shared: Shared, h: HeadTab, values: dict) -> dict:
 @refusing("inside a head")
 def on_open(shared: Shared, h: HeadTab, values: dict) -> dict:
     key = values[shared.trace_state]
-    if key is not None and key == values[h.shown]:
+    if key is not None and key == (values[h.shown] or {}).get("key"):
         return {h.active: True}
     return {h.active: True, **render(shared, h, key, None, values)}
 
@@ -294,13 +344,15 @@ def on_new_trace(shared: Shared, h: HeadTab, values: dict) -> dict:
         h.original: tr.translation if tr else "",
         h.ablated: "",
         h.ablate_note: "",
-        h.delta_plot: None,
+        h.delta_plot: "",
         h.importance_caption: "",
-        h.importance_plot: None,
+        h.importance_plot: "",
+        h.importance_now: "",
+        h.drops: None,
     }
     if not values[h.active]:  # the visitor has not opened the tab: no second pass over the model
         return out
-    return {**out, **render(shared, h, key, None, values)}
+    return {**out, **render(shared, h, key, None, {**values, h.drops: None})}
 
 
 @refusing("inside a head")
@@ -312,8 +364,9 @@ def on_click(shared: Shared, h: HeadTab, values: dict) -> dict:
     attention = shared.tabs["attention"]
     layer = values[attention.layer]
     layer_index = None if layer in (None, "all") else int(layer) - 1
-    sel = click_selection(tr, values[h.click] or "", current, values[attention.kind], layer_index)
-    return {h.active: True, **render(shared, h, key, sel, values)}
+    payload = values[h.click] or ""
+    sel = hv.click_selection(tr, payload, current, values[attention.kind], layer_index)
+    return {h.active: True, **render(shared, h, key, sel, values, hv.click_note(tr, payload, sel))}
 
 
 def on_table_select(shared: Shared, h: HeadTab, values: dict, row: list) -> dict:
@@ -336,7 +389,7 @@ def on_ablate(shared: Shared, h: HeadTab, values: dict) -> dict:
     key, tr, instead = kept(shared, values, h.ablate_note)
     if instead:
         return instead
-    chosen = parse_head_names(values[h.ablate_heads] or [], model_shape(tr))
+    chosen = parse_head_names(values[h.ablate_heads] or [], hv.model_shape(tr))
     if not chosen:
         raise InputError("Pick at least one head to switch off.")
     result = capped_ablate(shared.loaded, tr.text, chosen, tr.decoding.get("beam", 1))
@@ -348,8 +401,12 @@ def on_ablate(shared: Shared, h: HeadTab, values: dict) -> dict:
         h.ablated: result["ablated_translation"],
         h.ablate_note: f"Switched off: {names}. "
         + ("The translation did not change. " if same else "The translation changed. ")
-        + f"Total Δ log p of the original translation: **{total:+.3f}**.",
-        h.delta_plot: delta_figure(result["target_tokens"], result["delta_logprob"], f"Δ log p, {names} off"),
+        + f"Total Δ log p of the original translation: **{total:+.3f}**. Below, Δ log p per output token.",
+        h.delta_plot: plot_json(
+            delta_figure(result["target_tokens"], result["delta_logprob"]),
+            "ablate-delta",
+            f"Δ log p, {names} off",
+        ),
     }
 
 
@@ -364,17 +421,19 @@ def on_importance(shared: Shared, h: HeadTab, values: dict, progress) -> dict:
     )
     sel = selection(tr, values[h.kind], values[h.layer], values[h.head], 0)
     return {
+        h.drops: drops,
         h.importance_caption: importance_caption(drops, md_escape(tr.translation)),
-        h.importance_plot: importance_figure(drops, sel),
+        h.importance_plot: importance_json(drops, sel),
     }
 
 
 def on_stats(shared: Shared, h: HeadTab, values: dict) -> dict:
-    tr = shared.store.get(values[shared.trace_state])
+    key = values[shared.trace_state]
+    tr = shared.store.get(key)
     table, fig, caption = stats_view(
         tr, shared.loaded.head_stats, values[h.stats_source], values[h.stats_stat]
     )
-    return {h.stats_table: table, h.stats_plot: fig, h.stats_caption: caption}
+    return {h.stats_table: table, h.stats_plot: plot_json(fig, "head-stats"), h.stats_caption: caption}
 
 
 def on_new_stats(shared: Shared, h: HeadTab, values: dict) -> dict:
@@ -388,35 +447,40 @@ def wire(shared: Shared, h: HeadTab) -> None:
     h.click = gr.Textbox(visible="hidden", elem_id="head-click")
     h.click_btn = gr.Button("click", visible="hidden", elem_id="head-click-btn")
     attention = shared.tabs["attention"]
-    key, pickers = shared.trace_state, h.pickers
+    key, width = shared.trace_state, shared.client_width
+    view = [key, *h.view_inputs, width]  # the width last: WITH_WIDTH
+    sized = dict(MODEL_EVENT, js=WITH_WIDTH, show_progress="hidden")
 
     def event(fn, inputs: list) -> tuple:
         return handler(fn, inputs, shared, h), inputs
 
-    gr.on([p.input for p in pickers], *event(on_pick, [key, *pickers]), outputs=h.view_outputs, **MODEL_EVENT)
-    h.tab.select(*event(on_open, [key, h.shown, *pickers]), [h.active, *h.view_outputs], **MODEL_EVENT)
+    gr.on([p.input for p in h.pickers], *event(on_pick, view), outputs=h.view_outputs, **sized)
+    h.tab.select(*event(on_open, view), [h.active, *h.view_outputs], **sized)
     cleared = [h.original, h.ablated, h.ablate_note, h.delta_plot, h.importance_caption, h.importance_plot]
     stats_inputs = [key, h.stats_source, h.stats_stat]
     stats_outputs = [h.stats_table, h.stats_plot, h.stats_caption]
     key.change(
-        *event(on_new_trace, [key, h.active, *pickers]), [*cleared, *h.view_outputs], **MODEL_EVENT
-    ).then(*event(on_new_stats, stats_inputs), stats_outputs, **VIEW_EVENT)
-    h.click_btn.click(
-        *event(on_click, [h.click, key, attention.kind, attention.layer, *pickers]),
-        [h.active, *h.view_outputs],
-        js=READ_CLICK_JS,
+        *event(on_new_trace, [h.active, *view]),
+        list(dict.fromkeys([*cleared, h.importance_now, h.drops, *h.view_outputs])),
         **MODEL_EVENT,
+    ).then(*event(on_new_stats, stats_inputs), stats_outputs, **VIEW_EVENT)
+    clicked = [
+        h.click,
+        attention.kind,
+        attention.layer,
+        *view,
+    ]  # the click first, the width last: READ_CLICK_JS
+    h.click_btn.click(
+        *event(on_click, clicked), [h.active, *h.view_outputs], js=READ_CLICK_JS, **MODEL_EVENT
     ).then(None, js=SHOW_TAB_JS, **PRIVATE)
-
-    table_inputs = [key, *pickers]
 
     # Gradio passes the clicked row to the parameter annotated gr.SelectData, placed by position: so the
     # inputs are named here, not taken as *args.
-    def on_table_row(key_, kind, layer, head, query, evt: gr.SelectData):
-        values = dict(zip(table_inputs, (key_, kind, layer, head, query)))
+    def on_table_row(key_, kind, layer, head, query, shown, drops, source, stat, width_, evt: gr.SelectData):
+        values = dict(zip(view, (key_, kind, layer, head, query, shown, drops, source, stat, width_)))
         return on_table_select(shared, h, values, evt.row_value or [])
 
-    h.stats_table.select(on_table_row, table_inputs, [h.active, *h.view_outputs], **MODEL_EVENT)
+    h.stats_table.select(on_table_row, view, [h.active, *h.view_outputs], **sized)
     h.ablate_btn.click(
         *event(on_ablate, [key, h.ablate_heads]),
         [h.original, h.ablated, h.ablate_note, h.delta_plot],
@@ -428,12 +492,9 @@ def wire(shared: Shared, h: HeadTab) -> None:
         values = dict(zip(importance_inputs, (key_, kind, layer, head)))
         return on_importance(shared, h, values, progress)
 
-    h.importance_btn.click(
-        on_importance_click, importance_inputs, [h.importance_caption, h.importance_plot], **MODEL_EVENT
-    )
-    gr.on(
-        [h.stats_source.input, h.stats_stat.input],
-        *event(on_stats, stats_inputs),
-        stats_outputs,
-        **VIEW_EVENT,
-    )
+    importance_outputs = [h.drops, h.importance_caption, h.importance_plot]
+    h.importance_btn.click(on_importance_click, importance_inputs, importance_outputs, **MODEL_EVENT)
+    stats_changes = [h.stats_source.input, h.stats_stat.input]
+    gr.on(stats_changes, *event(on_stats, stats_inputs), stats_outputs, **VIEW_EVENT)
+    for up in h.to_steps:
+        up.click(None, js=TO_STEPS_JS, **PRIVATE)

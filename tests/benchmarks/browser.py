@@ -54,7 +54,7 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
   if (el.type === 'radio' && el.checked) return null;  // already there: no event, nothing to wait for
   const plotOf = () => root.querySelector('.js-plotly-plot');
   const before = plotOf(), beforeData = before && before.data;
-  const type = how === 'range' ? 'input' : 'click';
+  const type = how === 'range' ? 'input' : how === 'mousedown' ? 'mousedown' : 'click';
   let t0 = null;
   const onInput = e => { if (t0 === null && el.contains(e.target)) t0 = performance.now(); };
   document.addEventListener(type, onInput, {capture: true});
@@ -75,6 +75,8 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
       if (how === 'range') {  // what dragging the slider does: set the value, then an input event
         el.value = value;
         el.dispatchEvent(new Event('input', {bubbles: true}));
+      } else if (how === 'mousedown') {  // a dropdown's option is chosen on mousedown
+        el.dispatchEvent(new MouseEvent('mousedown', {bubbles: true, cancelable: true}));
       } else {
         el.click();
       }
@@ -87,12 +89,15 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
 
 @dataclass(frozen=True)
 class Step:
-    """One input: click `control` (a radio, a checkbox, the button), or set the range input `control` to `value`."""
+    """One input: click `control` (a radio, a checkbox, the button), set the range input `control` to `value`,
+    or press the mouse on `control` (how="mousedown": a dropdown's option)."""
 
     control: str
     how: str = "click"
     value: str | None = None
     text: str | None = None  # typed into the source textbox first, untimed
+    opens: str | None = None  # clicked first, untimed, to bring `control` onto the page (a dropdown's list)
+    script: str | None = None  # run in the page first, untimed
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,53 @@ def actions() -> list[Action]:
             timed=(True, False),
         ),
         Action("step-slider move", "step 1 ↔ 2, to the step chart", "#step-plot", (step(2), step(1))),
+        *head_tab_actions(),
+    ]
+
+
+HEAD_TAB = "head tab: "
+HEAD_PANELS = "#head-values-plot"  # the last of the steps ①–③: drawn with (or after) the others
+
+
+def head_tab_actions() -> list[Action]:
+    """The "Inside a head" tab: a click on a row of the attention map (what the page's plotly_click listener
+    does: the click's JSON in window.__headTabClick, then the hidden button), and each picker."""
+
+    def row_click(row: int) -> Step:
+        # layers 1 and 2: the quick mode's test model has two
+        click = {"plot": "attention-plot", "y": "", "row": row, "panel": "layer 2 · head 2"}
+        return Step("#head-click-btn", script=f"window.__headTabClick = {json.dumps(json.dumps(click))}")
+
+    def query(i: int) -> Step:
+        return Step(f"#head-query li[data-index='{i}']", how="mousedown", opens="#head-query input")
+
+    return [
+        Action(
+            HEAD_TAB + "row click",
+            "map row 2 ↔ 4, layer 2 · head 2",
+            HEAD_PANELS,
+            (row_click(1), row_click(3)),
+            setup=Step("#head-click-btn", script=row_click(3).script, opens="#head-tab-button"),
+        ),
+        Action(
+            HEAD_TAB + "layer change",
+            "layer 2 ↔ 1",
+            HEAD_PANELS,
+            (radio("head-layer", "1"), radio("head-layer", "2")),
+        ),
+        Action(
+            HEAD_TAB + "head change",
+            "head 2 ↔ 1",
+            HEAD_PANELS,
+            (radio("head-head", "1"), radio("head-head", "2")),
+        ),
+        Action(
+            HEAD_TAB + "kind change",
+            "cross ↔ decoder self",
+            HEAD_PANELS,
+            (radio("head-kind", "decoder"), radio("head-kind", "cross")),
+        ),
+        Action(HEAD_TAB + "query change", "query 2 ↔ 3 (the menu)", HEAD_PANELS, (query(2), query(1))),
     ]
 
 
@@ -290,6 +342,12 @@ class Bench:
         """Dispatch `step` and wait until its events are over; its timing is None if it changed nothing."""
         if step.text is not None:
             self.page.fill("#source-text textarea", step.text)
+        if step.opens is not None:
+            self.page.click(step.opens)
+            for selector in (step.control, target):
+                self.page.wait_for_selector(selector, state="attached", timeout=EVENT_TIMEOUT_MS)
+        if step.script is not None:
+            self.page.evaluate(step.script)
         self.streams.take()
         timing = self.page.evaluate(
             MEASURE_JS,
@@ -334,7 +392,9 @@ class Bench:
             self.do(radio(action.restore, self.restore_value), action.target)
 
 
-def record(row: Row, timing: dict, streams: list[dict]) -> None:
+def record(row: Row, timing: dict | None, streams: list[dict]) -> None:
+    if timing is None:
+        raise RuntimeError(f"{row.action.name}: the step changed nothing on {row.action.target}")
     outputs = completed_events(streams)
     row.ms.append(timing["ms"])
     row.dom_ms.append(timing["dom_ms"])
@@ -361,14 +421,14 @@ def kb(xs: list[int]) -> str:
 def print_table(rows: list[Row]) -> None:
     p50 = lambda xs: f"{pct(xs, 50):.0f}" if xs else "?"
     head = (
-        f"   {'action':<25} {'alternates':<29} {'p50 ms':>6} {'p95 ms':>6} {'server':>6} {'result':>6} "
+        f"   {'action':<25} {'alternates':<32} {'p50 ms':>6} {'p95 ms':>6} {'server':>6} {'result':>6} "
         f"{'page':>6} {'figure KB':>9} {'stream KB':>9}"
     )
     print(head)
     print("   " + "-" * (len(head) - 3))
     for r in rows:
         print(
-            f"   {r.action.name:<25} {r.action.alternates:<29} {pct(r.ms, 50):>6.0f} {pct(r.ms, 95):>6.0f} "
+            f"   {r.action.name:<25} {r.action.alternates:<32} {pct(r.ms, 50):>6.0f} {pct(r.ms, 95):>6.0f} "
             f"{p50(r.server_ms):>6} {p50(r.arrived_ms):>6} {p50(r.page_ms):>6} {kb(r.figure_bytes):>9} "
             f"{kb(r.stream_bytes):>9}"
         )
@@ -433,8 +493,8 @@ def open_page(browser, url: str) -> Bench:
     for selector in (
         "#source-text textarea",
         "#translate-btn",
-        *{a.target for a in actions()},
-        *{s.control for a in actions() for s in a.steps if not s.text},
+        *{a.target for a in actions() if not a.name.startswith(HEAD_TAB)},  # that tab is not on the page yet
+        *{s.control for a in actions() if not a.name.startswith(HEAD_TAB) for s in a.steps if not s.text},
     ):
         page.wait_for_selector(selector, state="attached", timeout=60_000)
     bench = Bench(page, streams)
