@@ -15,7 +15,9 @@ from training.text import BOS, EOS, PAD
 
 from .figures import attention_figure, top_k_figure
 from .inference import Trace
+from .lines_figures import MIN_WEIGHT, drawn, lines_figure
 from .text_fit import ordinal
+from .zh_words import groups, joined, word_index
 
 HIDEABLE = {BOS, EOS, PAD}  # <unk> stays: an unknown word is content, not structure
 
@@ -29,7 +31,9 @@ class View:
     show_special: bool = True  # show <s> / </s> positions
     shared_scale: bool = True  # one 0–1 colour scale; False = each map scaled to its max
     step: int | None = None  # decoder row to highlight (step-through)
-    words: bool = False  # pool subword pieces into whole words (English axes only)
+    words: bool = (
+        False  # whole words: English pieces pooled (NLTK words), Chinese tokens pooled (jieba words)
+    )
     width: int | None = None  # the plot's width in px on the client (sizes and fonts follow it)
 
 
@@ -83,11 +87,22 @@ def _keep(tokens: list[str], show_special: bool) -> list[int]:
     return [i for i, t in enumerate(tokens) if show_special or t not in HIDEABLE]
 
 
-def select(trace: Trace, view: View) -> dict:
-    """Slice the trace for a view; returns the keyword arguments of `attention_figure`."""
+def decoder_rows(trace: Trace, show_special: bool) -> list[int]:
+    """The decoder rows a view shows. One rule for every decoder view: with specials hidden, a row
+    shows when it reads and predicts real tokens ("<s> → 我" and "。 → </s>" go)."""
+    reads, predicts = _keep(trace.target_tokens, show_special), _keep(trace.predicted_tokens, show_special)
+    return sorted(set(reads) & set(predicts))
+
+
+def select(trace: Trace, view: View, maps: np.ndarray | None = None) -> dict:
+    """Slice the trace for a view; returns the keyword arguments of `attention_figure`.
+
+    maps: (L, H, Tq, Tk) shaped like the view kind's attention weights (the default), e.g. attention ×
+    value norms; the same rows, columns, pooling, separators and step highlight apply to it."""
     if view.kind not in KINDS:
         raise ValueError(f"unknown attention kind {view.kind!r}; choose from {list(KINDS)}")
-    maps = {"encoder": trace.encoder_self, "decoder": trace.decoder_self, "cross": trace.cross}[view.kind]
+    if maps is None:
+        maps = {"encoder": trace.encoder_self, "decoder": trace.decoder_self, "cross": trace.cross}[view.kind]
     pool = view.words and view.kind != "decoder" and trace.source_word_index
     if pool:
         maps = pool_pieces(maps, trace.source_word_index, axis=3, how="sum")
@@ -100,13 +115,7 @@ def select(trace: Trace, view: View) -> dict:
         raise ValueError(f"the model has {n_layers} layers and {n_heads} heads")
 
     src = word_labels(trace) if pool else source_labels(trace)
-    # One rule for both decoder views: with specials hidden, a row shows when it reads and predicts
-    # real tokens ("<s> → 我" and "。 → </s>" go, in cross- and self-attention alike).
-    reads, predicts = (
-        _keep(trace.target_tokens, view.show_special),
-        _keep(trace.predicted_tokens, view.show_special),
-    )
-    rows_dec = sorted(set(reads) & set(predicts))
+    rows_dec = decoder_rows(trace, view.show_special)
     keys_dec = _keep(trace.target_tokens, view.show_special)
     keys_src = _keep(trace.source_words if pool else trace.source_tokens, view.show_special)
     if view.kind == "decoder" and not view.show_special:
@@ -149,7 +158,7 @@ def select(trace: Trace, view: View) -> dict:
     src_tokens = trace.source_words if pool else trace.source_tokens
     keys = trace.target_tokens if view.kind == "decoder" else src_tokens
     rows = src_tokens if view.kind == "encoder" else trace.predicted_tokens
-    return dict(
+    sel = dict(
         weights=sub,
         x_labels=x_labels,
         y_labels=y_labels,
@@ -167,6 +176,44 @@ def select(trace: Trace, view: View) -> dict:
         width=view.width,
         subtitle=f"“{_clip(trace.text)}” → {_clip(trace.translation)}",
     )
+    if view.words and view.kind != "encoder":
+        _chinese_words(trace, view, sel, q_idx, k_idx)
+    return sel
+
+
+def _positions(grouped: list[list[int]]) -> list[int]:
+    """Groups of positions → each position's group (pool_pieces' `word_index`)."""
+    return [g for g, members in enumerate(grouped) for _ in members]
+
+
+def _chinese_words(trace: Trace, view: View, sel: dict, q_idx: list[int], k_idx: list[int]) -> None:
+    """Pool the Chinese axes of `select`'s result into jieba words, in place: the rows shown (decoder rows,
+    each belonging to the word of the token it *reads*) averaged per word, and in the decoder
+    self-attention the keys shown summed per word, as `pool_pieces` pools English pieces. Only shown
+    positions are pooled, so a label names exactly the tokens behind it: "哪里 → 里。" is the mean of the
+    rows reading 哪 and 里, which predict 里 and 。. <s> and </s> are words of their own."""
+    words = word_index(trace.target_tokens)
+    rows = [[q_idx[p] for p in g] for g in groups([words[i] for i in q_idx])]  # token rows per word row
+    w = pool_pieces(sel["weights"], _positions(rows), axis=2, how="mean")
+    reads, predicts = trace.target_tokens, trace.predicted_tokens
+    sel["y_labels"] = [f"{joined([reads[i] for i in r])} → {joined([predicts[i] for i in r])}" for r in rows]
+    sel["y_breaks"] = sentence_breaks([predicts[r[-1]] for r in rows], list(range(len(rows))))
+    sel["y_title"] = "decoder row: input word → predicted"
+    if sel["highlight_row"] is not None:  # the step's row is shown: its word's row is outlined
+        sel["highlight_row"] = next(n for n, r in enumerate(rows) if view.step in r)
+    if view.kind == "decoder":
+        keys = [[k_idx[p] for p in g] for g in groups([words[j] for j in k_idx])]
+        w = pool_pieces(w, _positions(keys), axis=3, how="sum")
+        sel["x_labels"] = [joined([reads[j] for j in k]) for k in keys]
+        sel["x_breaks"] = sentence_breaks([reads[k[-1]] for k in keys], list(range(len(keys))))
+        sel["x_title"] = "key: decoder input word"
+        future = np.triu(np.ones((len(reads),) * 2, dtype=bool), k=1)
+        sel["masked"] = np.array([[future[np.ix_(r, k)].all() for k in keys] for r in rows], dtype=bool)
+        every_word = groups(words)  # a word row puts all its weight on one word when it may see no other
+        sel["forced_rows"] = np.array(
+            [sum(bool((~future[np.ix_(r, k)]).any()) for k in every_word) == 1 for r in rows], dtype=bool
+        )
+    sel["weights"] = w
 
 
 def _clip(text: str, n: int = 80) -> str:
@@ -175,6 +222,54 @@ def _clip(text: str, n: int = 80) -> str:
 
 def attention_view(trace: Trace, view: View) -> go.Figure:
     return attention_figure(**select(trace, view))
+
+
+def lines_view(trace: Trace, view: View) -> go.Figure:
+    """The same selection as `attention_view`, drawn as lines between a query column and a key column."""
+    return lines_figure(select(trace, view))
+
+
+def lines_caption(trace: Trace, view: View) -> str:
+    """Under the lines view: how to read it, and how many faint pairs were left out."""
+    sel = select(trace, view)
+    shown = drawn(sel["weights"], sel["masked"])
+    pairs = (
+        sel["weights"].size
+        if sel["masked"] is None
+        else int((~np.broadcast_to(sel["masked"], sel["weights"].shape)).sum())
+    )
+    return (
+        "Queries on the left, keys on the right: one line per (query, key) pair, its opacity the weight (a "
+        "weight of 0.5 is a half-transparent line), one colour per head (averaged heads: one colour); one "
+        "panel per layer (stacked on a phone). "
+        f"Pairs under {MIN_WEIGHT} are not drawn: here {int(shown.sum()):,} of {pairs:,} pairs have a line"
+        + (", the masked future none" if sel["masked"] is not None else "")
+        + ". Hover a query's dot for its three strongest keys per head; in the legend under the plot, "
+        "double-click a query to show only its lines (double-click again for all), click one to hide them. "
+        "The step's row is drawn over the others, thicker, its dot orange; dotted marks between labels are "
+        "sentence boundaries."
+    )
+
+
+def words_note(view: View, subwords: bool) -> str:
+    """What *Whole words* pools on each axis of this kind (empty when it is off)."""
+    if not view.words:
+        return ""
+    english = "English subword pieces pooled into NLTK words" if subwords else "English words as read"
+    chinese = (
+        "Chinese characters pooled into jieba words (`<s>` and `</s>` stay words of their own). A decoder row "
+        "belongs to the word of the token it *reads*: a word's row is the mean of its characters' rows, "
+        'labelled with the characters read and those predicted ("图书馆 → 书馆读" averages the rows reading '
+        "图, 书 and 馆), so it still sums to 1"
+    )
+    return (
+        "**Whole words**: "
+        + {
+            "encoder": f"queries and keys: {english} (a key's weight summed over its pieces, a query row averaged).",
+            "cross": f"rows: {chinese}; keys: {english}, a key's weight summed over its pieces.",
+            "decoder": f"rows: {chinese}; keys: the same jieba words, a key's weight summed over its characters.",
+        }[view.kind]
+    )
 
 
 def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
@@ -196,10 +291,16 @@ def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
     )
     if forced:
         caption = (
-            f"Step {step + 1}: the decoder reads **{_md(inp)}**, and here the translation reached its length "
-            f"limit ({len(trace.target_tokens)} tokens), so decoding ended it with **{_md(pred)}**: the "
+            f"Step {step + 1}: the decoder reads **{_md(inp)}**, and here the translation reached its maximum "
+            f"length ({len(trace.target_tokens)} tokens), so decoding ended it with **{_md(pred)}**: the "
             f"model did not choose it (it gave {_md(pred)} {prob:.1%}). The bars are what the model would "
             "have written next. Its row is outlined in the decoder and cross-attention maps."
+        )
+    elif trace.forced:  # a given translation: nothing was chosen, the token was given
+        caption = (
+            f"Step {step + 1}: the decoder reads **{_md(inp)}** (and everything before it) and is **given** "
+            f"**{_md(pred)}** (the translation was given, not decoded): the model gave it {prob:.1%}, "
+            f"ranked {ordinal(rank)} at this step. Its row is outlined in the decoder and cross-attention maps."
         )
     elif rank is not None and rank > 1:
         caption += (
@@ -208,7 +309,10 @@ def step_view(trace: Trace, step: int) -> tuple[go.Figure, str]:
             f"{trace.decoding.get('beam', '?')} candidate translations and returns the one whose whole "
             "sentence scores best, so a less likely token here can lead to a better translation."
         )
-    return top_k_figure(tokens, probs, title, chosen=chosen), caption
+    fig = top_k_figure(tokens, probs, title, chosen=chosen)
+    if trace.forced:  # the marked bar was given, not chosen
+        fig.data[0].text = [t.replace("· chosen", "· given") for t in fig.data[0].text]
+    return fig, caption
 
 
 def _md(token: str) -> str:

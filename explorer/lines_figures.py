@@ -1,0 +1,180 @@
+"""The Attention tab's "lines" view, as in bertviz's head view: queries in a column on the left, keys on the
+right, one line per (query, key) pair whose opacity is the weight, a colour per head. Pure: `views.select`'s
+result in, `go.Figure` out. No Gradio.
+
+Plotly gives a scatter trace one opacity, so each line is its own two-point trace (its `opacity` is the
+weight exactly). Lines under `MIN_WEIGHT` are not drawn (at most 1/MIN_WEIGHT per row and head, whatever the
+sentence's length): that keeps the figure small, and a line that faint cannot be seen anyway.
+
+Showing one query's lines without JavaScript in the figure: every line of query i, in every panel and
+head, is in legend group "q<i>", and the legend lists the queries, so a double-click on a query shows only
+its lines (again: all), a click hides or shows them. That is Plotly's own legend behaviour, so it survives
+`Plotly.react` in the live plot and costs no data per query (a dropdown would carry one visibility flag per
+line for every query). Hovering a query's dot lists its strongest keys per head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .figures import FONT, HIGHLIGHT, NARROW, SEPARATOR
+from .text_fit import char_width, escape, heading_lines
+
+MIN_WEIGHT = 0.01  # lines fainter than this are left out (and the caption says how many)
+# One colour per head, by the head's number (head 3 has the same colour whichever heads are ticked);
+# averaged heads are one map, in one colour.
+HEAD_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+MEAN_COLOUR = "#1f4e79"
+ROW_PX = 22  # px per token row: room for a 12 px label
+LABEL_FONT = 12
+# What every line shares, said once in the layout's template rather than in each of its hundreds of traces.
+LINE_DEFAULTS = {
+    "data": {
+        "scatter": [
+            {
+                "mode": "lines",
+                "hoverinfo": "skip",
+                "showlegend": False,
+            }
+        ]
+    }
+}
+
+
+def drawn(weights: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
+    """(R, C, Tq, Tk) bool: the pairs that get a line (weight ≥ MIN_WEIGHT, not the masked future)."""
+    keep = np.asarray(weights) >= MIN_WEIGHT
+    return keep & ~np.asarray(masked, bool) if masked is not None else keep
+
+
+def head_colour(col_title: str) -> str:
+    """ "head 3" → head 3's colour; "mean of heads 1, 2" → the one colour of averaged heads."""
+    if col_title.startswith("head "):
+        return HEAD_COLOURS[(int(col_title.split()[1]) - 1) % len(HEAD_COLOURS)]
+    return MEAN_COLOUR
+
+
+def _text_px(label: str) -> float:
+    return 0.62 * LABEL_FONT * sum(char_width(c) for c in label)
+
+
+def lines_figure(sel: dict) -> go.Figure:
+    """`views.select`'s result as lines: one panel per row of its weights (R, C, Tq, Tk) (a layer), the C heads
+    drawn over each other. Its colour-scale options (shared_scale, forced_rows) do not apply to lines."""
+    weights, x_labels, y_labels = sel["weights"], sel["x_labels"], sel["y_labels"]
+    row_titles, col_titles = sel.get("row_titles", ()), sel.get("col_titles", ())
+    masked, highlight_row = sel.get("masked"), sel.get("highlight_row")
+    x_breaks, y_breaks = sel.get("x_breaks", ()), sel.get("y_breaks", ())
+    x_title, y_title = sel.get("x_title", "key"), sel.get("y_title", "query")
+    title, subtitle, width = sel.get("title", ""), sel.get("subtitle", ""), sel.get("width")
+    weights = np.asarray(weights, dtype=np.float64)
+    n_panels, n_heads, tq, tk = weights.shape
+    if (tq, tk) != (len(y_labels), len(x_labels)):
+        raise ValueError(f"weights are {tq}×{tk} but there are {len(y_labels)} rows and {len(x_labels)} keys")
+    width = width or 1100
+    narrow = width < NARROW
+    n_cols = 1 if narrow else n_panels  # a phone stacks the layers: it scrolls down, never sideways
+    n_rows = n_panels if narrow else 1
+    ys, xs = [escape(t) for t in y_labels], [escape(t) for t in x_labels]
+    colours = [head_colour(col_titles[c] if c < len(col_titles) else "") for c in range(n_heads)]
+    key = " ".join(
+        f'<span style="color:{colour}">━ {escape(col_titles[c] if c < len(col_titles) else "")}</span>'
+        for c, colour in enumerate(colours)
+    )
+    heading = heading_lines(title, subtitle, width)
+    n_heading = heading.count("<br>") + 1
+    sides = escape(f"left: {y_title}") + ("<br>" if narrow else " · ") + escape(f"right: {x_title}")
+    top, gap_y, margin_x = 48 + 18 * n_heading + 16 * (sides.count("<br>") + 2), 40, 8
+    panel_h = max(tq, tk, 1) * ROW_PX
+    plot_w, plot_h = width - 2 * margin_x, n_rows * panel_h + (n_rows - 1) * gap_y
+    # Each panel: its query labels, the lines, its key labels, all inside the panel's share of the width.
+    left = min(max((_text_px(t) for t in y_labels), default=10) + 14, 0.4 * plot_w / n_cols)
+    right = min(max((_text_px(t) for t in x_labels), default=10) + 14, 0.3 * plot_w / n_cols)
+    panel_w, gap_x = (plot_w - (n_cols - 1) * 16) / n_cols, 16
+    layout: dict = {}
+    annotations, shapes, traces, queries = [], [], [], []
+    for p in range(n_panels):
+        r, c = (p, 0) if narrow else (0, p)
+        x0 = (c * (panel_w + gap_x) + left) / plot_w
+        x1 = (c * (panel_w + gap_x) + panel_w - right) / plot_w
+        y1 = 1 - r * (panel_h + gap_y) / plot_h
+        y0 = y1 - panel_h / plot_h
+        s, s_keys = ("" if p == 0 else str(p + 1)), str(n_panels + p + 1)
+        span = [max(tq, tk) - 0.5, -0.5]
+        layout[f"xaxis{s}"] = dict(domain=[x0, x1], range=[-0.06, 1.06], visible=False, fixedrange=True)
+        ticks = dict(tickmode="array", tickfont=dict(size=LABEL_FONT), showgrid=False, zeroline=False)
+        layout[f"yaxis{s}"] = dict(
+            domain=[y0, y1], anchor=f"x{s}", range=span, fixedrange=True, tickvals=list(range(tq)), ticktext=ys,
+            **ticks,
+        )  # fmt: skip
+        layout[f"yaxis{s_keys}"] = dict(
+            overlaying=f"y{s}", anchor=f"x{s}", side="right", range=span, fixedrange=True,
+            tickvals=list(range(tk)), ticktext=xs, **ticks,
+        )  # fmt: skip
+        axes = dict(xaxis=f"x{s}", yaxis=f"y{s}") if s else {}
+        panel_title = row_titles[p] if p < len(row_titles) else ""
+        annotations.append(
+            dict(
+                xref="paper", yref="paper", x=(x0 + x1) / 2, y=y1, xanchor="center", yanchor="bottom",
+                showarrow=False, text=escape(panel_title), font=dict(size=12), name="panel-title",
+            )
+        )  # fmt: skip
+        for b in y_breaks:  # sentence separators, under each column of labels
+            shapes.append(_separator(s, -0.06, 0.1, b + 0.5))
+        for b in x_breaks:
+            shapes.append(_separator(s, 0.9, 1.06, b + 0.5))
+        order = [i for i in range(tq) if i != highlight_row] + (
+            [highlight_row] if highlight_row in range(tq) else []
+        )
+        keep = drawn(weights[p], None if masked is None else np.broadcast_to(masked, weights[p].shape[1:]))
+        for i in order:  # the highlighted query last: its lines are drawn over the rest
+            for h in range(n_heads):
+                line = {"line": dict(color=colours[h], width=3 if i == highlight_row else 1.5)}
+                for j in np.flatnonzero(keep[h, i]):
+                    w = float(np.float32(weights[p, h, i, j]))  # the shortest text of the float32 weight
+                    traces.append(dict(type="scatter", x=[0, 1], y=[i, int(j)], opacity=w, legendgroup=f"q{i}",
+                                       **line, **axes))  # fmt: skip
+        for i in range(tq):  # a dot per query: the legend's entry for its lines, and its hover
+            top_keys = [
+                f"{escape(col_titles[h]) if h < len(col_titles) else ''}: "
+                + ", ".join(f"{xs[j]} {weights[p, h, i, j]:.3f}" for j in np.argsort(-weights[p, h, i])[:3])
+                for h in range(n_heads)
+            ]
+            hi = i == highlight_row
+            queries.append(
+                dict(
+                    type="scatter", mode="markers", x=[0], y=[i], name=ys[i], legendgroup=f"q{i}", hoverinfo="all",
+                    showlegend=p == 0, marker=dict(size=10 if hi else 6, color=HIGHLIGHT if hi else "#555"),
+                    hovertemplate=f"{ys[i]}<br>" + "<br>".join(top_keys) + "<extra></extra>", **axes,
+                )
+            )  # fmt: skip
+        traces.append(
+            dict(
+                type="scatter", mode="markers", x=[1] * tk, y=list(range(tk)), showlegend=False,
+                marker=dict(size=6, color="#555"), hoverinfo="skip", xaxis=f"x{s}", yaxis=f"y{s_keys}",
+            )
+        )  # fmt: skip
+    annotations.append(
+        dict(
+            xref="paper", yref="paper", x=-margin_x / plot_w, y=1 + (top - 6) / plot_h, xanchor="left",
+            yanchor="top", align="left", showarrow=False, name="heading", font=dict(size=15),
+            text=f"{heading}<br><span style='font-size:12px'>{sides}<br>{key}</span>",
+        )
+    )  # fmt: skip
+    legend = dict(
+        orientation="h", x=0, xanchor="left", y=-12 / plot_h, yanchor="top", font=dict(size=11),
+        title=dict(text="queries (double-click one: only its lines)", side="top"), itemsizing="constant",
+    )  # fmt: skip
+    layout.update(
+        annotations=annotations, shapes=shapes, legend=legend, showlegend=True, hovermode="closest",
+        height=int(top + plot_h + 60 + 24 * (1 + tq // max(1, int(plot_w // 110)))),
+        margin=dict(l=margin_x, r=margin_x, t=top, b=60 + 24 * (1 + tq // max(1, int(plot_w // 110)))),
+        font=dict(family=FONT, size=12), plot_bgcolor="white", template=LINE_DEFAULTS,
+    )  # fmt: skip
+    return go.Figure(data=traces + queries, layout=layout, _validate=False)
+
+
+def _separator(s: str, x0: float, x1: float, y: float) -> dict:
+    line = dict(color=SEPARATOR, width=1, dash="dot")
+    return dict(type="line", xref=f"x{s}", yref=f"y{s}", x0=x0, x1=x1, y0=y, y1=y, line=line)
