@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.decoding import max_target_lengths, next_token_logprobs
+from training.decoding import BeamStep, beam_search, max_target_lengths, next_token_logprobs
 from training.kinds import KINDS, shape
 from training.model import AttentionMaps, HeadMask, Internals
 from training.text import PAD_ID, detokenize_zh
@@ -95,9 +95,15 @@ class Trace:
     # The translation was given (`force`), not decoded: every token is teacher-forced, and
     # predicted_prob / predicted_rank say what the model thinks of it.
     forced: bool = False
-    # With hypotheses=True: the finished hypotheses beam search weighed, best first (the first is
-    # `translation`): {"translation", "tokens", "logprob" (sum, </s> included), "score" (normalized)}.
+    # With hypotheses=True: the finished hypotheses beam search weighed, best first (the first is the
+    # model's translation, which with `force` may differ from `translation`): {"translation", "tokens",
+    # "logprob" (sum, </s> included), "score" (normalized)}.
     hypotheses: list[dict] | None = None
+    # With hypotheses=True and a beam over 1: the search step by step (see `beam_history_json`).
+    beam_history: list[dict] | None = None
+    # The Chinese given to explain, exactly as passed (`force`); None for the model's own. Tracing
+    # (text, beam, force=this) again gives this trace's pass. Not part of `to_json`.
+    force: str | None = None
     # What the model used (explorer/contributions.py), once a view has asked for it: kept with the trace
     # so that toggles re-render it without running the model. Not part of `to_json`.
     contributions: dict | None = None
@@ -130,6 +136,8 @@ class Trace:
             "contributions",
             "forced",
             "hypotheses",
+            "beam_history",
+            "force",
         )
         # Copies (not asdict: it would deep-copy the big arrays too), so editing the JSON leaves the trace alone.
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in converted}
@@ -151,6 +159,8 @@ class Trace:
             out["forced"] = True
         if self.hypotheses is not None:
             out["hypotheses"] = copy.deepcopy(self.hypotheses)
+        if self.beam_history is not None:
+            out["beam_history"] = copy.deepcopy(self.beam_history)
         return out
 
 
@@ -321,7 +331,8 @@ def trace(
 
     force: a Chinese translation to explain instead of the model's own (teacher-forced: the maps and
     each token's probability and rank are the model's on that text). hypotheses=True: the Trace also
-    lists the finished hypotheses beam search weighed.
+    lists the finished hypotheses beam search weighed, and how it went step by step (`beam_history`);
+    with `force` too, the search runs beside the given translation, so the two can be compared.
 
     internals=True: the Trace also carries each head's q, k, v and output, and the residual streams
     around each attention sublayer, from the same pass as the maps.
@@ -334,8 +345,11 @@ def trace(
     decode_overrides, max_target_tokens = length_cap(
         translator, source, beam, max_target_tokens, decode_overrides
     )
+    search = None
+    if hypotheses or force is None:
+        search = _search(translator, source, beam, mask, hypotheses, decode_overrides)
     if force is None:
-        translation = translator.decode([source], beam=beam, head_mask=mask, **decode_overrides)[0]
+        translation = search
     else:
         ids = forced_ids(translator, force, max_target_tokens, notices)
         translation = translator.forced(source, ids, head_mask=mask, beam=beam, **decode_overrides)
@@ -389,8 +403,52 @@ def trace(
         ablated_heads=heads_off(mask),
         end_forced=end_forced,
         forced=force is not None,
-        hypotheses=hypotheses_json(translation, vocab) if hypotheses and force is None else None,
+        hypotheses=hypotheses_json(search, vocab) if hypotheses else None,
+        beam_history=beam_history_json(search.hypothesis.history, vocab) if hypotheses else None,
+        force=force,
     )
+
+
+def _search(
+    translator: Translator, source: SourceInput, beam: int | None, mask: HeadMask | None, record: bool,
+    overrides: dict,
+) -> Translation:  # fmt: skip
+    """The model's translation, as `Translator.decode` finds it; record=True: a beam search keeps its
+    history on the hypothesis (`BeamStep`s), the same search otherwise."""
+    settings = translator.settings(beam=beam, **overrides)
+    if not record or settings.beam == 1 or len(source.ids) <= 1:
+        return translator.decode([source], beam=beam, head_mask=mask, **overrides)[0]
+    translator.model.eval()
+    src = torch.tensor([source.ids], device=translator.device)
+    (hyp,) = beam_search(translator.model, src, settings, head_mask=mask, record=True)
+    tokens = translator.tgt_vocab.decode(hyp.ids)
+    return Translation(source, hyp, tokens, detokenize_zh(tokens), settings)
+
+
+def beam_history_json(history: list[BeamStep] | None, vocab) -> list[dict] | None:
+    """Each step of the search: the live prefixes it extended {"tokens", "logprob"}, and the 2K best
+    extensions it weighed, best first {"parent" (index into live), "token", "logprob" (the token's),
+    "score" (the prefix's + the token's: what the search ranks by), "fate": "kept" | "finished" |
+    "dropped"}; "last": the search stopped after it. None for greedy decoding (one hypothesis)."""
+    if history is None:
+        return None
+    return [
+        {
+            "live": [{"tokens": vocab.decode(ids), "logprob": score} for ids, score in step.live],
+            "candidates": [
+                {
+                    "parent": c.parent,
+                    "token": vocab.itos[c.token],
+                    "logprob": c.logprob,
+                    "score": c.score,
+                    "fate": c.fate,
+                }
+                for c in step.candidates
+            ],
+            "last": step.last,
+        }
+        for step in history
+    ]
 
 
 def hypotheses_json(translation: Translation, vocab) -> list[dict]:

@@ -2,9 +2,11 @@
 built and wired by its own module (explorer/tabs/), then the footer; and the HTTP settings a
 public Space needs at launch.
 
-Translate (the button, Enter, an example's click, the first visit) traces the input once, keeps the
-Trace in the server's TraceStore under a key that the session's gr.State holds, and fills the
-page and every tab that asked to be filled in the same event (`TranslateHook`).
+Translate (the button, Enter, an example's click, the first visit, a click on a hypothesis in the Beam
+search tab) traces the input once, keeps the Trace in the server's TraceStore under a key that the
+session's gr.State holds, and fills the page and every tab that asked to be filled in the same event
+(`TranslateHook`). The trace lists the hypotheses of the same search (no second search); with Chinese
+in "Chinese to explain" it explains that text (teacher-forced) instead of the model's own.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .policy import (
     md_escape,
     notices_markdown,
 )
-from .tabs import attention, compare, export, head, model, positional
+from .tabs import attention, beam, compare, export, head, model, positional
 from .tabs.base import Shared, handler
 from .trace_files import MAX_AGE_S, TraceFiles
 from .trace_store import InternalsCache, TraceStore
@@ -42,7 +44,12 @@ log = logging.getLogger("explorer")
 CSS_DIR = Path(__file__).resolve().parent / "css"
 
 # In page order; a new tab is one more module here.
-TABS = (attention, head, compare, positional, model, export)
+TABS = (attention, head, compare, beam, positional, model, export)
+FORCED_NOTICE = (
+    "- Explaining the Chinese given under the English (every token teacher-forced), not the model's own "
+    "translation: the step chart marks each given token and what the model thought of it. Empty the box "
+    "for the model's own."
+)
 # Translated on the first visit: the time phrase moves before the verb in Chinese, which the
 # cross-attention maps show, and greedy and beam agree, so the step-through tells the same story.
 FIRST_EXAMPLE = "My brother reads the newspaper every morning."
@@ -69,29 +76,46 @@ def build_input(loaded: LoadedModel, store: TraceStore, files: TraceFiles) -> Sh
     trace_state = gr.State(None)
     client_width = gr.Number(None, visible=False)
     with gr.Row(equal_height=False):
-        # The cap is said where the text is typed, so a cut is no surprise.
-        text = gr.Textbox(
-            value=FIRST_EXAMPLE,
-            label="English",
-            placeholder="I love you.",
-            scale=5,
-            min_width=280,
-            max_length=20000,
-            info=f"Up to {MAX_WORDS} words (punctuation counts); longer input is cut, with a notice.",
-            elem_id="source-text",
-            autofocus=True,
-        )
+        with gr.Column(scale=5, min_width=280):
+            # The cap is said where the text is typed, so a cut is no surprise.
+            text = gr.Textbox(
+                value=FIRST_EXAMPLE,
+                label="English",
+                placeholder="I love you.",
+                max_length=20000,
+                info=f"Up to {MAX_WORDS} words (punctuation counts); longer input is cut, with a notice.",
+                elem_id="source-text",
+                autofocus=True,
+            )
+            force = gr.Textbox(
+                label="Chinese to explain (leave empty for the model's own)",
+                placeholder="我爱你。",
+                max_length=2000,
+                lines=1,
+                info="Emptied when the English changes.",
+                elem_id="force-text",
+            )
         with gr.Column(scale=2, min_width=200):
             beam = gr.Slider(
-                1, MAX_BEAM, value=translator.decoding.beam, step=1, label="Beam size (1 = greedy)"
+                1,
+                MAX_BEAM,
+                value=translator.decoding.beam,
+                step=1,
+                label="Beam size (1 = greedy)",
+                info="Used by the next Translate.",  # moving it alone changes nothing on screen
+                elem_id="beam",
             )
             translate_btn = gr.Button("Translate", variant="primary", elem_id="translate-btn")
-    examples = gr.Examples(EXAMPLES, inputs=text, label="Examples (click one to translate it)")
+    # An example fills the English and empties the Chinese to explain (shown: the English only).
+    examples = gr.Examples(
+        [[e, ""] for e in EXAMPLES], inputs=[text, force], example_labels=EXAMPLES,
+        label="Examples (click one to translate it)",
+    )  # fmt: skip
     translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation", buttons=["copy"])
     notices = gr.Markdown(elem_id="notices")
     return Shared(
         loaded, store, files, InternalsCache(), text, beam, translate_btn, examples, client_width,
-        translation, notices, trace_state,
+        translation, notices, trace_state, force,
     )  # fmt: skip
 
 
@@ -106,33 +130,44 @@ def footer(loaded: LoadedModel) -> None:
 
 
 def run(shared: Shared, values: dict) -> dict:
-    """Translate: trace the input, keep the Trace, fill the page and every tab's hook from it. A refused
-    input only changes the notices: the last good result stays on screen."""
+    """Translate: trace the input (or explain the given Chinese), keep the Trace, fill the page and every
+    tab's hook from it. A refused input only changes the notices: the last good result stays on screen."""
+    force = (values.get(shared.force) or "").strip() or None
     try:
-        tr = capped_trace(shared.loaded, values[shared.text], values[shared.beam])
+        tr = capped_trace(
+            shared.loaded, values[shared.text], values[shared.beam], force=force, hypotheses=True
+        )
     except InputError as e:
         log.info("refused translation: %s", e)
         return {shared.notices: f"- {md_escape(str(e))}"}
-    out = {
-        shared.translation: tr.translation,
-        shared.notices: notices_markdown(tr),
-        shared.trace_state: shared.store.put(tr),
-    }
+    filled = {}
     for hook in shared.hooks:
-        out.update(hook.fill(tr, values))
-    return out
+        filled.update(hook.fill(tr, values))
+    # Kept once the hooks ran: what they added to the trace (contributions) counts in the store's bytes.
+    return {
+        shared.translation: tr.translation,
+        shared.notices: "\n".join(filter(None, [FORCED_NOTICE if tr.forced else "", notices_markdown(tr)])),
+        shared.trace_state: shared.store.put(tr),
+        **filled,
+    }
 
 
 def wire_translate(shared: Shared, demo: gr.Blocks) -> None:
     hook_inputs = [c for hook in shared.hooks for c in hook.inputs]
     # The width last (attention.WITH_WIDTH writes it); each component once.
-    inputs = list(dict.fromkeys([shared.text, shared.beam, *hook_inputs])) + [shared.client_width]
+    force = shared.force
+    inputs = list(dict.fromkeys([shared.text, shared.beam, force, *hook_inputs])) + [shared.client_width]
     outputs = [shared.translation, shared.notices, shared.trace_state]
     outputs += [c for hook in shared.hooks for c in hook.outputs]
     translate = handler(run, inputs, shared)
     event = dict(MODEL_EVENT, js=attention.WITH_WIDTH)
     gr.on([shared.translate_btn.click, shared.text.submit], translate, inputs, outputs, **event)
+    # New English empties the Chinese to explain, which explained the old sentence: typed (here, in the
+    # browser), or an example's click (each example's Chinese is empty: build_input).
+    shared.text.input(None, None, force, js="() => ''", **PRIVATE)
     shared.examples.load_input_event.then(translate, inputs, outputs, **event)  # a click translates
+    # A hypothesis clicked in the Beam search tab becomes the Chinese to explain, then translated.
+    beam.choose(shared, shared.tabs["beam"], force).then(translate, inputs, outputs, **event)
     demo.load(translate, inputs, outputs, **event)  # the first visit opens on a translated example
     demo.load(None, js=head.INSTALL_CLICKS_JS, **PRIVATE)  # a click on a map opens "Inside a head"
 
@@ -148,6 +183,8 @@ def build(
         title="Attention explorer · English → Chinese", delete_cache=(MAX_AGE_S, MAX_AGE_S)
     ) as demo:
         shared = build_input(loaded, store, files)
+        # Consecutive tabs make one bar (an explicit gr.Tabs, or its overflow_behavior="wrap", renders the
+        # selected tab twice in Gradio 6.31); explorer/css/tabs.css shows the names a phone hides behind "⋯".
         for tab in TABS:
             shared.tabs[tab.__name__.rsplit(".", 1)[-1]] = tab.build(shared)
         footer(loaded)

@@ -99,9 +99,16 @@ def notices_markdown(tr: Trace) -> str:
     return "\n".join(f"- ⚠️ {md_escape(n)}" for n in tr.notices)
 
 
-def capped_trace(loaded: LoadedModel, text, beam, internals: bool = False, force: str | None = None) -> Trace:
+def capped_trace(
+    loaded: LoadedModel,
+    text,
+    beam,
+    internals: bool = False,
+    force: str | list[str] | None = None,
+    hypotheses: bool = False,
+) -> Trace:
     """The app's trace: input and output cut to what a response can carry; `force` explains a given
-    Chinese translation instead of the model's own."""
+    Chinese translation instead of the model's own; `hypotheses` keeps what beam search weighed."""
     return trace(
         loaded.translator,
         text,
@@ -109,19 +116,21 @@ def capped_trace(loaded: LoadedModel, text, beam, internals: bool = False, force
         model_id=loaded.model_id,
         internals=internals,
         force=force,
+        hypotheses=hypotheses,
         **CAPS,
     )
 
 
-def capped_internals(loaded: LoadedModel, text, beam) -> Trace:
-    """The app's trace with internals: the same caps, so the same translation."""
-    return capped_trace(loaded, text, beam, internals=True)
+def capped_internals(loaded: LoadedModel, text, beam, force: str | list[str] | None = None) -> Trace:
+    """The app's trace with internals: the same caps, so the same translation (or the same given one)."""
+    return capped_trace(loaded, text, beam, internals=True, force=force)
 
 
-def capped_contributions(loaded: LoadedModel, text, beam) -> tuple[Trace, dict]:
-    """The app's translation of `text` traced with internals (same caps, so the same translation) and what
-    the model used in it (explorer/contributions.py): (that trace, its contributions)."""
-    traced = capped_internals(loaded, text, beam)
+def capped_contributions(loaded: LoadedModel, text, beam, force: str | None = None) -> tuple[Trace, dict]:
+    """The app's translation of `text` (or the given `force`) traced with internals, under the same caps so
+    the same translation, and what the model used in it (explorer/contributions.py): (that trace, its
+    contributions)."""
+    traced = capped_trace(loaded, text, beam, internals=True, force=force)
     return traced, contributions(traced, loaded.translator)
 
 

@@ -133,13 +133,17 @@ def prepare(
 
 
 def forced_ids(
-    translator: Translator, chinese: str, max_target_tokens: int | None, notices: list[str]
+    translator: Translator, chinese: str | list[str], max_target_tokens: int | None, notices: list[str]
 ) -> list[int]:
     """A given Chinese translation as target ids (without <s>/</s>), cut to what a trace may hold;
-    what was cut or is unknown to the model goes to `notices`."""
-    if not isinstance(chinese, str):
+    what was cut or is unknown to the model goes to `notices`. A list is taken as the target tokens
+    themselves (a trace's own, <unk> included: the same pass again)."""
+    if isinstance(chinese, list) and all(isinstance(t, str) for t in chinese):
+        tokens = list(chinese)
+    elif isinstance(chinese, str):
+        tokens = tokenize_zh(LONE_SURROGATE.sub("\ufffd", chinese[:MAX_INPUT_CHARS]))
+    else:
         raise InputError(f"the Chinese to explain must be text; got {type(chinese).__name__}")
-    tokens = tokenize_zh(LONE_SURROGATE.sub("\ufffd", chinese[:MAX_INPUT_CHARS]))
     if not tokens:
         raise InputError("The Chinese to explain is empty: leave it out for the model's own translation.")
     limit = translator.model.cfg.max_len - 2  # <s> and </s> take a position each

@@ -24,7 +24,14 @@ INTERNALS_KEPT = 16  # traces with internals kept (~1–3 MB each at the app's c
 
 
 def trace_nbytes(tr: Trace) -> int:
-    return tr.encoder_self.nbytes + tr.decoder_self.nbytes + tr.cross.nbytes
+    """The maps' bytes, and what a view's contributions add once computed (about as much again)."""
+    return tr.encoder_self.nbytes + tr.decoder_self.nbytes + tr.cross.nbytes + _nbytes(tr.contributions)
+
+
+def _nbytes(tree) -> int:
+    if isinstance(tree, dict):
+        return sum(_nbytes(v) for v in tree.values())
+    return getattr(tree, "nbytes", 0)
 
 
 class TraceStore:

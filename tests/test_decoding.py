@@ -214,3 +214,64 @@ def test_each_tokens_log_probability_is_the_one_a_teacher_forced_pass_gives(toy,
             assert len(hyp.token_logprobs) == len(hyp.ids) + 1
             assert hyp.token_logprobs == pytest.approx(expected.tolist(), abs=1e-4)
             assert sum(hyp.token_logprobs) == pytest.approx(hyp.score, abs=1e-4)
+
+
+def as_plain(hyps):
+    """Hypotheses as plain values (alternatives included), for comparing two searches."""
+    return [(h.ids, h.score, h.normalized, h.token_logprobs, as_plain(h.alternatives)) for h in hyps]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recording_the_search_changes_nothing_and_costs_nothing_when_not_asked(tiny_config, seed):
+    model = random_model(tiny_config, seed)
+    src = torch.randint(4, tiny_config.src_vocab_size, (3, 6))
+    settings = DecodeSettings(beam=4, length_penalty=0.6)
+    plain, recorded = beam_search(model, src, settings), beam_search(model, src, settings, record=True)
+    assert as_plain(plain) == as_plain(recorded)
+    assert all(h.history is None for h in plain)  # nothing kept unless asked
+    assert all(h.history for h in recorded)
+    assert all(h.history is None for h in greedy(model, src, DecodeSettings(beam=1)))
+
+
+@pytest.mark.parametrize(("seed", "beam", "alpha"), [(0, 3, 0.0), (1, 4, 0.6), (2, 5, 1.5), (3, 2, 0.6)])
+def test_the_recorded_history_is_the_search(tiny_config, seed, beam, alpha):
+    model = random_model(tiny_config, seed)
+    src = torch.randint(4, tiny_config.src_vocab_size, (2, 5))
+    for hyp, row in zip(
+        beam_search(model, src, DecodeSettings(beam=beam, length_penalty=alpha), record=True), src
+    ):
+        steps = hyp.history
+        assert steps[0].live == [([], 0.0)] and steps[-1].last and not any(s.last for s in steps[:-1])
+        finished = {}
+        for t, step in enumerate(steps):
+            cands = step.candidates
+            assert [c.score for c in cands] == sorted((c.score for c in cands), reverse=True)
+            assert len(cands) <= 2 * beam and all(len(p) == t for p, _ in step.live)
+            for c in cands:  # a candidate's score is its prefix's plus its token's log-probability
+                assert c.score == pytest.approx(step.live[c.parent][1] + c.logprob, abs=1e-4)
+            kept = [c for c in cands if c.fate == "kept"]
+            # the kept prefixes are the top K of the candidates that did not end, best first
+            assert kept == [c for c in cands if c.token != EOS_ID][: len(kept)] and len(kept) <= beam
+            assert all(c.fate != "finished" or (c.token == EOS_ID and cands.index(c) < beam) for c in cands)
+            if not step.last:  # ... and they are the next step's live prefixes, in that order
+                assert len(kept) == beam
+                nxt = steps[t + 1].live
+                assert [p for p, _ in nxt] == [step.live[c.parent][0] + [c.token] for c in kept]
+                assert [s for _, s in nxt] == pytest.approx([c.score for c in kept], abs=1e-6)
+            for c in cands:
+                if c.fate == "finished":
+                    finished[tuple(step.live[c.parent][0])] = (t, c.score)
+        # every finished hypothesis the search returns (but the greedy row's) finished at its own step,
+        # with the score recorded there, and a teacher-forced pass gives each prefix's score
+        beam_hyps = [h for h in [hyp, *hyp.alternatives] if tuple(h.ids) in finished]
+        assert len(beam_hyps) >= len([h for h in [hyp, *hyp.alternatives]]) - 1
+        for h in beam_hyps:
+            t, score = finished[tuple(h.ids)]
+            assert t == len(h.ids) and score == pytest.approx(h.score, abs=1e-5)
+        for step in steps[1:4]:
+            for ids, score in step.live:
+                prefix = torch.tensor([[BOS_ID, *ids]])
+                logits, _ = model(row[None], prefix)
+                logp = logits.float().log_softmax(-1)[0]
+                rescored = logp[:-1].gather(1, torch.tensor(ids)[:, None]).sum().item()
+                assert score == pytest.approx(rescored, abs=1e-4)

@@ -79,3 +79,33 @@ def test_an_empty_or_odd_given_translation_is_one_clear_line(translator, bad):
 def test_a_given_translation_longer_than_the_cap_is_cut_with_a_notice(translator):
     tr = trace(translator, "I love you.", beam=1, force="我爱你。" * 20, max_target_tokens=10)
     assert len(tr.target_tokens) == 10 and any("cut to its first 9 characters" in n for n in tr.notices)
+
+
+def test_the_search_step_by_step_is_in_the_trace_only_when_hypotheses_are_asked(translator):
+    tr = trace(translator, "She is my sister.", beam=4, hypotheses=True)
+    steps = tr.beam_history
+    # the steps' finished candidates are the hypotheses the search finished (all but, maybe, the greedy row's)
+    finished = [
+        step["live"][c["parent"]]["tokens"] + ["</s>"]
+        for step in steps
+        for c in step["candidates"]
+        if c["fate"] == "finished"
+    ]
+    assert len([h for h in tr.hypotheses if h["tokens"] in finished]) >= len(tr.hypotheses) - 1
+    assert tr.to_json()["beam_history"] == steps and steps[-1]["last"]
+    plain = trace(translator, "She is my sister.", beam=4)
+    assert plain.beam_history is None and plain.force is None
+    assert set(tr.to_json()) - set(plain.to_json()) == {"hypotheses", "beam_history"}
+    assert trace(translator, "She is my sister.", beam=1, hypotheses=True).beam_history is None
+
+
+def test_a_given_translation_with_hypotheses_lists_the_search_beside_it(translator):
+    own = trace(translator, "She is my sister.", beam=4, hypotheses=True)
+    given = own.hypotheses[1]["translation"]
+    forced = trace(translator, "She is my sister.", beam=4, force=given, hypotheses=True)
+    assert forced.forced and forced.translation == given and forced.force == given
+    assert forced.hypotheses == own.hypotheses and forced.beam_history == own.beam_history
+    assert "force" not in forced.to_json()
+    # the trace carries the text as given, so tracing it again explains the same pass (Inside a head)
+    again = trace(translator, forced.text, beam=4, force=forced.force, internals=True)
+    np.testing.assert_array_equal(again.cross, forced.cross)

@@ -6,6 +6,9 @@ scored it (</s> included), and the model score: their sum.
 
 A `HeadMask` switches heads off for the whole decoding (the explorer's ablated
 re-translation): it goes to the encoder and to every decoder step.
+
+`beam_search(..., record=True)` also says how the search went, step by step (`BeamStep`): the
+explorer's "Beam search" tab draws it. Without it nothing is recorded.
 """
 
 from __future__ import annotations
@@ -29,6 +32,32 @@ class Hypothesis:
     # Beam search: the other finished hypotheses it weighed for this sentence (the greedy candidate
     # among them), best first by `normalized`; each distinct. Empty for greedy decoding.
     alternatives: list[Hypothesis] = field(default_factory=list)
+    # beam_search(record=True): the search step by step, on the best hypothesis only; else None.
+    history: list[BeamStep] | None = None
+
+
+@dataclass
+class Candidate:
+    """One extension beam search weighed at a step: live prefix `parent` + `token`."""
+
+    parent: int  # index into the step's `live`
+    token: int
+    logprob: float  # the token's own log-probability
+    score: float  # the prefix's score + logprob: what the search ranks candidates by
+    # "kept": a live prefix of the next step (in this order); "finished": ended by </s> among the
+    # K best, a finished hypothesis; "dropped": ranked below what the search kept (an </s> outside
+    # the K best included)
+    fate: str
+
+
+@dataclass
+class BeamStep:
+    """One step of one sentence's beam search: the live prefixes it extended and the 2K best
+    extensions it weighed (the rest score lower still), best first."""
+
+    live: list[tuple[list[int], float]]  # (ids without <s>, summed log-probability), in beam order
+    candidates: list[Candidate]
+    last: bool = False  # the search stopped after this step (K finished, or the length cap)
 
 
 @dataclass
@@ -160,6 +189,7 @@ def beam_search(
     settings: DecodeSettings,
     use_cache: bool = True,
     head_mask: HeadMask | None = None,
+    record: bool = False,
 ) -> list[Hypothesis]:
     """Batched beam search.
 
@@ -185,6 +215,9 @@ def beam_search(
 
     head_mask: heads switched off (see `HeadMask`); a per-sentence (B, L, H) mask follows each
     sentence to its beams and its greedy row.
+
+    record=True: each sentence's best hypothesis carries the search step by step (`history`, a list
+    of `BeamStep`); the search itself is the same.
     """
     k, alpha = settings.beam, settings.length_penalty
     b, device = src.size(0), src.device
@@ -207,6 +240,7 @@ def beam_search(
     beam_scores[:, 0] = 0.0  # at step 0 every beam is the same <s>: expand only one
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     active = [True] * b
+    history: list[list[BeamStep]] = [[] for _ in range(b)]
     for step in range(max(limits)):
         logp_all = step_fn(ys)
         greedy_tok = greedy_rows.step(logp_all[n_beam:], step)
@@ -229,6 +263,7 @@ def beam_search(
         for i in range(b):
             if not active[i]:
                 continue
+            fates = [] if record else None
             filled = 0
             for rank, (score, idx, tok_logp) in enumerate(zip(top_scores[i], top_idx[i], top_logp[i])):
                 if score == float("-inf"):
@@ -241,13 +276,21 @@ def beam_search(
                         finished[i].append(
                             Hypothesis(ids, score, score / length_penalty(len(ids) + 1, alpha), lps)
                         )
+                    if record:
+                        fates.append("finished" if rank < k else "dropped")
                     continue
                 next_beam[i, filled], next_tok[i, filled], next_scores[i, filled] = beam, tok, score
                 next_logp[i, filled] = tok_logp
                 filled += 1
+                if record:
+                    fates.append("kept")
                 if filled == k:
                     break
-            if len(finished[i]) >= k or step + 1 >= limits[i]:
+            stop = len(finished[i]) >= k or step + 1 >= limits[i]
+            if record:
+                top = (top_scores[i], top_idx[i], top_logp[i])
+                history[i].append(_step_record(ys, beam_scores, i, k, vocab, top, fates, stop))
+            if stop:
                 active[i] = False
                 next_scores[i] = float("-inf")
         if not any(active) and greedy_rows.done.all():
@@ -261,7 +304,25 @@ def beam_search(
         ys_logp = torch.cat([ys_logp[rows[:n_beam]], next_logp.view(-1, 1).to(device)], dim=1)  # (n_beam, t)
         beam_scores = next_scores.to(device)
     greedy_hyps = greedy_rows.hypotheses(ys[n_beam:], alpha)
-    return [ranked(hyps + [g]) for hyps, g in zip(finished, greedy_hyps)]
+    best = [ranked(hyps + [g]) for hyps, g in zip(finished, greedy_hyps)]
+    if record:
+        for hyp, steps in zip(best, history):
+            hyp.history = steps
+    return best
+
+
+def _step_record(ys, beam_scores, i, k, vocab, top, fates, last) -> BeamStep:
+    """Sentence i's step: its live prefixes (the finite-score beams come first: they are filled in
+    order) and its 2K best candidates, those after the search's last look dropped."""
+    live_scores = [s for s in beam_scores[i].tolist() if s != float("-inf")]
+    prefixes = ys[i * k : i * k + len(live_scores), 1:].tolist()
+    candidates = []
+    for n, (score, flat, logp) in enumerate(zip(*top)):
+        if score == float("-inf"):
+            break
+        parent, tok = divmod(flat, vocab)
+        candidates.append(Candidate(parent, tok, logp, score, fates[n] if n < len(fates) else "dropped"))
+    return BeamStep(list(zip(prefixes, live_scores)), candidates, last)
 
 
 def ranked(hyps: list[Hypothesis]) -> Hypothesis:

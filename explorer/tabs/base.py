@@ -55,6 +55,7 @@ class Shared:
     translation: gr.Textbox
     notices: gr.Markdown
     trace_state: gr.State  # the key of the last Trace in `store`; every view re-renders from it
+    force: gr.Textbox | None = None  # "Chinese to explain": a given translation instead of the model's own
     hooks: list[TranslateHook] = field(default_factory=list)
     tabs: dict[str, Any] = field(default_factory=dict)  # tab module name → its components (for wiring)
 
