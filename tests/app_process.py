@@ -141,6 +141,37 @@ def fn_indices(url: str) -> dict[str, int]:
     return {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
 
 
+def event_data(url: str, name: str, **values) -> list:
+    """The inputs of the private event `name` as the page first shows them (from /config), with
+    `values` by elem_id ("source-text", "kind", …; "-" for "_" in the names), in the order the event
+    takes them: a test of the HTTP queue that does not break when a tab adds a control."""
+    import httpx
+
+    config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
+    comps = {c["id"]: c for c in config["components"]}
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == name)
+    data = []
+    for i in dep["inputs"]:
+        props = comps[i].get("props", {})
+        key = (props.get("elem_id") or "").replace("-", "_")
+        data.append(values.pop(key) if key in values else props.get("value"))
+    if values:
+        raise KeyError(f"{name} takes no input with elem_id {sorted(values)}")
+    return data
+
+
+def output_index(url: str, name: str, elem_id: str) -> int:
+    """Where the private event `name` puts the component `elem_id` among its outputs (from /config)."""
+    import httpx
+
+    config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
+    comps = {c["id"]: c for c in config["components"]}
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == name)
+    return next(
+        k for k, i in enumerate(dep["outputs"]) if comps[i].get("props", {}).get("elem_id") == elem_id
+    )
+
+
 def queue_event(
     url: str, fn_index: int, data: list, session_hash: str, timeout: float = 120
 ) -> tuple[dict, int]:

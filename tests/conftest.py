@@ -197,8 +197,10 @@ def view_values(shared, kind="cross", layer="all", heads=("1", "2", "3", "4"), a
 
 
 def translate_values(shared, text, beam, **view) -> dict:
-    """The Translate event's inputs: the text, the beam and the Attention tab's controls."""
-    return {shared.text: text, shared.beam: beam, **view_values(shared, **view)}
+    """The Translate event's inputs: the text, the beam, the Attention tab's controls, and every other
+    input a tab's hook reads, as the page first shows it."""
+    shown = {c: getattr(c, "value", None) for hook in shared.hooks for c in hook.inputs}
+    return {**shown, shared.text: text, shared.beam: beam, **view_values(shared, **view)}
 
 
 def pytest_configure(config):

@@ -227,3 +227,86 @@ def test_under_beam_search_the_chosen_token_is_marked_in_the_step_chart(page):
         len(chosen) == 1
         and bars["colours"][chosen[0]] != bars["colours"][(chosen[0] + 1) % len(bars["text"])]
     )
+
+
+def test_picking_alti_draws_a_different_map_and_the_source_versus_target_bars(page, shots):
+    weights = wait_plot_change(page, translate(page, "I love you."))
+    assert page.locator("#share-plot .js-plotly-plot").count() == 0 or not page.is_visible("#share-plot")
+    page.locator("#method label", has_text="ALTI+").click()
+    alti = wait_plot_change(page, weights)
+    assert alti["title"].startswith("ALTI+") and alti["n"] == 1  # one map from every layer and head
+    assert alti["z"] != weights["z"] and alti["x"] == weights["x"]
+    page.wait_for_selector("#share-plot .js-plotly-plot .barlayer", timeout=E2E_WAIT_MS)
+    bars = page.evaluate(
+        """() => { const el = document.querySelector('#share-plot .js-plotly-plot');
+        return el._fullData.map(t => Array.from(t.x)); }"""
+    )
+    assert len(bars) == 2 and all(abs(s + t - 1) < 1e-6 for s, t in zip(*bars))  # source + target prefix
+    assert page.locator("#layer input:disabled").count() > 0  # one matrix: the layer does not apply
+    page.screenshot(path=str(shots / "alti.png"), full_page=True)
+    page.locator("#method label", has_text="attention weights").click()
+    back = wait_plot_change(page, alti)
+    assert back["z"] == weights["z"] and back["title"] == weights["title"]
+    page.wait_for_selector("#share-plot", state="hidden", timeout=E2E_WAIT_MS)
+
+
+def test_lines_view_and_chinese_words(page, shots):
+    before = translate(page, "I love you.")
+    wait_plot_change(page, before)
+    page.locator("#display label", has_text="lines").first.click()
+    page.wait_for_selector(
+        "#attention-plot .js-plotly-plot .scatterlayer .trace", state="attached", timeout=E2E_WAIT_MS
+    )
+    opacities = page.evaluate(
+        """() => document.querySelector('#attention-plot .js-plotly-plot').data
+             .filter(t => t.mode === undefined && t.opacity !== undefined).map(t => t.opacity)"""
+    )
+    assert opacities and all(0.01 <= o <= 1 for o in opacities)  # one line per pair over the threshold
+    assert not page.query_selector("#attention-plot .heatmaplayer .hm")
+    page.locator("#kind label", has_text="Decoder").first.click()
+    page.locator("#words input").check()
+    page.wait_for_function(
+        """() => (document.querySelector('#attention-plot .js-plotly-plot').layout.yaxis2 || {}).ticktext
+             ?.includes('我爱你')""",
+        timeout=E2E_WAIT_MS,
+    )
+    page.screenshot(path=str(shots / "lines-decoder-words.png"), full_page=True)
+    page.locator("#display label", has_text="map").first.click()
+    page.wait_for_selector("#attention-plot .js-plotly-plot .heatmaplayer .hm", timeout=E2E_WAIT_MS)
+
+
+def test_choosing_the_second_hypothesis_explains_it_in_every_map(page, shots):
+    before = translate(page, "She is my sister.")
+    page.wait_for_function(
+        "() => document.querySelector('#translation textarea').value === '她是我的姐姐。'", timeout=90000
+    )
+    own = wait_plot_change(page, before)
+    page.get_by_role("tab", name="Beam search").click()
+    cells = page.locator("#beam-hypotheses [role=gridcell]")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#beam-hypotheses [role=gridcell]')].some(c => c.innerText === '2')",
+        timeout=E2E_WAIT_MS,
+    )
+    second = cells.nth(7)  # row 2, its translation (6 columns)
+    chosen = second.inner_text()
+    assert chosen and chosen != "她是我的姐姐。"
+    second.click()
+    page.wait_for_function(
+        "t => document.querySelector('#translation textarea').value === t", arg=chosen, timeout=E2E_WAIT_MS
+    )
+    assert page.locator("#force-text textarea").input_value() == chosen
+    page.wait_for_function(
+        "() => document.querySelectorAll('#beam-hypotheses [role=gridcell]')[11]?.innerText === '◀ shown'",
+        timeout=E2E_WAIT_MS,
+    )
+    page.screenshot(path=str(shots / "beam-chosen.png"), full_page=True)
+    page.get_by_role("tab", name="Attention").click()
+    forced = wait_plot_change(page, own)
+    # the maps' rows are the chosen translation's, read and predicted one character at a time
+    assert (
+        [y.split(" → ")[1] for y in forced["y"]]
+        == [*chosen, "&lt;/s&gt;"]
+        != [y.split(" → ")[1] for y in own["y"]]
+    )
+    page.wait_for_function("() => document.body.innerText.includes('and is given')", timeout=E2E_WAIT_MS)
+    page.screenshot(path=str(shots / "forced-attention.png"), full_page=True)

@@ -14,7 +14,15 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from app_process import ROOT, AppProcess, fn_indices, listening_addresses, queue_event
+from app_process import (
+    ROOT,
+    AppProcess,
+    event_data,
+    fn_indices,
+    listening_addresses,
+    output_index,
+    queue_event,
+)
 from conftest import serve
 
 from explorer import api, policy
@@ -27,8 +35,6 @@ from explorer.trace_store import TraceStore
 from explorer.views import View
 from training.translator import SourceInput
 
-VIEW = ["cross", "all", ["1", "2", "3", "4"], "grid", True, False, False]
-EXTRA = ["none", None]  # the Translate event's last inputs: no large map, the browser's width unknown
 LONG = "<b>" * 500  # ~2,000 characters of unknown tokens: the worst case of the issue
 MB = 1_000_000  # 2 MB: 2,000,000 bytes
 
@@ -53,6 +59,11 @@ def space(loaded):
     finally:
         demo.close()
         files.remove_all()
+
+
+def run_data(space, text: str, beam: int) -> list:
+    """The Translate event's inputs, the view as the page first shows it."""
+    return event_data(space[0], "run", source_text=text, beam=beam)
 
 
 def new_session() -> str:
@@ -105,7 +116,8 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
     try:
         fns = fn_indices(url)
         ui_session = new_session()
-        join = {"data": ["I love you.", 1, *VIEW, *EXTRA], "fn_index": fns["run"], "session_hash": ui_session}
+        data = event_data(url, "run", source_text="I love you.", beam=1)
+        join = {"data": data, "fn_index": fns["run"], "session_hash": ui_session}
         assert post(url, "/queue/join", json=join).status_code == 200  # the UI's private event
         first = post(url, "/call/translate", json={"data": ["I love you.", 1]})
         deadline = time.time() + 30
@@ -127,7 +139,7 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
         direct = [
             ("/run/translate", {"data": ["I love you.", 1]}),
             ("/api/trace", {"data": ["I love you.", 1]}),
-            ("/run/predict", {"data": ["I love you.", 1, *VIEW, *EXTRA], "fn_index": fns["run"]}),
+            ("/run/predict", {"data": data, "fn_index": fns["run"]}),
         ]
         for path, body in direct:
             r = post(url, path, json=body)
@@ -150,25 +162,30 @@ def test_new_sessions_never_grow_the_trace_store_beyond_its_cap(space):
     _, store, _, _ = space
     sessions = [new_session() for _ in range(8)]
     for s in sessions:
-        out, _ = event(space, "run", ["I love you.", 1, *VIEW, *EXTRA], s)
+        out, _ = event(space, "run", run_data(space, "I love you.", 1), s)
         assert out[0] == "我爱你。"
         assert len(store) <= 3
     assert len(store) == 3
     # The newest visitors can still explore; the oldest one is told plainly what to do.
-    toggle = ["decoder", "all", ["1", "2", "3", "4"], "grid", True, False, False, 1, "none", None]
-    newest, _ = event(space, "rerender", [None, *toggle], sessions[-1])
-    assert json.loads(newest[0])["data"] and "Press Translate again" not in str(newest[2])
-    oldest, _ = event(space, "rerender", [None, *toggle], sessions[0])
+    toggle = event_data(space[0], "rerender", kind="decoder", layer="all")
+    notices = output_index(space[0], "rerender", "notices")
+    newest, _ = event(space, "rerender", toggle, sessions[-1])
+    assert json.loads(newest[0])["data"] and "Press Translate again" not in str(newest[notices])
+    oldest, _ = event(space, "rerender", toggle, sessions[0])
     # the plot is left alone: an update with no value (gr.HTML's also names its unchanged props)
-    assert "Press Translate again" in oldest[2]
+    assert "Press Translate again" in oldest[notices]
     assert oldest[0]["__type__"] == "update" and "value" not in oldest[0]
 
 
 def test_the_session_state_is_a_key_into_the_store(loaded):
+    from conftest import translate_values
+
+    from explorer.page import build, run
+
     store = TraceStore()
-    demo = build_demo(loaded, store=store)
-    run = next(f for f in demo.fns.values() if f.name == "run")
-    out = {c.elem_id or c.__class__.__name__: v for c, v in run.fn("I love you.", 1, *VIEW, *EXTRA).items()}
+    _, shared = build(loaded, store=store)
+    values = translate_values(shared, "I love you.", 1)
+    out = {c.elem_id or c.__class__.__name__: v for c, v in run(shared, values).items()}
     key = out["State"]
     assert isinstance(key, str) and len(key) < 64
     assert store.get(key).translation == "我爱你。"
@@ -215,15 +232,10 @@ def test_a_long_input_is_cut_and_every_response_stays_under_2_mb(space):
     assert len(data["target_tokens"]) <= MAX_TARGET_TOKENS
     assert any(f"explorer's maximum of {MAX_WORDS} words" in n for n in data["notices"])
     session = new_session()
-    out, size = event(space, "run", [LONG, 8, *VIEW, *EXTRA], session)
+    out, size = event(space, "run", event_data(space[0], "run", source_text=LONG, beam=8), session)
     assert size < 2 * MB and f"maximum of {MAX_WORDS} words" in out[1]
     for kind in ("encoder", "decoder", "cross"):
-        _, size = event(
-            space,
-            "rerender",
-            [None, kind, "all", ["1", "2", "3", "4"], "grid", True, False, False, 1, "none", None],
-            session,
-        )
+        _, size = event(space, "rerender", event_data(space[0], "rerender", kind=kind, layer="all"), session)
         assert size < 2 * MB, kind
 
 
@@ -360,13 +372,16 @@ def test_a_full_disk_leaves_translation_working_and_the_download_unavailable(spa
 
     monkeypatch.setattr(files, "write_bytes", full_disk)
     session = new_session()
-    out, _ = event(space, "run", ["I love you.", 1, *VIEW, *EXTRA], session)
+    out, _ = event(space, "run", run_data(space, "I love you.", 1), session)
     assert out[0] == "我爱你。"
-    for name, data in (("prepare_download", [None]), ("prepare_csv", [None, *VIEW])):  # JSON and CSV alike
+    for name, data in (
+        ("prepare_download", [None]),
+        ("prepare_csv", event_data(space[0], "prepare_csv")),
+    ):  # JSON and CSV alike
         status, download = event(space, name, data, session)[0]
         assert "download is unavailable" in status and "No space left" in status and "Translating" in status
         assert download["value"] is None and download["interactive"] is False
-    out, _ = event(space, "run", ["Thank you.", 1, *VIEW, *EXTRA], session)
+    out, _ = event(space, "run", run_data(space, "Thank you.", 1), session)
     assert out[0] == translate_one(
         loaded.translator, "Thank you.", beam=1
     )  # and translating still works afterwards
@@ -378,7 +393,7 @@ def test_a_full_disk_leaves_translation_working_and_the_download_unavailable(spa
 def test_a_lone_surrogate_translates_and_its_json_downloads(space):
     _, _, files, _ = space
     session = new_session()
-    out, _ = event(space, "run", ["I love \ud800 you.", 1, *VIEW, *EXTRA], session)
+    out, _ = event(space, "run", run_data(space, "I love \ud800 you.", 1), session)
     assert out[0] and "\ufffd" in out[1]  # named in the unknown-words notice as the replacement character
     status, download = event(space, "prepare_download", [None], session)[0]
     assert "Ready" in status and "Press **Download trace JSON**" in status
@@ -461,7 +476,8 @@ def test_the_app_process_logs_refusals_in_one_line_and_cleans_its_temp_folder(zh
             assert kind == "error" and payload["error"]
         session = new_session()
         fns = fn_indices(app.url)
-        for name, data in (("run", ["I love you.", 1, *VIEW, *EXTRA]), ("prepare_download", [None])):
+        run = event_data(app.url, "run", source_text="I love you.", beam=1)
+        for name, data in (("run", run), ("prepare_download", [None])):
             assert queue_event(app.url, fns[name], data, session)[0]["success"]
         ours = temp / f"{FOLDER_PREFIX}{app.proc.pid}"
         assert len(list(ours.glob("trace-*.json"))) == 1

@@ -24,7 +24,7 @@ def fn_named(demo, name):
 def test_only_the_api_endpoints_are_public_and_all_model_calls_share_one_concurrency_group(loaded):
     demo = build_demo(loaded)
     public = {f.api_name for f in demo.fns.values() if f.api_visibility == "public"}
-    assert public == {"translate", "trace", "internals", "ablate", "head_stats", "contributions"}
+    assert public == {"translate", "trace", "internals", "ablate", "head_stats", "contributions", "compare"}
     ui_events = [f for f in demo.fns.values() if f.api_visibility != "public" and f.name != "load_example"]
     assert ui_events and all(f.api_visibility == "private" for f in ui_events)
     model_calls = [
@@ -37,11 +37,47 @@ def test_only_the_api_endpoints_are_public_and_all_model_calls_share_one_concurr
             "ablate_api",
             "head_stats_api",
             "contributions_api",
+            "compare_api",
+            "on_compare",
         )
     ]
     assert {f.concurrency_id for f in model_calls} == {"model"}
     assert len(fn_named(demo, "run").targets) == 2  # the Translate button and Enter in the textbox
-    assert len(fn_named(demo, "rerender").targets) == 8  # each view control, and "Open one map large"
+    # each view control, "Open one map large" and "Draw as" (map or lines)
+    assert len(fn_named(demo, "rerender").targets) == 9
+    # "What to show" may compute contributions (the model): model group; re-renders never run it
+    method = fn_named(demo, "on_method")
+    assert method.concurrency_id == "model" and [(t[1]) for t in method.targets] == ["change"]
+    assert {fn_named(demo, name).concurrency_id for name in ("rerender", "on_step")} == {"views"}
+
+
+def test_contributions_are_computed_in_model_group_events_only_and_kept_with_the_trace(
+    page_parts, monkeypatch
+):
+    _, shared = page_parts
+    t = shared.tabs["attention"]
+    calls = []
+    real = attention.capped_contributions
+    monkeypatch.setattr(attention, "capped_contributions", lambda *a, **k: calls.append(a) or real(*a, **k))
+    key = run(shared, translate_values(shared, "I love you.", 1))[shared.trace_state]
+    assert calls == []  # the weights need no contributions
+    values = {shared.trace_state: key, **view_values(shared, kind="cross", layer="2"), t.method: "alti"}
+    # a toggle (view group) that overtakes "What to show": the weights, and a notice, never the model
+    shown = by_id(attention.rerender(shared, t, values))
+    assert calls == [] and shared.store.get(key).contributions is None
+    assert "Cross-attention" in shown["attention-plot"] and "not computed yet" in shown["maps-caption"]
+    assert shown["share-plot"]["visible"] is False
+    picked = by_id(attention.on_method(shared, t, values))  # the model group: computed once, kept
+    assert len(calls) == 1 and shared.store.get(key).contributions is not None
+    assert "ALTI+" in picked["attention-plot"] and picked["share-plot"]["visible"] is True
+    assert picked["layer"]["interactive"] is False and picked["heads"]["interactive"] is False
+    again = by_id(attention.rerender(shared, t, {**values, t.show_special: False}))
+    assert len(calls) == 1 and "ALTI+" in again["attention-plot"]  # a toggle only reads them
+    back = by_id(attention.on_method(shared, t, {**values, t.method: "weights"}))
+    assert back["layer"]["interactive"] is True and back["share-plot"]["visible"] is False
+    # Translate while a method is picked: computed in the Translate event (the model group) itself
+    out = by_id(run(shared, {**translate_values(shared, "I love tea.", 1), t.method: "rollout"}))
+    assert len(calls) == 2 and "Attention rollout" in out["attention-plot"]
 
 
 def outputs_of(demo, name) -> list:
@@ -117,7 +153,7 @@ def test_the_first_visit_and_an_example_click_translate_through_the_same_handler
 
 def test_the_events_that_draw_maps_send_the_plot_width_as_their_last_input(page_parts):
     demo, shared = page_parts
-    for name in ("run", "rerender", "on_step"):
+    for name in ("run", "rerender", "on_step", "on_method"):
         f = fn_named(demo, name)
         assert f.js == attention.WITH_WIDTH and f.inputs[-1] is shared.client_width, name
     assert not attention.WITH_WIDTH.lstrip().startswith("//")  # Gradio evaluates it as one expression

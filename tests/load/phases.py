@@ -41,8 +41,10 @@ def request(
         return call_queue(
             http, url, ep.ui, ep.ui_data(text, beam), timeout, CHECKS[kind], keep_output, ep.ui_trigger
         )
-    fn = ep.translate if kind == "translate" else ep.trace
-    return call_queue(http, url, fn, [text, beam], timeout, CHECKS[kind], keep_output)
+    # The queue takes every input of an endpoint (only /call/ fills defaults): /trace's third is `force`,
+    # empty for the model's own translation.
+    fn, data = (ep.translate, [text, beam]) if kind == "translate" else (ep.trace, [text, beam, ""])
+    return call_queue(http, url, fn, data, timeout, CHECKS[kind], keep_output)
 
 
 def soak_plan(n: int, long_share: float) -> list[tuple[str, bool]]:
