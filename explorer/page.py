@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
-from . import api
+from . import api, share_link
 from .http_guard import REQUIRED, Guard, call_v2_errors
 from .inference import InputError
 from .loading import LoadedModel
@@ -113,9 +113,12 @@ def build_input(loaded: LoadedModel, store: TraceStore, files: TraceFiles) -> Sh
     )  # fmt: skip
     translation = gr.Textbox(label="Chinese", interactive=False, elem_id="translation", buttons=["copy"])
     notices = gr.Markdown(elem_id="notices")
+    link_notices = gr.Markdown(elem_id="link-notices")
+    copy_link = gr.Button("Copy link to this view", size="sm", elem_id="copy-link")
+    link_tab, link_step = gr.Textbox(visible=False), gr.Number(None, visible=False)
     return Shared(
         loaded, store, files, InternalsCache(), text, beam, translate_btn, examples, client_width,
-        translation, notices, trace_state, force,
+        translation, notices, trace_state, force, link_notices, link_tab, link_step, copy_link,
     )  # fmt: skip
 
 
@@ -168,7 +171,8 @@ def wire_translate(shared: Shared, demo: gr.Blocks) -> None:
     shared.examples.load_input_event.then(translate, inputs, outputs, **event)  # a click translates
     # A hypothesis clicked in the Beam search tab becomes the Chinese to explain, then translated.
     beam.choose(shared, shared.tabs["beam"], force).then(translate, inputs, outputs, **event)
-    demo.load(translate, inputs, outputs, **event)  # the first visit opens on a translated example
+    # The first visit: what its link asks for (if anything), translated; else the first example.
+    share_link.wire(shared, demo, translate, inputs, outputs, event)
     demo.load(None, js=head.INSTALL_CLICKS_JS, **PRIVATE)  # a click on a map opens "Inside a head"
 
 
@@ -186,7 +190,8 @@ def build(
         # Consecutive tabs make one bar (an explicit gr.Tabs, or its overflow_behavior="wrap", renders the
         # selected tab twice in Gradio 6.31); explorer/css/tabs.css shows the names a phone hides behind "⋯".
         for tab in TABS:
-            shared.tabs[tab.__name__.rsplit(".", 1)[-1]] = tab.build(shared)
+            name = tab.__name__.rsplit(".", 1)[-1]
+            shared.tabs[name], shared.link_titles[name] = tab.build(shared), tab.TITLE
         footer(loaded)
         for tab in TABS:
             tab.wire(shared, shared.tabs[tab.__name__.rsplit(".", 1)[-1]])

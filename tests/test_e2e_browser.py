@@ -310,3 +310,52 @@ def test_choosing_the_second_hypothesis_explains_it_in_every_map(page, shots):
     )
     page.wait_for_function("() => document.body.innerText.includes('and is given')", timeout=E2E_WAIT_MS)
     page.screenshot(path=str(shots / "forced-attention.png"), full_page=True)
+
+
+def test_a_link_restores_its_view_and_the_address_bar_follows_the_view(app_url, shots):
+    # issue 27.1: a link sets the sentence and the view, translates, opens its tab; a hostile parameter
+    # is named in a notice; a link taken from a changed view shows the same figure in a fresh page
+    link = "?s=Where+is+the+book%3F&kind=decoder&layer=1&heads=2,3&evil=%3Cb%3Ex%3C%2Fb%3E"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+        def opened(url, width=1400):
+            pg = browser.new_page(viewport={"width": width, "height": 1000})
+            pg.goto(url)
+            pg.wait_for_selector("#translation textarea", timeout=E2E_WAIT_MS)
+            pg.wait_for_function(
+                "document.querySelector('#translation textarea').value.length > 0", timeout=E2E_WAIT_MS
+            )
+            # attached, not visible: a link may open another tab over the map
+            pg.wait_for_selector(FIRST_MAP, state="attached", timeout=E2E_WAIT_MS)
+            return pg
+
+        pg = opened(app_url + link)
+        assert pg.input_value("#source-text textarea") == "Where is the book?"
+        assert pg.input_value("#translation textarea") == "书在哪里？"
+        checked = "() => document.querySelector('#kind input:checked').value"
+        pg.wait_for_function(f"({checked})() === 'decoder'", timeout=E2E_WAIT_MS)
+        titles = pg.evaluate(
+            "() => document.querySelector('#attention-plot .js-plotly-plot').layout.annotations.map(a => a.text)"
+        )
+        assert (
+            "layer 1 · head 2" in titles and "layer 1 · head 3" in titles and "layer 1 · head 1" not in titles
+        )
+        assert "“evil” means nothing" in pg.inner_text("#link-notices")
+        assert not pg.locator("#link-notices b").count()  # markup in a link stays text
+        before = plot(pg)
+        pg.get_by_label("Encoder self-attention").check()
+        wait_plot_change(pg, before)
+        pg.wait_for_function("location.search.includes('kind=encoder')", timeout=E2E_WAIT_MS)
+        z = "() => JSON.stringify(document.querySelector('#attention-plot .js-plotly-plot').data.map(d => d.z))"
+        fresh = opened(pg.url, width=390)
+        fresh.wait_for_function(f"({checked})() === 'encoder'", timeout=E2E_WAIT_MS)
+        time.sleep(1.5)  # the restored view's own redraw
+        assert fresh.evaluate(z) == pg.evaluate(z)
+        fresh.screenshot(path=str(shots / "link-restored-390.png"), full_page=True)
+        head = opened(app_url + "?s=I+love+you.&tab=head")
+        head.wait_for_function(
+            "document.querySelector('.tabs [role=tab][aria-selected=true]').textContent.trim() === 'Inside a head'",
+            timeout=E2E_WAIT_MS,
+        )
+        browser.close()

@@ -142,7 +142,9 @@ def test_the_first_visit_and_an_example_click_translate_through_the_same_handler
         (demo.blocks[t[0]].elem_id if t[0] in demo.blocks else t[0], t[1]) for f in runs for t in f.targets
     }
     assert ("translate-btn", "click") in triggers and ("source-text", "submit") in triggers
-    assert any(event == "load" for _, event in triggers)  # the page opens on a translated example
+    # the page opens on a translated example, once a link's parameters (if any) are set
+    visit = fn_named(demo, "on_visit")
+    assert [t[1] for t in visit.targets] == ["load"] and any(f.trigger_after == visit._id for f in runs)
     example = fn_named(demo, "load_example")
     chained = [f for f in runs if f.trigger_after == example._id]
     assert len(chained) == 1  # an example click fills the box, then translates it

@@ -56,6 +56,12 @@ class Shared:
     notices: gr.Markdown
     trace_state: gr.State  # the key of the last Trace in `store`; every view re-renders from it
     force: gr.Textbox | None = None  # "Chinese to explain": a given translation instead of the model's own
+    # links (explorer/share_link.py): what a visit's URL asked for, and the button that copies the link
+    link_notices: gr.Markdown | None = None
+    link_tab: gr.Textbox | None = None  # the title of the tab a link opens
+    link_step: gr.Number | None = None
+    copy_link: gr.Button | None = None
+    link_titles: dict[str, str] = field(default_factory=dict)  # tab module name → its title
     hooks: list[TranslateHook] = field(default_factory=list)
     tabs: dict[str, Any] = field(default_factory=dict)  # tab module name → its components (for wiring)
 
