@@ -344,7 +344,9 @@ def _label_panel(
     )
     if geo.x_step > 1:  # said where it shows: a learner should not think the other keys are missing
         every = "other" if geo.x_step == 2 else ordinal(geo.x_step)
-        x_title = f"{x_title} · every {every} labelled (hover names each; one map large labels all)"
+        # the full hint under a lone, wide map only: side by side or on a phone it ran over its room
+        hint = " (hover names each; one map large labels all)" if grid.n_cols == 1 and not geo.narrow else ""
+        x_title = f"{x_title} · every {every} labelled{hint}"
     if bottom_row:  # in the margin's last 24 px, under the labels: an axis title can land on them
         y = -(geo.bottom - 4) / geo.plot_h
         grid.annotate(
