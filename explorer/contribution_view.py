@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from .contribution_figures import contribution_figure, share_figure
 from .figures import NARROW
 from .inference import Trace
-from .views import View, attention_view, decoder_row_labels, decoder_rows, select
+from .views import View, attention_view, decoder_row_labels, decoder_rows, select, shown
 
 WEIGHTS, VALUE_NORM, ALTI, ROLLOUT = "weights", "value_norm", "alti", "rollout"
 
@@ -141,7 +141,7 @@ def method_view(trace: Trace, view: View, method: str) -> go.Figure:
         zmax = max(float(w.max()) if w.size else 0.0, 1e-9)
     # A phone's flat colour bar shares its line with the title: a long one would squeeze the bar to nothing.
     colour = "norm" if view.width is not None and view.width < NARROW and method == VALUE_NORM else m.colour
-    return contribution_figure(sel, colour=colour, hover=m.hover, zmax=zmax)
+    return contribution_figure(shown(sel), colour=colour, hover=m.hover, zmax=zmax)
 
 
 def shares(trace: Trace, show_special: bool = True) -> dict:
@@ -173,7 +173,7 @@ WEIGHTS_CAPTION = (
 )
 SUBWORDS_CAPTION = (
     " English words are read as subword pieces; a word's first piece carries SentencePiece's "
-    "`▁` mark (`▁s es qu ip ed al ian`), so a piece without it continues the word before. "
+    "word-start mark, shown as ␣ (`␣s es qu ip ed al ian`), so a piece without it continues the word before. "
     "*Whole words* pools the pieces back: a key's weight is summed over its pieces, an "
     "English query row averaged over them, so every row still sums to 1."
 )

@@ -13,6 +13,16 @@ def escape(label: str) -> str:
     return html.escape(str(label), quote=False)
 
 
+WORD_START = "▁"  # SentencePiece's mark of a word's first piece
+SHOWN_WORD_START = "␣"  # …as labels show it: "▁." would read as a bare underscore
+
+
+def shown_piece(token: str) -> str:
+    """A subword piece as a label shows it: a word-start piece marked with a visible space (␣.)."""
+    text = str(token)
+    return SHOWN_WORD_START + text[len(WORD_START) :] if text.startswith(WORD_START) else text
+
+
 def unique_labels(labels: Sequence[str]) -> list[str]:
     """Escaped labels made unique with zero-width spaces, so repeated tokens (two "the") keep their own
     category on the axis, and hover can read the label from the axis instead of a string per cell."""

@@ -16,7 +16,7 @@ from training.text import BOS, EOS, PAD
 from .figures import attention_figure, top_k_figure
 from .inference import Trace
 from .lines_figures import MIN_WEIGHT, drawn, lines_figure
-from .text_fit import ordinal
+from .text_fit import ordinal, shown_piece
 from .zh_words import groups, joined, word_index
 
 HIDEABLE = {BOS, EOS, PAD}  # <unk> stays: an unknown word is content, not structure
@@ -220,13 +220,22 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def shown(sel: dict) -> dict:
+    """`select`'s result with its pieces labelled as a figure shows them (␣.), not as exports write them (▁.)."""
+    return {
+        **sel,
+        "x_labels": [shown_piece(t) for t in sel["x_labels"]],
+        "y_labels": [shown_piece(t) for t in sel["y_labels"]],
+    }
+
+
 def attention_view(trace: Trace, view: View) -> go.Figure:
-    return attention_figure(**select(trace, view))
+    return attention_figure(**shown(select(trace, view)))
 
 
 def lines_view(trace: Trace, view: View) -> go.Figure:
     """The same selection as `attention_view`, drawn as lines between a query column and a key column."""
-    return lines_figure(select(trace, view))
+    return lines_figure(shown(select(trace, view)))
 
 
 def lines_caption(trace: Trace, view: View) -> str:

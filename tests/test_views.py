@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from explorer.inference import trace
-from explorer.views import View, attention_view, decoder_row_labels, pool_pieces, select, step_view
+from explorer.views import View, attention_view, decoder_row_labels, maps_csv, pool_pieces, select, step_view
 from training.translator import load_weights_dir
 
 
@@ -276,3 +276,15 @@ def test_a_translation_ended_by_the_length_cap_does_not_claim_the_model_chose_it
     free = trace(translator, "I love you.", beam=2)
     assert not free.end_forced and "end_forced" not in free.to_json()
     assert "maximum length" not in step_view(free, len(free.target_tokens) - 1)[1]
+
+
+def test_word_start_pieces_show_a_visible_space_in_the_figure_and_stay_exact_in_the_csv(tr):
+    # "▁." in a tick label reads as a bare underscore: figures show "␣.", exports keep the piece itself
+    pieces = ["▁" + t if t != "</s>" else t for t in tr.source_tokens]
+    sub = dataclasses.replace(tr, source_tokens=pieces)
+    view = View(kind="cross", layer=0)
+    fig = attention_view(sub, view)
+    ticks = [t for axis in fig.layout if axis.startswith("xaxis") for t in fig.layout[axis].ticktext or ()]
+    assert "␣." in ticks and not any("▁" in t for t in ticks)
+    rows = maps_csv(sub, view).splitlines()[1:]
+    assert {r.split(",")[7] for r in rows} == set(pieces)
