@@ -11,11 +11,12 @@ from plotly.subplots import make_subplots
 from .figures import FONT
 
 
-def training_curves_figure(history: Sequence[dict[str, Any]], shipped_epoch: int | None = None) -> go.Figure:
+def training_curves_figure(history: Sequence[dict[str, Any]], shipped: Sequence[int] = ()) -> go.Figure:
     """Per-epoch training loss, learning rate and dev BLEU/chrF from a training log.
 
     `history` holds one record per epoch (`epoch`, `train_loss`, optional `lr`, `dev_bleu`,
-    `dev_chrf`), as `training_log.json` stores it; the shipped epoch is marked.
+    `dev_chrf`), as `training_log.json` stores it; `shipped`: the epoch whose weights were shipped,
+    or the epochs averaged into them, marked.
     """
     epochs = [h["epoch"] for h in history]
     fig = make_subplots(
@@ -55,13 +56,18 @@ def training_curves_figure(history: Sequence[dict[str, Any]], shipped_epoch: int
                 row=3,
                 col=1,
             )
-    if shipped_epoch is not None:
-        fig.add_vline(x=shipped_epoch, line=dict(color="#e4572e", dash="dot", width=1.5))
+    if shipped:
+        first, last = min(shipped), max(shipped)
+        if len(shipped) > 1:
+            fig.add_vrect(x0=first, x1=last, fillcolor="#e4572e", opacity=0.12, line_width=0)
+        fig.add_vline(x=first, line=dict(color="#e4572e", dash="dot", width=1.5))
         fig.add_annotation(
-            x=shipped_epoch,
+            x=first,
             y=1,
             yref="paper",
-            text=f"shipped: epoch {shipped_epoch}",
+            text=f"shipped: epoch {first}"
+            if len(shipped) == 1
+            else f"shipped: epochs {first}–{last} averaged",
             showarrow=False,
             # Inside the loss plot, left of the line, under its title: a phone's title runs across the
             # whole width, and the loss at the last epochs is low, so the top right is free.

@@ -60,6 +60,7 @@ EXAMPLES = [
     "It is going to rain tomorrow.",
     "Do you want to drink some tea?",
     "She reads a book every night before she goes to bed.",  # long enough to go wrong: see why
+    "I am tired. I want to go home. Where is my coat?",  # three sentences: the maps show their blocks
 ]
 
 

@@ -39,6 +39,7 @@ TINY_RECIPE = dict(
     n_decoder_layers=2,
     dropout=0.0,
     subwords=0,  # word vocabularies; tests/test_subwords.py trains the pieces
+    concat=0.0,  # single pairs: tests/test_concat.py trains the joins
     min_freq_src=1,
     lr=3e-3,
     schedule="cosine",

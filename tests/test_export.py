@@ -89,6 +89,17 @@ def test_checkpoint_averaging(toy_run, tmp_path):
         load_run(cfg.run_dir, average=50)
 
 
+def test_an_averaged_export_names_the_epochs_it_averaged(toy_run, tmp_path):
+    from training.checkpoint import read_checkpoint
+
+    cfg, _ = toy_run
+    path, _ = export(cfg.run_dir, tmp_path / "avg", average=3, dtype="float32")
+    log = json.loads((path / "training_log.json").read_text())
+    _, _, paths = load_run(cfg.run_dir, average=3)
+    assert log["averaged_epochs"] == [read_checkpoint(p)[1]["meta"]["epoch"] for p in paths]
+    assert log["averaged_epochs"] == list(range(cfg.epochs - 2, cfg.epochs + 1))
+
+
 def copy_weights(src, dst):
     dst.mkdir()
     for f in src.iterdir():
@@ -171,6 +182,7 @@ def test_export_ships_the_training_log_and_the_dev_sets_head_statistics(exported
     assert [h["epoch"] for h in log["history"]] == list(range(1, cfg.epochs + 1)) and log[
         "shipped_epoch"
     ] == cfg.epochs
+    assert "averaged_epochs" not in log  # one checkpoint: the Model tab marks shipped_epoch
     assert all({"train_loss", "lr", "dev_bleu"} <= set(h) for h in log["history"])
     stats = json.loads((path / "head_stats.json").read_text())
     assert stats["data"] == "dev.tsv" and stats["sentences"] == 100

@@ -213,12 +213,17 @@ def test_training_curves_plot_every_logged_epoch_and_mark_the_shipped_one():
         {"epoch": e, "train_loss": 5 - e * 0.5, "lr": 1e-3 / e, "dev_bleu": 10.0 * e, "dev_chrf": 9.0 * e}
         for e in range(1, 5)
     ]
-    fig = training_curves_figure(history, shipped_epoch=3)
+    fig = training_curves_figure(history, shipped=[3])
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["loss"].y) == [4.5, 4.0, 3.5, 3.0] and list(by_name["BLEU"].x) == [1, 2, 3, 4]
     assert list(by_name["learning rate"].y) == [h["lr"] for h in history]
     assert list(by_name["chrF"].y) == [9.0, 18.0, 27.0, 36.0]
     assert any("shipped: epoch 3" in a.text for a in fig.layout.annotations)
+    averaged = training_curves_figure(history, shipped=[2, 3, 4])
+    assert [a.text for a in averaged.layout.annotations if "shipped" in a.text] == [
+        "shipped: epochs 2–4 averaged"
+    ]
+    assert [(r.x0, r.x1) for r in averaged.layout.shapes if r.type == "rect"] == [(2, 4)] * 3  # every subplot
     without_dev = training_curves_figure([{"epoch": 1, "train_loss": 3.0}])
     assert [t.name for t in without_dev.data] == ["loss"]
 

@@ -165,6 +165,8 @@ def test_two_process_ddp_agrees_with_single_process_accumulation(tmp_path):
         "32",
         "--subwords",
         "0",  # words, as the single-process run (TINY_RECIPE)
+        "--concat",
+        "0",
         "--min-freq-src",
         "1",
         "--max-tokens",

@@ -114,7 +114,7 @@ class TrainConfig(Architecture):
     max_tokens_per_sentence: int = 100  # longer training pairs are skipped, not truncated
     # Share of each epoch's examples that are 2-3 random pairs joined into one (concatenation
     # augmentation): teaches long and multi-sentence input, which Tatoeba's single sentences never show.
-    concat: float = 0.0
+    concat: float = 0.5
     # Start from this run's best weights, vocabularies and subword model, not from scratch (a
     # second stage, e.g. on distilled targets). Its shape and vocabulary settings are inherited.
     init_from: str | None = None

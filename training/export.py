@@ -160,7 +160,10 @@ def export(
             write_json(tmp / HEAD_STATS_FILE, head_stats)
         if faithful:
             write_json(tmp / FAITHFULNESS_FILE, faithful)
-        write_json(tmp / TRAINING_LOG_FILE, {"shipped_epoch": blob["meta"]["epoch"], "history": history})
+        log = {"shipped_epoch": blob["meta"]["epoch"], "history": history}
+        if len(paths) > 1:  # the Model tab marks every averaged epoch, not only the last one
+            log["averaged_epochs"] = [int(p.stem.removeprefix("epoch-")) for p in paths]
+        write_json(tmp / TRAINING_LOG_FILE, log)
         card = model_card(
             config, model.num_parameters(), tcfg.train_path, head_stats is not None, faithful is not None
         )
@@ -311,8 +314,9 @@ Data: `{Path(train_path).name}` (Tatoeba cmn-eng training split); vocabularies f
 `training_log.json` (loss, learning rate and dev scores per epoch){_dev_files_text(with_head_stats, with_faithfulness)}.
 
 ## Limits
-Trained on short everyday sentences: expect good output for those and weak output
-for long, technical or rare-word input. {"Rare English words are split into known pieces; only characters never seen in training become `<unk>`." if config["tokenizer"].get("subwords") else "Words outside the English vocabulary become `<unk>`."}
+Trained on short everyday sentences (with `--concat`, also on two or three of them joined): expect
+good output for those, and weak output for technical or rare-word input, names, and input much
+longer than what it was trained on. {"Rare English words are split into known pieces; only characters never seen in training become `<unk>`." if config["tokenizer"].get("subwords") else "Words outside the English vocabulary become `<unk>`."}
 Output is simplified Chinese.
 
 ## Attribution

@@ -554,6 +554,8 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
         if isinstance(saved, dict):
             # Written before subword pieces existed: a word-vocabulary run (today's default is 4000).
             saved.setdefault("subwords", 0)
+            # …and before concatenation augmentation: none (today's default is 0.5).
+            saved.setdefault("concat", 0.0)
         return TrainConfig.from_dict(saved)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None

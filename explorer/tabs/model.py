@@ -22,7 +22,7 @@ def build(shared: Shared) -> None:
         log = loaded.training_log
         if log:
             gr.Plot(
-                training_curves_figure(log["history"], log.get("shipped_epoch")),
+                training_curves_figure(log["history"], shipped_epochs(log)),
                 label="Training curves",
                 elem_id="training-curves",
             )
@@ -31,6 +31,13 @@ def build(shared: Shared) -> None:
                 f"No `{TRAINING_LOG_FILE}` in this weights folder, so no training curves: "
                 "`python -m training export` writes one."
             )
+
+
+def shipped_epochs(log: dict) -> list[int]:
+    """The epochs behind the shipped weights: the averaged ones, else the one (an older log has only it)."""
+    if log.get("averaged_epochs"):
+        return list(log["averaged_epochs"])
+    return [log["shipped_epoch"]] if log.get("shipped_epoch") is not None else []
 
 
 def wire(shared: Shared, components: None) -> None:
