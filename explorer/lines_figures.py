@@ -2,15 +2,17 @@
 right, one line per (query, key) pair whose opacity is the weight, a colour per head. Pure: `views.select`'s
 result in, `go.Figure` out. No Gradio.
 
-Plotly gives a scatter trace one opacity, so each line is its own two-point trace (its `opacity` is the
-weight exactly). Lines under `MIN_WEIGHT` are not drawn (at most 1/MIN_WEIGHT per row and head, whatever the
-sentence's length): that keeps the figure small, and a line that faint cannot be seen anyway.
+Plotly gives a scatter trace one opacity, so each line is a layout shape of its own (its `opacity` is the
+weight exactly): hundreds of two-point traces cost the page twice the time of the map they replace (each
+trace is defaulted, calculated and drawn on its own), shapes about as much as the map. Lines under
+`MIN_WEIGHT` are not drawn (at most 1/MIN_WEIGHT per row and head, whatever the sentence's length): that
+keeps the figure small, and a line that faint cannot be seen anyway.
 
-Showing one query's lines without JavaScript in the figure: every line of query i, in every panel and
-head, is in legend group "q<i>", and the legend lists the queries, so a double-click on a query shows only
-its lines (again: all), a click hides or shows them. That is Plotly's own legend behaviour, so it survives
-`Plotly.react` in the live plot and costs no data per query (a dropdown would carry one visibility flag per
-line for every query). Hovering a query's dot lists its strongest keys per head.
+Showing one query's lines: the legend lists the queries (a dot per query and panel, in legend group "q<i>"),
+so a double-click on a query shows only its dots (again: all), a click hides or shows them; Plotly's legend
+acts on traces only, so every line is named after its query ("q<i>") and explorer/js/lines_legend.js shows
+a query's lines exactly when its dots are. That costs no data per query (a dropdown would carry one
+visibility flag per line for every query). Hovering a query's dot lists its strongest keys per head.
 """
 
 from __future__ import annotations
@@ -28,18 +30,6 @@ HEAD_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"
 MEAN_COLOUR = "#1f4e79"
 ROW_PX = 22  # px per token row: room for a 12 px label
 LABEL_FONT = 12
-# What every line shares, said once in the layout's template rather than in each of its hundreds of traces.
-LINE_DEFAULTS = {
-    "data": {
-        "scatter": [
-            {
-                "mode": "lines",
-                "hoverinfo": "skip",
-                "showlegend": False,
-            }
-        ]
-    }
-}
 
 
 def drawn(weights: np.ndarray, masked: np.ndarray | None) -> np.ndarray:
@@ -93,7 +83,7 @@ def lines_figure(sel: dict) -> go.Figure:
     right = min(max((_text_px(t) for t in x_labels), default=10) + 14, 0.3 * plot_w / n_cols)
     panel_w, gap_x = (plot_w - (n_cols - 1) * 16) / n_cols, 16
     layout: dict = {}
-    annotations, shapes, traces, queries = [], [], [], []
+    annotations, shapes, lines, traces, queries = [], [], [], [], []
     for p in range(n_panels):
         r, c = (p, 0) if narrow else (0, p)
         x0 = (c * (panel_w + gap_x) + left) / plot_w
@@ -130,11 +120,11 @@ def lines_figure(sel: dict) -> go.Figure:
         keep = drawn(weights[p], None if masked is None else np.broadcast_to(masked, weights[p].shape[1:]))
         for i in order:  # the highlighted query last: its lines are drawn over the rest
             for h in range(n_heads):
-                line = {"line": dict(color=colours[h], width=3 if i == highlight_row else 1.5)}
+                line = dict(color=colours[h], width=3 if i == highlight_row else 1.5)
                 for j in np.flatnonzero(keep[h, i]):
                     w = float(np.float32(weights[p, h, i, j]))  # the shortest text of the float32 weight
-                    traces.append(dict(type="scatter", x=[0, 1], y=[i, int(j)], opacity=w, legendgroup=f"q{i}",
-                                       **line, **axes))  # fmt: skip
+                    lines.append(dict(type="line", xref=f"x{s}", yref=f"y{s}", x0=0, x1=1, y0=i, y1=int(j),
+                                      opacity=w, line=line, layer="below", name=f"q{i}"))  # fmt: skip
         for i in range(tq):  # a dot per query: the legend's entry for its lines, and its hover
             top_keys = [
                 f"{escape(col_titles[h]) if h < len(col_titles) else ''}: "
@@ -167,10 +157,10 @@ def lines_figure(sel: dict) -> go.Figure:
         title=dict(text="queries (double-click one: only its lines)", side="top"), itemsizing="constant",
     )  # fmt: skip
     layout.update(
-        annotations=annotations, shapes=shapes, legend=legend, showlegend=True, hovermode="closest",
+        annotations=annotations, shapes=shapes + lines, legend=legend, showlegend=True, hovermode="closest",
         height=int(top + plot_h + 60 + 24 * (1 + tq // max(1, int(plot_w // 110)))),
         margin=dict(l=margin_x, r=margin_x, t=top, b=60 + 24 * (1 + tq // max(1, int(plot_w // 110)))),
-        font=dict(family=FONT, size=12), plot_bgcolor="white", template=LINE_DEFAULTS,
+        font=dict(family=FONT, size=12), plot_bgcolor="white",
     )  # fmt: skip
     return go.Figure(data=traces + queries, layout=layout, _validate=False)
 

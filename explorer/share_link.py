@@ -1,6 +1,6 @@
 """Links that restore a view, wired to the page: a visit with URL parameters (explorer/links.py
-names them) sets the controls, translates and opens the tab it names; every change of a linked
-control writes the address bar (in the browser, no server call); "Copy link" copies it."""
+names them) sets the controls, translates and opens the tab and step it names; every change of a linked
+control, and every tab chosen, writes the address bar (in the browser, no server call); "Copy link" copies it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ LINKED = (
     ("hkind", "head", "kind"),
     ("hlayer", "head", "layer"),
     ("hhead", "head", "head"),
+    ("hquery", "head", "query"),
 )
 
 
@@ -63,6 +64,7 @@ def restore(shared: Shared, params: dict[str, str]) -> dict:
         h.kind: link.hkind,
         h.layer: link.hlayer,
         h.head: link.hhead,
+        h.query: link.hquery,
     }
     out = {c: v for c, v in values.items() if v is not None}
     out[shared.link_tab] = shared.link_titles.get(link.tab, "") if link.tab else ""
@@ -77,9 +79,14 @@ def wire(shared: Shared, demo: gr.Blocks, translate, inputs: list, outputs: list
     controls = [c for (name, _, _), c in zip(LINKED, linked(shared)) if name != "step"]  # step: after
     restored = [shared.text, shared.beam, *controls, shared.link_tab, shared.link_step, shared.link_notices]
 
+    query = shared.tabs["head"].query
+
     def on_visit(request: gr.Request):
         params = dict(request.query_params) if request is not None else {}
         out = restore(shared, params)
+        if query in out:  # the menu lists this trace's rows only once the tab draws: till then, the one row
+            row = out[query]  # (so that the tab's first event accepts it; the tab clamps it to the sentence)
+            out[query] = gr.update(choices=[(f"query {row + 1}", row)], value=row)
         return [out.get(c, gr.skip()) for c in restored]
 
     def to_step(step):  # the slider spans the new translation by now: a step past its end is its last
@@ -89,12 +96,13 @@ def wire(shared: Shared, demo: gr.Blocks, translate, inputs: list, outputs: list
         to_step, shared.link_step, a.step, **PRIVATE
     ).then(None, shared.link_tab, None, js=read_js("link_open_tab"), **PRIVATE)
     names = [name for name, _, _ in LINKED]
-    tabs = {title: name for name, title in shared.link_titles.items()}
+    tabs = json.dumps({title: name for name, title in shared.link_titles.items()}, ensure_ascii=False)
     write = (
         read_js("link_write")
         .replace("__NAMES__", json.dumps(["s", "beam", *names]))
-        .replace("__TABS__", json.dumps(tabs, ensure_ascii=False))
+        .replace("__TABS__", tabs)
     )
+    demo.load(None, js=read_js("link_tabs").replace("__TABS__", tabs), **PRIVATE)  # a tab chosen: its link
     watched = [shared.text, shared.beam, *linked(shared)]
     triggers = [c.change for c in watched[1:]] + [shared.translate_btn.click]
     gr.on(triggers, None, watched, None, js=write, **PRIVATE)

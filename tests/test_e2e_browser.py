@@ -257,9 +257,9 @@ def test_lines_view_and_chinese_words(page, shots):
     page.wait_for_selector(
         "#attention-plot .js-plotly-plot .scatterlayer .trace", state="attached", timeout=E2E_WAIT_MS
     )
-    opacities = page.evaluate(
-        """() => document.querySelector('#attention-plot .js-plotly-plot').data
-             .filter(t => t.mode === undefined && t.opacity !== undefined).map(t => t.opacity)"""
+    opacities = page.evaluate(  # the lines are layout shapes named after their query (lines_figures.py)
+        """() => (document.querySelector('#attention-plot .js-plotly-plot').layout.shapes || [])
+             .filter(s => /^q\\d+$/.test(s.name || '')).map(s => s.opacity)"""
     )
     assert opacities and all(0.01 <= o <= 1 for o in opacities)  # one line per pair over the threshold
     assert not page.query_selector("#attention-plot .heatmaplayer .hm")

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from app_process import CHROMIUM, CHROMIUM_ARGS, E2E_WAIT_MS, FIRST_MAP, require_browser
 
 from explorer.figures import HIGHLIGHT
 from explorer.inference import trace
@@ -17,12 +18,13 @@ def tr(zh_weights):
     return trace(load_weights_dir(zh_weights), "I love you.", beam=1)
 
 
-def line_traces(fig):
-    return [t for t in fig.to_dict()["data"] if t.get("mode") != "markers"]
+def line_shapes(fig):
+    """The lines: layout shapes named after their query (the other shapes are sentence separators)."""
+    return [s for s in fig.to_dict()["layout"].get("shapes", []) if s.get("name", "").startswith("q")]
 
 
-def panel_of(t) -> int:
-    return int(t.get("xaxis", "x")[1:] or 1) - 1
+def panel_of(s) -> int:
+    return int(s["xref"][1:] or 1) - 1
 
 
 @pytest.mark.parametrize("kind", ["encoder", "cross", "decoder"])
@@ -32,11 +34,13 @@ def test_every_line_has_its_weight_as_opacity_and_only_faint_pairs_are_left_out(
     w = sel["weights"]  # (layers, heads, q, k)
     colour_head = {HEAD_COLOURS[h]: h for h in range(w.shape[1])}
     seen = {}
-    for t in line_traces(lines_figure(sel)):
-        p, h, (i, j) = panel_of(t), colour_head[t["line"]["color"]], t["y"]
-        assert t["x"] == [0, 1] and t["legendgroup"] == f"q{i}"
-        assert t["opacity"] == pytest.approx(float(w[p, h, i, j]), rel=1e-7, abs=0)  # float32 rounding
-        seen[p, h, i, j] = t["opacity"]
+    for s in line_shapes(lines_figure(sel)):
+        p, h, i, j = panel_of(s), colour_head[s["line"]["color"]], s["y0"], s["y1"]
+        assert (s["type"], s["x0"], s["x1"], s["name"]) == ("line", 0, 1, f"q{i}") and s[
+            "yref"
+        ] == f"y{s['xref'][1:]}"
+        assert s["opacity"] == pytest.approx(float(w[p, h, i, j]), rel=1e-7, abs=0)  # float32 rounding
+        seen[p, h, i, j] = s["opacity"]
     masked = np.zeros(w.shape[2:], bool) if sel["masked"] is None else sel["masked"]
     want = {(p, h, i, j) for p, h, i, j in zip(*np.nonzero((w >= MIN_WEIGHT) & ~masked))}
     assert set(seen) == want  # every pair at or over the threshold has exactly one line, no other pair has
@@ -46,8 +50,8 @@ def test_every_line_has_its_weight_as_opacity_and_only_faint_pairs_are_left_out(
 def test_averaged_heads_are_one_colour_and_layers_are_panels(tr):
     sel = select(tr, View(kind="cross", heads=[0, 2], average=True))
     fig = lines_figure(sel)
-    assert {t["line"]["color"] for t in line_traces(fig)} == {MEAN_COLOUR}
-    assert {panel_of(t) for t in line_traces(fig)} == set(range(tr.n_decoder_layers))
+    assert {s["line"]["color"] for s in line_shapes(fig)} == {MEAN_COLOUR}
+    assert {panel_of(s) for s in line_shapes(fig)} == set(range(tr.n_decoder_layers))
     domains = [fig.layout[f"xaxis{'' if p == 0 else p + 1}"].domain for p in range(tr.n_decoder_layers)]
     assert all(a[1] < b[0] for a, b in zip(domains, domains[1:]))  # side by side on a wide screen
     phone = lines_figure(select(tr, View(kind="cross", width=390)))
@@ -58,8 +62,8 @@ def test_averaged_heads_are_one_colour_and_layers_are_panels(tr):
 
 def test_the_step_row_is_drawn_over_the_rest_and_marked(tr):
     sel = select(tr, View(kind="cross", layer=1, step=2))
-    lines = line_traces(lines_figure(sel))
-    rows = [t["y"][0] for t in lines]
+    lines = line_shapes(lines_figure(sel))
+    rows = [s["y0"] for s in lines]
     n = rows.count(2)
     assert n and rows[-n:] == [2] * n  # the step's lines come last: drawn on top
     assert all(t["line"]["width"] == 3 for t in lines[-n:]) and all(
@@ -78,16 +82,17 @@ def test_labels_specials_and_separators_follow_select(tr):
         list(fig.layout.yaxis.ticktext) == sel["y_labels"]
         and list(fig.layout.yaxis2.ticktext) == sel["x_labels"]
     )
-    legend = [t["name"] for t in fig.to_dict()["data"] if t.get("showlegend")]
-    assert legend == sel["y_labels"]  # one legend entry per query: double-click shows only its lines
+    legend = [t for t in fig.to_dict()["data"] if t.get("showlegend")]
+    assert [t["name"] for t in legend] == sel["y_labels"]  # one legend entry per query: double-click shows
+    assert [t["legendgroup"] for t in legend] == [f"q{i}" for i in range(len(legend))]  # only its lines
     fig = lines_figure({**sel, "x_breaks": [1], "y_breaks": [0]})
-    assert len(fig.layout.shapes) == 2
+    assert len(fig.layout.shapes) - len(line_shapes(fig)) == 2  # a separator under each column of labels
 
 
 def test_the_caption_counts_the_lines(tr):
     view = View(kind="decoder", layer=1)
     sel = select(tr, view)
-    n = len(line_traces(lines_figure(sel)))
+    n = len(line_shapes(lines_figure(sel)))
     assert f"here {n:,} of {int((~sel['masked']).sum()) * sel['weights'].shape[1]:,} pairs" in lines_caption(
         tr, view
     )
@@ -113,3 +118,35 @@ def test_the_tab_draws_lines_on_request_and_the_map_unchanged_by_default(page_pa
     shown = rerender(shared, t, {**values, t.display: "lines"})
     fig = json.loads(shown[t.plot])
     assert all(d["type"] == "scatter" for d in fig["data"]) and "opacity the weight" in shown[t.caption]
+
+
+# The query's lines still shown in the live plot (shapes named after their query, explorer/js/lines_legend.js).
+SHOWN_LINES = """() => (document.querySelector('#attention-plot .js-plotly-plot').layout.shapes || [])
+  .filter(s => /^q\\d+$/.test(s.name || '') && s.visible !== false).map(s => s.name)"""
+
+
+def test_in_chromium_a_double_click_on_a_query_in_the_legend_leaves_only_its_lines(app_url):
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(app_url)
+        pg.wait_for_selector(FIRST_MAP, timeout=2 * E2E_WAIT_MS)  # the first visit's example, as a map
+        pg.locator("#display label", has_text="lines").first.click()
+        pg.wait_for_function(f"({SHOWN_LINES})().length > 0", timeout=E2E_WAIT_MS)
+        every = pg.evaluate(SHOWN_LINES)
+        assert len(set(every)) > 2 and every.count("q2")
+        legend = pg.locator("#attention-plot .legend .traces")
+        legend.nth(2).dblclick()  # the third query: only its lines
+        pg.wait_for_function(f"({SHOWN_LINES})().every(q => q === 'q2')", timeout=E2E_WAIT_MS)
+        assert pg.evaluate(SHOWN_LINES) == [q for q in every if q == "q2"]
+        drawn = "() => document.querySelectorAll('#attention-plot .shapelayer path[data-index]').length"
+        assert pg.evaluate(drawn) == every.count("q2")  # and only those are on the screen
+        legend.nth(2).dblclick()  # again: all of them
+        pg.wait_for_function(f"({SHOWN_LINES})().length === {len(every)}", timeout=E2E_WAIT_MS)
+        legend.nth(0).click()  # a click hides the first query's
+        pg.wait_for_function(f"!({SHOWN_LINES})().includes('q0')", timeout=E2E_WAIT_MS)
+        assert pg.evaluate(SHOWN_LINES) == [q for q in every if q != "q0"]
+        browser.close()

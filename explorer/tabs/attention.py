@@ -43,6 +43,7 @@ HIDDEN_SPECIALS_NOTE = (
     "out, so rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
 )
 WITH_WIDTH = read_js("with_width")
+LINES_LEGEND_JS = read_js("lines_legend")  # the legend's query isolation, for lines drawn as shapes
 
 
 @dataclass
@@ -307,6 +308,7 @@ def wire(shared: Shared, t: AttentionTab) -> None:
         **render,
     )
     t.show_special.change(specials_note, t.show_special, t.specials_note, api_visibility="private")
+    t.display.change(None, js=LINES_LEGEND_JS, api_visibility="private")
     t.step.change(
         handler(on_step, inputs, shared, t),
         inputs,

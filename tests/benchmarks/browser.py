@@ -1,11 +1,12 @@
 """The page as a person feels it: input event → the first frame with the new plot, in real Chromium.
 
 `python -m tests.benchmarks --browser` starts `python app.py` (or measures `--url`), opens headless
-Chromium at 1400×1000 and times five actions of the Attention tab, alternating so that every
-repetition really changes the plot. What is timed lives in the page, so Playwright's round trips
+Chromium at 1400×1000 and times each action of `actions()` (the Attention tab's, its lines view, choosing a
+beam hypothesis, Compare, Inside a head), alternating so that every repetition really changes the plot. What is timed lives in the page, so Playwright's round trips
 are not in it: a capture-phase listener on the document takes performance.now() when the click /
-input event is dispatched, a MutationObserver on the plot's block waits for the new Plotly figure,
-and the time is taken in the next requestAnimationFrame callback (the frame that will show it).
+input event is dispatched, a MutationObserver on the plot's block (or blocks: Compare draws two) waits for
+the new Plotly figure, and the time is taken in the next requestAnimationFrame callback (the frame that will
+show it).
 
 Payload is read from Chromium's network log (CDP), outside the page: the bytes of Gradio's queue
 event stream during each action, and the attention figure's JSON inside its `process_completed`
@@ -24,7 +25,7 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 try:
@@ -47,23 +48,29 @@ EVENT_TIMEOUT_MS = 120_000  # one translation on a loaded 2-core machine can tak
 # after the plot in `target` is a new, drawn Plotly figure. Gradio re-creates the plot's <div> for each
 # new value and only then calls Plotly.react on it, and its loading overlay mutates the same block: so
 # a mutation counts only once the block holds a drawn figure (`_fullLayout`) that is not the old one.
-MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
-  const root = document.querySelector(target);
+# With several targets, it waits for all of them. `thenTab`: a tab clicked right after the input, inside the
+# timed window (a plot in a tab not shown is drawn only once its tab is).
+MEASURE_JS = """async ({targets, control, how, value, thenTab, timeoutMs}) => {
+  const roots = targets.map(t => document.querySelector(t));
   const el = document.querySelector(control);
-  if (!root || !el) throw new Error('not on the page: ' + (root ? control : target));
+  const missing = targets.filter((t, i) => !roots[i]).concat(el ? [] : [control]);
+  if (missing.length) throw new Error('not on the page: ' + missing.join(', '));
   if (el.type === 'radio' && el.checked) return null;  // already there: no event, nothing to wait for
-  const plotOf = () => root.querySelector('.js-plotly-plot');
-  const before = plotOf(), beforeData = before && before.data;
+  const plotOf = root => root.querySelector('.js-plotly-plot');
+  const before = roots.map(root => { const p = plotOf(root); return [p, p && p.data]; });
+  const drawnAnew = (root, i) => {
+    const plot = plotOf(root);
+    return plot && plot._fullLayout && !(plot === before[i][0] && plot.data === before[i][1]);
+  };
   const type = how === 'range' ? 'input' : how === 'mousedown' ? 'mousedown' : 'click';
   let t0 = null;
   const onInput = e => { if (t0 === null && el.contains(e.target)) t0 = performance.now(); };
   document.addEventListener(type, onInput, {capture: true});
   try {
     return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { mo.disconnect(); reject(new Error(target + ' did not change')); }, timeoutMs);
+      const timer = setTimeout(() => { mo.disconnect(); reject(new Error(targets + ' did not change')); }, timeoutMs);
       const mo = new MutationObserver(() => {
-        const plot = plotOf();
-        if (t0 === null || !plot || !plot._fullLayout || (plot === before && plot.data === beforeData)) return;
+        if (t0 === null || !roots.every(drawnAnew)) return;
         mo.disconnect();
         const mutated = performance.now();
         requestAnimationFrame(() => {
@@ -71,7 +78,7 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
           resolve({ms: performance.now() - t0, dom_ms: mutated - t0, t0_epoch_ms: performance.timeOrigin + t0});
         });
       });
-      mo.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+      roots.forEach(root => mo.observe(root, {subtree: true, childList: true, attributes: true, characterData: true}));
       if (how === 'range') {  // what dragging the slider does: set the value, then an input event
         el.value = value;
         el.dispatchEvent(new Event('input', {bubbles: true}));
@@ -79,6 +86,11 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
         el.dispatchEvent(new MouseEvent('mousedown', {bubbles: true, cancelable: true}));
       } else {
         el.click();
+      }
+      if (thenTab) {
+        const tab = [...document.querySelectorAll('.tabs [role=tab]')].find(b => b.textContent.trim() === thenTab);
+        if (!tab) throw new Error('no tab ' + thenTab);
+        tab.click();
       }
     });
   } finally {
@@ -90,14 +102,18 @@ MEASURE_JS = """async ({target, control, how, value, timeoutMs}) => {
 @dataclass(frozen=True)
 class Step:
     """One input: click `control` (a radio, a checkbox, the button), set the range input `control` to `value`,
-    or press the mouse on `control` (how="mousedown": a dropdown's option)."""
+    or press the mouse on `control` (how="mousedown": a dropdown's option, a table's cell)."""
 
     control: str
     how: str = "click"
     value: str | None = None
     text: str | None = None  # typed into the source textbox first, untimed
-    opens: str | None = None  # clicked first, untimed, to bring `control` onto the page (a dropdown's list)
+    opens: str | None = (
+        None  # clicked first, untimed, to bring `control` onto the page (a dropdown's list, a tab)
+    )
+    fill: tuple[tuple[str, str], ...] = ()  # (selector, text) typed after `opens`, untimed
     script: str | None = None  # run in the page first, untimed
+    then_tab: str | None = None  # the title of a tab clicked right after the input, timed (see MEASURE_JS)
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,12 @@ class Action:
     timed: tuple[bool, bool] = (True, True)
     setup: Step | None = None  # untimed, before the first repetition (skipped if that radio is already on)
     restore: str | None = None  # elem_id of a radio group whose value before `setup` is put back at the end
+    also: tuple[str, ...] = ()  # other plots that must be redrawn too before the measurement ends
+    tab: str | None = None  # the tab that holds its controls: not on the page until a step opens it
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.target, *self.also]
 
 
 def radio(elem_id: str, value: str) -> Step:
@@ -152,7 +174,61 @@ def actions() -> list[Action]:
             timed=(True, False),
         ),
         Action("step-slider move", "step 1 ↔ 2, to the step chart", "#step-plot", (step(2), step(1))),
+        *lines_actions(),
+        *other_tab_actions(),
         *head_tab_actions(),
+    ]
+
+
+def lines_actions() -> list[Action]:
+    """The Attention tab's "Draw as": map → lines, and a toggle while lines are shown (against "kind toggle")."""
+    return [
+        Action(
+            "lines toggle",
+            "map → lines (back untimed)",
+            "#attention-plot",
+            (radio("display", "lines"), radio("display", "map")),
+            timed=(True, False),
+        ),
+        Action(
+            "lines: kind toggle",
+            "cross ↔ decoder self, as lines",
+            "#attention-plot",
+            (radio("kind", "decoder"), radio("kind", "cross")),
+            setup=radio("display", "lines"),
+            restore="display",
+        ),
+    ]
+
+
+def other_tab_actions() -> list[Action]:
+    """Beam search: a click on a hypothesis (its translation cell) explains it in every map, timed until the
+    Attention tab, clicked next, shows its map. Compare: both sentences translated, both maps drawn."""
+    choose = lambda row: Step(  # noqa: E731
+        f"#beam-hypotheses [data-testid='cell-{row}-1']",
+        how="mousedown",
+        opens="#beam-tab-button",
+        then_tab="Attention",
+    )  # a table's cell is chosen on mousedown
+    fields = ("#compare-a-text textarea", "#compare-b-text textarea")
+    pair = lambda a, b: Step("#compare-btn", opens="#compare-tab-button", fill=tuple(zip(fields, (a, b))))  # noqa: E731
+    return [
+        Action(
+            "beam: choose hypothesis",
+            "hypothesis 2 ↔ 1, then Attention",
+            "#attention-plot",
+            (choose(1), choose(0)),
+            tab="Beam search",
+        ),
+        Action(
+            "compare: Compare button",
+            "two 12-word sentences, swapped",
+            "#compare-a",
+            (pair(*SENTENCES[::-1]), pair(*SENTENCES)),
+            setup=pair(*SENTENCES),  # the tab's first opening compares its own pair: this one after it
+            also=("#compare-b",),
+            tab="Compare",
+        ),
     ]
 
 
@@ -172,7 +248,7 @@ def head_tab_actions() -> list[Action]:
     def query(i: int) -> Step:
         return Step(f"#head-query li[data-index='{i}']", how="mousedown", opens="#head-query input")
 
-    return [
+    actions = [
         Action(
             HEAD_TAB + "row click",
             "map row 2 ↔ 4, layer 2 · head 2",
@@ -200,6 +276,7 @@ def head_tab_actions() -> list[Action]:
         ),
         Action(HEAD_TAB + "query change", "query 2 ↔ 3 (the menu)", HEAD_PANELS, (query(2), query(1))),
     ]
+    return [replace(a, tab="Inside a head") for a in actions]
 
 
 class EventStreams:
@@ -285,9 +362,10 @@ def completed_events(streams: list[dict]) -> list[dict]:
     return out
 
 
-def first_figure_bytes(outputs: list[dict]) -> int | None:
+def first_figure(outputs: list[dict]) -> tuple[int, dict] | None:
     """UTF-8 size of the first Plotly figure's JSON in these events' outputs (a gr.Plot's, or the text of
-    explorer.live_plot): the attention plot, first in the outputs of Translate, every toggle and the step slider."""
+    explorer.live_plot), and the output that holds it: the attention plot, first in the outputs of Translate,
+    every toggle and the step slider (after a hypothesis is chosen: of the Translate that follows)."""
     for output in outputs:
         for value in output.get("data") or []:
             if isinstance(value, dict) and value.get("__type__") == "update":
@@ -295,7 +373,7 @@ def first_figure_bytes(outputs: list[dict]) -> int | None:
             if isinstance(value, dict) and value.get("type") == "plotly":  # a gr.Plot
                 value = value.get("plot")
             if isinstance(value, str) and value.startswith('{"data"'):  # explorer.live_plot's JSON
-                return len(value.encode())
+                return len(value.encode()), output
     return None
 
 
@@ -338,24 +416,27 @@ class Bench:
                 return got
         raise RuntimeError("the page's events did not finish")
 
-    def do(self, step: Step, target: str) -> tuple[dict | None, list[dict]]:
+    def do(self, step: Step, targets: list[str]) -> tuple[dict | None, list[dict]]:
         """Dispatch `step` and wait until its events are over; its timing is None if it changed nothing."""
         if step.text is not None:
             self.page.fill("#source-text textarea", step.text)
         if step.opens is not None:
             self.page.click(step.opens)
-            for selector in (step.control, target):
+            for selector in (step.control, *targets, *(f for f, _ in step.fill)):
                 self.page.wait_for_selector(selector, state="attached", timeout=EVENT_TIMEOUT_MS)
+        for selector, text in step.fill:
+            self.page.fill(selector, text)
         if step.script is not None:
             self.page.evaluate(step.script)
         self.streams.take()
         timing = self.page.evaluate(
             MEASURE_JS,
             {
-                "target": target,
+                "targets": targets,
                 "control": step.control,
                 "how": step.how,
                 "value": step.value,
+                "thenTab": step.then_tab,
                 "timeoutMs": EVENT_TIMEOUT_MS,
             },
         )
@@ -368,10 +449,10 @@ class Bench:
                 f"() => document.querySelector('#{action.restore} input:checked').value"
             )
         if action.setup:
-            self.do(action.setup, action.target)
+            self.do(action.setup, action.targets)
         if warmup:  # the first render of a new figure shape pays for Plotly's one-time work
             for step in action.steps:
-                self.do(step, action.target)
+                self.do(step, action.targets)
         return Row(action)
 
     def sample(self, row: Row) -> None:
@@ -379,7 +460,7 @@ class Bench:
         action, wanted = row.action, len(row.ms) + 1
         while len(row.ms) < wanted:
             which = self.done_steps % 2
-            timing, streams = self.do(action.steps[which], action.target)
+            timing, streams = self.do(action.steps[which], action.targets)
             self.done_steps += 1
             if action.timed[which]:
                 record(row, timing, streams)
@@ -387,9 +468,9 @@ class Bench:
     def finish(self, action: Action) -> None:
         """Back to the default view for the next action."""
         if self.done_steps % 2:
-            self.do(action.steps[1], action.target)
+            self.do(action.steps[1], action.targets)
         if action.restore:
-            self.do(radio(action.restore, self.restore_value), action.target)
+            self.do(radio(action.restore, self.restore_value), action.targets)
 
 
 def record(row: Row, timing: dict | None, streams: list[dict]) -> None:
@@ -398,14 +479,15 @@ def record(row: Row, timing: dict | None, streams: list[dict]) -> None:
     outputs = completed_events(streams)
     row.ms.append(timing["ms"])
     row.dom_ms.append(timing["dom_ms"])
-    arrived = [o["arrived_epoch_ms"] for o in outputs if o["arrived_epoch_ms"] is not None]
-    if arrived:  # the action's own event completes first; what is left after it is the page's own work
+    figure = first_figure(outputs)
+    # The event that brought the figure (else the first to complete); what is left after it is the page's work.
+    arrived = [o["arrived_epoch_ms"] for o in ([figure[1]] if figure else outputs) if o["arrived_epoch_ms"]]
+    if arrived:
         row.arrived_ms.append(min(arrived) - timing["t0_epoch_ms"])
         row.page_ms.append(timing["ms"] - row.arrived_ms[-1])
     row.stream_bytes.append(sum(s["bytes"] for s in streams))
-    size = first_figure_bytes(outputs)
-    if size is not None:
-        row.figure_bytes.append(size)
+    if figure is not None:
+        row.figure_bytes.append(figure[0])
     durations = [o["duration"] for o in outputs if isinstance(o.get("duration"), (int, float))]
     if durations:
         row.server_ms.append(1000 * sum(durations))
@@ -489,17 +571,19 @@ def open_page(browser, url: str) -> Bench:
     page = browser.new_context(viewport=VIEWPORT).new_page()
     streams = EventStreams(page)
     page.goto(url)
-    # Gradio renders the page in pieces: the textbox can be there before the Attention tab is.
+    # Gradio renders the page in pieces: the textbox can be there before the Attention tab is. (The other tabs'
+    # content is not on the page until they are opened.)
+    shown = [a for a in actions() if a.tab is None]
     for selector in (
         "#source-text textarea",
         "#translate-btn",
-        *{a.target for a in actions() if not a.name.startswith(HEAD_TAB)},  # that tab is not on the page yet
-        *{s.control for a in actions() if not a.name.startswith(HEAD_TAB) for s in a.steps if not s.text},
+        *{t for a in shown for t in a.targets},
+        *{s.control for a in shown for s in a.steps if not s.text},
     ):
         page.wait_for_selector(selector, state="attached", timeout=60_000)
     bench = Bench(page, streams)
     # The view every action starts from: a translation of the first sentence, default controls.
-    bench.do(Step("#translate-btn", text=SENTENCES[0]), "#attention-plot")
+    bench.do(Step("#translate-btn", text=SENTENCES[0]), ["#attention-plot"])
     return bench
 
 
