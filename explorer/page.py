@@ -11,6 +11,8 @@ in "Chinese to explain" it explains that text (teacher-forced) instead of the mo
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from starlette.middleware import Middleware
 
 from . import api, share_link
 from .http_guard import REQUIRED, Guard, call_v2_errors
-from .inference import InputError
+from .inference import InputError, Trace
 from .loading import LoadedModel
 from .policy import (
     CONCURRENCY,
@@ -137,13 +139,18 @@ def run(shared: Shared, values: dict) -> dict:
     """Translate: trace the input (or explain the given Chinese), keep the Trace, fill the page and every
     tab's hook from it. A refused input only changes the notices: the last good result stays on screen."""
     force = (values.get(shared.force) or "").strip() or None
+    shown = _same_search(shared, values) if force else None
     try:
         tr = capped_trace(
-            shared.loaded, values[shared.text], values[shared.beam], force=force, hypotheses=True
+            shared.loaded, values[shared.text], values[shared.beam], force=force, hypotheses=shown is None
         )
     except InputError as e:
         log.info("refused translation: %s", e)
         return {shared.notices: f"- {md_escape(str(e))}"}
+    if shown is not None:
+        tr = dataclasses.replace(
+            tr, hypotheses=copy.deepcopy(shown.hypotheses), beam_history=shown.beam_history
+        )
     filled = {}
     for hook in shared.hooks:
         filled.update(hook.fill(tr, values))
@@ -156,11 +163,22 @@ def run(shared: Shared, values: dict) -> dict:
     }
 
 
+def _same_search(shared: Shared, values: dict) -> Trace | None:
+    """The trace on screen, if it is of the same input and beam: beam search depends on nothing else,
+    so explaining a given Chinese beside it (a hypothesis chosen in the Beam search tab) reuses its
+    hypotheses instead of searching again."""
+    shown = shared.store.get(values.get(shared.trace_state))
+    if shown is None or shown.hypotheses is None or shown.ablated_heads or shown.text != values[shared.text]:
+        return None
+    return shown if shown.decoding.get("beam") == values[shared.beam] else None
+
+
 def wire_translate(shared: Shared, demo: gr.Blocks) -> None:
     hook_inputs = [c for hook in shared.hooks for c in hook.inputs]
     # The width last (attention.WITH_WIDTH writes it); each component once.
     force = shared.force
-    inputs = list(dict.fromkeys([shared.text, shared.beam, force, *hook_inputs])) + [shared.client_width]
+    inputs = list(dict.fromkeys([shared.text, shared.beam, force, shared.trace_state, *hook_inputs]))
+    inputs.append(shared.client_width)
     outputs = [shared.translation, shared.notices, shared.trace_state]
     outputs += [c for hook in shared.hooks for c in hook.outputs]
     translate = handler(run, inputs, shared)

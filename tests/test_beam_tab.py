@@ -145,3 +145,30 @@ def test_the_page_wires_the_tab_and_the_box(page_parts):
     assert chosen.outputs == [shared.force] and chosen.concurrency_id == "views"
     # the click's Translate follows it
     assert any(f.trigger_after == chosen._id for f in runs)
+
+
+def test_choosing_a_hypothesis_reuses_the_search_on_screen_and_lists_what_a_new_search_would(
+    parts, loaded, monkeypatch
+):
+    # Beam search depends on the input and beam only: explaining a hypothesis beside the trace on
+    # screen needs its teacher-forced pass, not a second search.
+    import explorer.inference as inference
+
+    shared, t, force = parts
+    key = translate(shared, force)[shared.trace_state]
+    hyps = shared.store.get(key).hypotheses
+    searches = []
+    real = inference._search
+    monkeypatch.setattr(inference, "_search", lambda *a, **k: searches.append(a) or real(*a, **k))
+    values = {**translate_values(shared, TEXT, 4), force: hyps[1]["translation"], shared.trace_state: key}
+    out = run(shared, values)
+    tr = shared.store.get(out[shared.trace_state])
+    assert searches == [] and tr.forced
+    fresh = trace(loaded.translator, TEXT, beam=4, force=hyps[1]["translation"], hypotheses=True, **CAPS)
+    assert len(searches) == 1  # the independent trace did search
+    assert tr.hypotheses == fresh.hypotheses and tr.beam_history == fresh.beam_history
+    np.testing.assert_array_equal(tr.cross, fresh.cross)
+    # another beam, or other text, is another search
+    run(shared, {**values, shared.beam: 3})
+    run(shared, {**values, shared.text: "I love you."})
+    assert len(searches) == 3
