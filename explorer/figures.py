@@ -7,6 +7,7 @@ Plotly renders a few tags inside text; a token like "<b>" must show as text.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -189,12 +190,28 @@ class Grid:
         xy = dict(xref=f"x{s}", yref=f"y{s}", x0=x0, x1=x1, y0=y0, y1=y1)
         self.shapes.append(dict(type=kind, **xy, line=dict(color=color, width=width)))
 
-    def figure(self, traces: list[dict], **layout) -> go.Figure:
+    def figure(self, traces: list[dict], validate: bool = True, **layout) -> go.Figure:
+        """validate=False skips plotly.py's validation (most of a small figure's server time): the traces
+        and layout must be plain, valid Plotly; a named colour scale is written out as validation would
+        (Plotly.js knows no "RdBu_r"), and no shapes means no key, as validation leaves it."""
         base = dict(font=dict(family=FONT, size=12), plot_bgcolor="white")
-        return go.Figure(
-            data=traces,
-            layout={**self.layout, **base, "annotations": self.annotations, "shapes": self.shapes, **layout},
-        )
+        full = {**self.layout, **base, "annotations": self.annotations, "shapes": self.shapes, **layout}
+        if validate:
+            return go.Figure(data=traces, layout=full)
+        if not full["shapes"]:
+            del full["shapes"]
+        traces = [{**t, "colorscale": _scale(t["colorscale"])} if "colorscale" in t else t for t in traces]
+        return go.Figure(data=traces, layout=full, _validate=False)
+
+
+def _scale(scale) -> list:
+    """A colour scale as plotly.py writes it out: [[0, colour], …, [1, colour]]."""
+    return [list(step) for step in _named_scale(scale)] if isinstance(scale, str) else scale
+
+
+@functools.cache
+def _named_scale(name: str) -> tuple:
+    return go.Heatmap(colorscale=name).colorscale
 
 
 def attention_figure(

@@ -106,9 +106,10 @@ def _lines(*headings: str) -> int:
 
 
 def _figure(g: Grid, traces: list[dict], height: int, **layout) -> go.Figure:
-    """The tab's look: no title and no legend, thin side margins, room for the toolbar at the top."""
+    """The tab's look: no title and no legend, thin side margins, room for the toolbar at the top.
+    Unvalidated (Grid.figure): validation was most of a pick's server time."""
     margin = layout.pop("margin", dict(l=10, r=10, t=TOP, b=10))
-    return g.figure(traces, height=height, showlegend=False, margin=margin, **layout)
+    return g.figure(traces, validate=False, height=height, showlegend=False, margin=margin, **layout)
 
 
 def _limit(a: np.ndarray) -> float:

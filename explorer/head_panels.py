@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from .head_view import (
     key_labels,
     maps_of,
     query_labels,
+    query_steps,
     sentence_head_stats,
     stats_table,
 )
@@ -41,6 +43,21 @@ from .heads import Head
 from .inference import Trace
 
 SENTENCE, CORPUS = "this sentence", "corpus"
+NOT_YET = "Translate a sentence, then click a row of the attention map (or pick a query here)."
+TAB_INTRO = (
+    "How one attention weight is computed, top to bottom in the order of the computation, with the "
+    "model's own numbers. **Click a row of the attention map** (Attention tab) or pick a query here; "
+    "hover any strip or bar for exact values. Strips: red positive, blue negative, white 0."
+)
+ABLATE_INTRO = (
+    "### Switch heads off\nA switched-off head's slice of the concatenation is set to 0 before W_O. "
+    "The sentence is translated again, and the original translation is scored with the heads off: "
+    "Δ log p per output token (blue, negative: those heads helped predict it; red: they hindered it)."
+)
+IMPORTANCE_INTRO = (
+    "### Which heads matter for this sentence\nFor each head alone: how much the translation's total "
+    "log-probability drops when it is switched off. Click a cell to select that head."
+)
 STEP_CAPTIONS = {
     "q": "### ① The query\nh = the sublayer's input at this position, normalized (LN(x) in a pre-norm layer); "
     "q = W_q·h + b_q, split into heads: this head's d_head values.",
@@ -107,12 +124,111 @@ def attention_module(model, sel: Head):
     return layer.self_attn if sel.kind == "decoder" else layer.cross_attn
 
 
-def step_figures(steps: QuerySteps, model, width: int | None = None) -> dict[str, Any]:
+STEPS = ("q", "scores", "values")  # the steps always shown: ①–③
+FOLDS = {"kv": ("kv",), "out": ("out", "out_note")}  # a fold's panels: computed only while it is open
+FOLD_TITLES = {"kv": "The keys k_j and values v_j in full", "out": "④ Heads → W_O → residual stream"}
+PANELS = (*STEPS, "scores_note", "summary", *FOLDS["kv"], *FOLDS["out"])
+
+
+def step_figures(
+    steps: QuerySteps, model, width: int | None = None, panels: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The steps of one query of one head: a figure each, the captions that carry measured numbers, and
-    a one-line summary of every check (the folded sections hold the detail)."""
+    a one-line summary of every check (the folded sections hold the detail). panels: the names of the
+    figures and captions wanted (default: all, PANELS)."""
+    wanted = set(PANELS if panels is None else panels)
     width = int(width) if isinstance(width, (int, float)) and 200 <= width <= 10000 else None
     attn = attention_module(model, steps.sel)
     w_o, b_o = (p.detach().double().cpu().numpy() for p in (attn.out_proj.weight, attn.out_proj.bias))
+    wo_diff, residual = steps.wo_diff(w_o, b_o), steps.residual_diff
+    worst_out = max(wo_diff, residual or 0.0)
+    out: dict[str, Any] = {}
+    if "summary" in wanted:
+        out["summary"] = (
+            "✓ Every number in ①–③ comes from the model's own q, k and v: these weights, recomputed from q and "
+            f"k, match the attention map's row to **{steps.row_diff:.1e}**, and Σ weight·v matches the head's "
+            f"output to **{steps.output_diff:.1e}**; W_O and the residual add match the captured stream to "
+            f"**{worst_out:.1e}**."
+        )
+    if "scores_note" in wanted:
+        out["scores_note"] = scores_note(steps, width)
+    if "out_note" in wanted:
+        out["out_note"] = (
+            f"{STEP_CAPTIONS['out']} Concat·W_Oᵀ + b_O vs the captured output: max |diff| = **{wo_diff:.1e}**. "
+            + (
+                f"stream_in + attn_out vs the stream after the sublayer: max |diff| = **{residual:.1e}**."
+                if residual is not None
+                else "This post-norm layer normalizes stream_in + attn_out: LN(stream_in + attn_out) is the stream after it."
+            )
+        )
+    figures = {
+        "q": lambda: strips_figure(
+            [("h = normalized input", steps.h), ("q = W_q·h + b_q (this head)", steps.q)], width=width
+        ),
+        "scores": lambda: scores_figure(
+            steps.keys, steps.raw, steps.scaled, steps.weights, steps.masked, len(steps.q), width
+        ),
+        "kv": lambda: keys_values_figure(steps.keys, steps.k, steps.v, width),
+        "values": lambda: values_figure(
+            steps.keys, steps.v, steps.weights, steps.output, steps.masked, width
+        ),
+        "out": lambda: strips_figure(
+            [
+                ("Concat(head outputs)", steps.concat),
+                ("attn_out = Concat·W_Oᵀ + b_O", steps.attn_out),
+                ("stream_in (residual stream before)", steps.stream_in),
+                ("stream_out (after the add)", steps.stream_out),
+            ],
+            highlight={"Concat(head outputs)": steps.head_slice},
+            width=width,
+        ),
+    }
+    out.update({name: make() for name, make in figures.items() if name in wanted})
+    return out
+
+
+PLOT_STEMS = {"q": "query", "scores": "scores", "values": "values", "kv": "keys-values", "out": "residual"}
+
+
+def step_panels(tr: Trace, sel: Head, model, width, panels: Sequence[str]) -> dict[str, Any]:
+    """`step_figures` of `sel` on `tr`: captions as Markdown, figures as (figure, file stem, what it shows)."""
+    steps = query_steps(tr, sel, pre_norm=model.cfg.pre_norm)
+    stem = f"head-{sel.kind}-{sel.layer + 1}-{sel.head + 1}-q{sel.query + 1}-"
+    tag = selection_text(tr, sel)
+    return {
+        name: (v, stem + PLOT_STEMS[name], tag) if name in PLOT_STEMS else v
+        for name, v in step_figures(steps, model, width, panels).items()
+    }
+
+
+def fold_panels(folds) -> list[str]:
+    """The panels of the open folds (FOLDS' names; others ignored)."""
+    return [p for fold in folds or () for p in FOLDS.get(fold, ())]
+
+
+def shown_of(sel: Head) -> dict:
+    """What the steps show, as the tab keeps it (with the trace's key) to send only what changes."""
+    return {"kind": sel.kind, "layer": sel.layer, "head": sel.head, "query": sel.query}
+
+
+def ablate_note(names: str, result: dict) -> str:
+    """What switching `names` off did to the translation `result` (capped_ablate's) says, in a line."""
+    same = result["ablated_translation"] == result["translation"]
+    return (
+        f"Switched off: {names}. "
+        + ("The translation did not change. " if same else "The translation changed. ")
+        + f"Total Δ log p of the original translation: **{sum(result['delta_logprob']):+.3f}**. "
+        "Below, Δ log p per output token."
+    )
+
+
+def now_text(sel: Head) -> str:
+    """The line beside a map that chose a head."""
+    return f"Now showing **{sel.name}**, query {sel.query + 1}, in the steps at the top of this tab."
+
+
+def scores_note(steps: QuerySteps, width: int | None) -> str:
+    """The line under ②'s heading: how many keys are masked and visible, and how the key axis is labelled."""
     n_open, n_shut = int((~steps.masked).sum()), int(steps.masked.sum())
     step = label_step(steps.keys, width)
     thinned = (
@@ -125,47 +241,9 @@ def step_figures(steps: QuerySteps, model, width: int | None = None) -> dict[str
         if any(str(k).startswith("▁") for k in steps.keys)
         else ""
     )
-    scores_note = (
+    return (
         f"{n_shut} keys are masked (the future): −∞, weight exactly 0. " if n_shut else ""
     ) + f"{n_open} keys are visible.{thinned}{pieces}"
-    wo_diff, residual = steps.wo_diff(w_o, b_o), steps.residual_diff
-    out_note = (
-        f"{STEP_CAPTIONS['out']} Concat·W_Oᵀ + b_O vs the captured output: max |diff| = **{wo_diff:.1e}**. "
-        + (
-            f"stream_in + attn_out vs the stream after the sublayer: max |diff| = **{residual:.1e}**."
-            if residual is not None
-            else "This post-norm layer normalizes stream_in + attn_out: LN(stream_in + attn_out) is the stream after it."
-        )
-    )
-    worst_out = max(wo_diff, residual or 0.0)
-    summary = (
-        "✓ Every number in ①–③ comes from the model's own q, k and v: these weights, recomputed from q and k, "
-        f"match the attention map's row to **{steps.row_diff:.1e}**, and Σ weight·v matches the head's output "
-        f"to **{steps.output_diff:.1e}**; W_O and the residual add match the captured stream to **{worst_out:.1e}**."
-    )
-    return {
-        "q": strips_figure(
-            [("h = normalized input", steps.h), ("q = W_q·h + b_q (this head)", steps.q)], width=width
-        ),
-        "scores": scores_figure(
-            steps.keys, steps.raw, steps.scaled, steps.weights, steps.masked, len(steps.q), width
-        ),
-        "scores_note": scores_note,
-        "kv": keys_values_figure(steps.keys, steps.k, steps.v, width),
-        "values": values_figure(steps.keys, steps.v, steps.weights, steps.output, steps.masked, width),
-        "out": strips_figure(
-            [
-                ("Concat(head outputs)", steps.concat),
-                ("attn_out = Concat·W_Oᵀ + b_O", steps.attn_out),
-                ("stream_in (residual stream before)", steps.stream_in),
-                ("stream_out (after the add)", steps.stream_out),
-            ],
-            highlight={"Concat(head outputs)": steps.head_slice},
-            width=width,
-        ),
-        "out_note": out_note,
-        "summary": summary,
-    }
 
 
 def ordinal(n: int) -> str:

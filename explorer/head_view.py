@@ -255,6 +255,14 @@ def click_selection(
     return checked(trace, Head(kind, layer, min(head, maps.shape[1] - 1), query))
 
 
+def table_head(row: list, shape: dict[str, tuple[int, int]]) -> Head | None:
+    """The head a row of the statistics table (kind, layer, head, …) names; None for none (an empty table)."""
+    try:
+        return parse_head_names([f"{row[0]}:{row[1]}:{row[2]}"], shape)[0]
+    except (InputError, IndexError, TypeError):
+        return None
+
+
 def averaged_heads(panel: str, n_heads: int) -> list[int]:
     """The heads an averaged panel ("mean of heads 1, 2, 4") stands for, 0-based; all when it names none."""
     m = re.search(r"mean of heads ([\d, ]+)", panel)

@@ -185,3 +185,24 @@ def test_phone_width_has_no_sideways_scroll(page, shots):
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     page.screenshot(path=str(shots / "head-phone.png"), full_page=True)
     assert wide <= 390
+
+
+def test_a_fold_draws_its_plot_when_opened_and_follows_the_pickers(page):
+    translate(page, "She is my sister.")
+    page.get_by_role("tab", name="Inside a head").click()
+    wait_plot(page, "#head-scores-plot", "cross-attention · layer 1 · head 1 · query 1")
+    # A query chosen from the menu redraws the steps (the menu's blur is the event).
+    page.click("#head-query input")
+    page.click("#head-query li[data-index='2']")
+    wait_plot(page, "#head-scores-plot", "head 1 · query 3")
+    # The keys and values fold is drawn when opened, for what the steps show, and follows the pickers.
+    page.click("#head-kv-fold button.label-wrap")
+    wait_plot(page, "#head-kv-plot", "cross-attention · layer 1 · head 1 · query 3")
+    page.locator("#head-head label", has_text="2").click()
+    wait_plot(page, "#head-kv-plot", "head 2 · query 3")
+    # Closed, it is left behind; opened again, it shows the head picked meanwhile.
+    page.click("#head-kv-fold button.label-wrap")
+    page.locator("#head-head label", has_text="3").click()
+    wait_plot(page, "#head-scores-plot", "head 3 · query 3")
+    page.click("#head-kv-fold button.label-wrap")
+    wait_plot(page, "#head-kv-plot", "head 3 · query 3")

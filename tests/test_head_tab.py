@@ -205,6 +205,7 @@ def key(shared):
 def test_every_model_event_of_the_tab_is_private_and_in_the_model_group(demo):
     for name in (
         "on_pick",
+        "on_fold",
         "on_open",
         "on_new_trace",
         "on_click",
@@ -241,6 +242,8 @@ def test_opening_the_tab_draws_the_steps_and_the_trust_checks(shared, key):
     assert "match the attention map's row to" in v["head-summary"] and len(diffs) == 3
     assert max(diffs) <= 1e-5
     assert v["head-terms-plot"]["visible"] is True and "to within" in v["head-terms-caption"]
+    # The folds are closed: their panels wait until one opens.
+    assert not {"head-kv-plot", "head-out-plot", "head-out-caption"} & set(v)
     # Already drawn for this trace: opening the tab again only marks it open.
     shown = {"key": key, "kind": "decoder", "layer": 1, "head": 2}
     again = call(shared, head_tab.on_open, picked(shared, key, "decoder", "2", "3", 2, {h.shown: shown}))
@@ -257,8 +260,42 @@ def test_a_query_change_sends_only_what_changed(shared, key):
 
 
 def test_picking_cross_attention_hides_the_content_position_split(shared, key):
+    h = shared.tabs["head"]
     v = by_id(call(shared, head_tab.on_pick, picked(shared, key, "cross", "1", "1", 0)))
     assert v["head-terms-plot"]["visible"] is False and "Cross-attention's keys" in v["head-terms-caption"]
+    # Another layer or query of the same head leaves the terms as they are.
+    shown = {"key": key, "kind": "cross", "layer": 0, "head": 0, "query": 0}
+    again = by_id(call(shared, head_tab.on_pick, picked(shared, key, "cross", "2", "1", 1, {h.shown: shown})))
+    assert "head-terms-plot" not in again and "head-scores-plot" in again
+
+
+def test_a_pick_of_what_is_drawn_sends_nothing(shared, key):
+    # The query menu's `blur` comes whether or not the choice changed: the second time, nothing is sent.
+    h = shared.tabs["head"]
+    shown = {"key": key, "kind": "decoder", "layer": 1, "head": 2, "query": 1}
+    assert call(shared, head_tab.on_pick, picked(shared, key, "decoder", "2", "3", 1, {h.shown: shown})) == {}
+    moved = call(shared, head_tab.on_pick, picked(shared, key, "decoder", "2", "3", 2, {h.shown: shown}))
+    assert by_id(moved)["head-query"] == 2 and moved[h.shown] == {**shown, "query": 2}
+
+
+def test_the_folds_panels_are_drawn_while_open_and_emptied_when_closed(shared, key):
+    h = shared.tabs["head"]
+    shown = {"key": key, "kind": "cross", "layer": 1, "head": 0, "query": 2}
+    base = picked(shared, key, "cross", "2", "1", 2, {h.shown: shown, h.folds: []})
+    opened = head_tab.on_fold(shared, h, "out", True, base)
+    v = by_id(opened)
+    # Only the fold's own panels: they are the event's outputs (Gradio refuses any other).
+    assert opened[h.folds] == ["out"] and set(v) == {"head-out-plot", "head-out-caption"}
+    assert "Concat·W_Oᵀ + b_O" in v["head-out-caption"]
+    residual = json.loads(v["head-out-plot"])
+    assert residual["layout"]["meta"].startswith("cross-attention · layer 2 · head 1 · query 3")
+    # Open, the fold's panels come with every pick; the other fold's stay unsent.
+    pick = by_id(call(shared, head_tab.on_pick, {**base, h.query: 1, h.folds: ["out"]}))
+    assert "head-out-plot" in pick and "head-kv-plot" not in pick
+    meta = lambda panel: json.loads(pick[panel])["layout"]["meta"]
+    assert meta("head-out-plot") == meta("head-scores-plot") and "query 2" in meta("head-out-plot")
+    closed = head_tab.on_fold(shared, h, "out", False, {**base, h.folds: ["out"]})
+    assert closed[h.folds] == [] and by_id(closed) == {"head-out-plot": "", "head-out-caption": ""}
 
 
 def test_a_new_translation_redraws_only_once_the_tab_was_opened(shared, key):
@@ -487,10 +524,14 @@ LONG = (
 
 
 def test_the_last_step_of_a_capped_translation_says_the_cap_ended_it(shipped):
+    from explorer.inference import trace
+    from explorer.policy import CAPS
     from explorer.views import step_view
 
-    tr = capped_trace(shipped, LONG, 5)
-    assert any("maximum of" in n for n in tr.notices)  # the explorer's cap ended this translation
+    # The shipped model ends this sentence well within the page's cap (64 tokens); a cap of 12 ends it
+    # by the same code path.
+    tr = trace(shipped.translator, LONG, beam=5, **{**CAPS, "max_target_tokens": 12})
+    assert any("maximum of" in n for n in tr.notices)  # the cap ended this translation
     last = len(tr.target_tokens) - 1
     assert tr.predicted_tokens[last] == "</s>" and tr.predicted_rank[last] > 1
     fig, caption = step_view(tr, last)

@@ -17,25 +17,9 @@ import gradio as gr
 from training.head_stats import STATS
 from training.kinds import shape
 
+from .. import head_panels as hp
 from .. import head_view as hv
 from ..head_figures import delta_figure
-from ..head_panels import (
-    CORPUS,
-    SENTENCE,
-    STATS_INTRO,
-    STEP_CAPTIONS,
-    TERMS_INTRO,
-    checks_markdown,
-    corpus_note,
-    importance_caption,
-    importance_figure,
-    selection,
-    selection_text,
-    selection_title,
-    stats_view,
-    step_figures,
-    terms_panel,
-)
 from ..heads import Head, all_head_names, parse_head_names
 from ..inference import InputError
 from ..live_plot import figure_json, live_plot
@@ -55,7 +39,6 @@ from ..trace_store import InternalsEntry
 from .base import Shared, handler, kind_picker, read_js
 
 TITLE = "Inside a head"
-NOT_YET = "Translate a sentence, then click a row of the attention map (or pick a query here)."
 INSTALL_CLICKS_JS = read_js("install_clicks")
 READ_CLICK_JS = read_js("read_click")
 SHOW_TAB_JS = read_js("show_head_tab")
@@ -67,7 +50,7 @@ TO_STEPS_JS = read_js("to_head_steps")
 class HeadTab:
     tab: gr.Tab
     active: gr.State  # True once this visitor opened the tab: from then on translations get internals
-    shown: gr.State  # what the steps were last drawn for: {"key", "kind", "layer", "head"} (or None)
+    shown: gr.State  # what the steps were last drawn for: {"key", "kind", "layer", "head", "query"} (or None)
     drops: gr.State  # the last "Measure every head" result ({kind: (L, H) drops}), to outline the selection
     kind: gr.Radio
     layer: gr.Radio
@@ -80,7 +63,9 @@ class HeadTab:
     scores_plot: gr.HTML
     values_plot: gr.HTML
     summary: gr.Markdown
+    kv_fold: gr.Accordion
     kv_plot: gr.HTML
+    out_fold: gr.Accordion
     out_caption: gr.Markdown
     out_plot: gr.HTML
     checks: gr.Markdown
@@ -103,6 +88,7 @@ class HeadTab:
     stats_now: gr.Markdown
     stats_table: gr.Dataframe
     to_steps: list[gr.Button]
+    folds: gr.State = None  # the folds open now (FOLDS' names): their panels are drawn only while open
     # Hidden, placed by `wire` outside the tab (a tab's content is not in the page until opened):
     click: gr.Textbox | None = None  # a plot click's JSON, filled in by READ_CLICK_JS
     click_btn: gr.Button | None = None  # clicked by the page's plotly_click listener
@@ -114,7 +100,16 @@ class HeadTab:
     @property
     def view_inputs(self) -> list[gr.components.Component]:
         """What `render` reads besides the trace key: the pickers, what is drawn, the maps that outline it."""
-        return [*self.pickers, self.shown, self.drops, self.stats_source, self.stats_stat]
+        return [*self.pickers, self.shown, self.drops, self.folds]
+
+    @property
+    def panels(self) -> dict[str, gr.components.Component]:
+        """The step-by-step view's figures and captions, by their names in `step_figures`."""
+        return {
+            "q": self.q_plot, "scores_note": self.scores_caption, "scores": self.scores_plot,
+            "values": self.values_plot, "summary": self.summary, "kv": self.kv_plot,
+            "out_note": self.out_caption, "out": self.out_plot,
+        }  # fmt: skip
 
     @property
     def view_outputs(self) -> list[gr.components.Component]:
@@ -122,8 +117,7 @@ class HeadTab:
         return [
             *self.pickers, self.shown, self.status, self.title, self.q_plot, self.scores_caption,
             self.scores_plot, self.values_plot, self.summary, self.kv_plot, self.out_caption, self.out_plot,
-            self.checks, self.terms_caption, self.terms_plot, self.importance_plot, self.importance_now,
-            self.stats_now,
+            self.checks, self.terms_caption, self.terms_plot, self.importance_plot, self.importance_now, self.stats_now,
         ]  # fmt: skip
 
 
@@ -139,55 +133,42 @@ def build(shared: Shared) -> HeadTab:
     cfg = shared.loaded.translator.model.cfg
     corpus = shared.loaded.head_stats
     with gr.Tab(TITLE, elem_id="head-tab") as tab:
-        gr.Markdown(
-            "How one attention weight is computed, top to bottom in the order of the computation, with the "
-            "model's own numbers. **Click a row of the attention map** (Attention tab) or pick a query here; "
-            "hover any strip or bar for exact values. Strips: red positive, blue negative, white 0."
-        )
+        gr.Markdown(hp.TAB_INTRO)
         with gr.Row(elem_id="head-pickers"):
             kind = kind_picker("head-kind", names="label")
             layers = [str(i + 1) for i in range(cfg.n_decoder_layers)]
             layer = gr.Radio(layers, value="1", label="Layer", elem_id="head-layer", min_width=120)
             heads = [str(h + 1) for h in range(cfg.n_heads)]
             head = gr.Radio(heads, value="1", label="Head", elem_id="head-head", min_width=120)
-            query = gr.Dropdown(
-                [], value=None, label="Query (row)", elem_id="head-query", allow_custom_value=False
-            )
-        status = gr.Markdown(NOT_YET, elem_id="head-status")
+            query = gr.Dropdown([], value=None, label="Query (row)", elem_id="head-query")
+        status = gr.Markdown(hp.NOT_YET, elem_id="head-status")
         title = gr.Markdown(elem_id="head-title")
-        gr.Markdown(STEP_CAPTIONS["q"], elem_classes=["head-step"])
+        gr.Markdown(hp.STEP_CAPTIONS["q"], elem_classes=["head-step"])
         q_plot = live_plot("head-q-plot")
-        gr.Markdown(STEP_CAPTIONS["scores"], elem_classes=["head-step"])
+        gr.Markdown(hp.STEP_CAPTIONS["scores"], elem_classes=["head-step"])
         scores_caption = gr.Markdown(elem_id="head-scores-caption")
         scores_plot = live_plot("head-scores-plot")
-        gr.Markdown(STEP_CAPTIONS["values"], elem_classes=["head-step"])
+        gr.Markdown(hp.STEP_CAPTIONS["values"], elem_classes=["head-step"])
         values_plot = live_plot("head-values-plot")
         summary = gr.Markdown(elem_id="head-summary")
-        with gr.Accordion("The keys k_j and values v_j in full", open=False, elem_id="head-kv-fold"):
+        with gr.Accordion(hp.FOLD_TITLES["kv"], open=False, elem_id="head-kv-fold") as kv_fold:
             kv_plot = live_plot("head-kv-plot")
-        with gr.Accordion("④ Heads → W_O → residual stream", open=False, elem_id="head-out-fold"):
+        with gr.Accordion(hp.FOLD_TITLES["out"], open=False, elem_id="head-out-fold") as out_fold:
             out_caption = gr.Markdown(elem_id="head-out-caption")
             out_plot = live_plot("head-out-plot")
         with gr.Accordion("Trust checks on this trace", open=False, elem_id="head-checks-fold"):
             checks = gr.Markdown(elem_id="head-checks")
 
-        gr.Markdown(TERMS_INTRO)
+        gr.Markdown(hp.TERMS_INTRO)
         terms_caption = gr.Markdown(elem_id="head-terms-caption")
         terms_plot = live_plot("head-terms-plot")
 
-        gr.Markdown(
-            "### Switch heads off\nA switched-off head's slice of the concatenation is set to 0 before W_O. "
-            "The sentence is translated again, and the original translation is scored with the heads off: "
-            "Δ log p per output token (blue, negative: those heads helped predict it; red: they hindered it)."
-        )
+        gr.Markdown(hp.ABLATE_INTRO)
         with gr.Row():
+            label = "Heads to switch off (kind:layer:head)"
+            names = all_head_names(shape(cfg))
             ablate_heads = gr.Dropdown(
-                all_head_names(shape(cfg)),
-                value=[],
-                multiselect=True,
-                label="Heads to switch off (kind:layer:head)",
-                elem_id="ablate-heads",
-                scale=3,
+                names, value=[], multiselect=True, label=label, elem_id="ablate-heads", scale=3
             )
             ablate_btn = gr.Button("Switch off and re-translate", elem_id="ablate-btn", scale=1)
         with gr.Row():
@@ -198,24 +179,23 @@ def build(shared: Shared) -> HeadTab:
         ablate_note = gr.Markdown(elem_id="ablate-note")
         delta_plot = live_plot("ablate-delta-plot")
 
-        gr.Markdown(
-            "### Which heads matter for this sentence\nFor each head alone: how much the translation's total "
-            "log-probability drops when it is switched off. Click a cell to select that head."
-        )
+        gr.Markdown(hp.IMPORTANCE_INTRO)
         importance_btn = gr.Button("Measure every head", elem_id="importance-btn")
         importance_caption = gr.Markdown(elem_id="importance-caption")
         importance_plot = live_plot("head-importance-plot")
         importance_now, up1 = now_line("importance-now")
 
-        gr.Markdown(STATS_INTRO)
+        gr.Markdown(hp.STATS_INTRO)
         with gr.Row():
-            sources = [SENTENCE, CORPUS] if corpus else [SENTENCE]
+            sources = [hp.SENTENCE, hp.CORPUS] if corpus else [hp.SENTENCE]
             stats_source = gr.Radio(sources, value=sources[-1], label="Averaged over", elem_id="stats-source")
             stat_choices = [(hv.STAT_LABELS[s], s) for s in STATS]
             stats_stat = gr.Dropdown(stat_choices, value="entropy_bits", label="Map", elem_id="stats-stat")
         # The corpus figures need no translation: shown from the start.
-        table, fig, caption = stats_view(None, corpus, CORPUS, "entropy_bits") if corpus else (None, None, "")
-        stats_caption = gr.Markdown(caption or corpus_note(corpus), elem_id="stats-caption")
+        table, fig, caption = (
+            hp.stats_view(None, corpus, hp.CORPUS, "entropy_bits") if corpus else (None, None, "")
+        )
+        stats_caption = gr.Markdown(caption or hp.corpus_note(corpus), elem_id="stats-caption")
         stats_plot = live_plot("head-stats-plot", value=plot_json(fig, "head-stats") if fig else "")
         stats_now, up2 = now_line("stats-now")
         stats_table = gr.Dataframe(
@@ -223,10 +203,10 @@ def build(shared: Shared) -> HeadTab:
         )
     return HeadTab(
         tab, gr.State(False), gr.State(None), gr.State(None), kind, layer, head, query, status, title, q_plot,
-        scores_caption, scores_plot, values_plot, summary, kv_plot, out_caption, out_plot, checks, terms_caption,
-        terms_plot, ablate_heads, ablate_btn, original, ablated, ablate_note, delta_plot, importance_btn,
+        scores_caption, scores_plot, values_plot, summary, kv_fold, kv_plot, out_fold, out_caption, out_plot, checks,
+        terms_caption, terms_plot, ablate_heads, ablate_btn, original, ablated, ablate_note, delta_plot, importance_btn,
         importance_caption, importance_plot, importance_now, stats_source, stats_stat, stats_caption, stats_plot,
-        stats_now, stats_table, [up1, up2],
+        stats_now, stats_table, [up1, up2], gr.State([]),
     )  # fmt: skip
 
 
@@ -238,7 +218,7 @@ def kept(shared: Shared, values: dict, missing) -> tuple[str | None, object, dic
     the first-visit hint when nothing was translated yet, in the `missing` component)."""
     key = values[shared.trace_state]
     tr = shared.store.get(key)
-    return key, tr, None if tr is not None else {missing: EXPIRED if key else NOT_YET}
+    return key, tr, None if tr is not None else {missing: EXPIRED if key else hp.NOT_YET}
 
 
 def entry_for(shared: Shared, key) -> InternalsEntry | None:
@@ -261,63 +241,55 @@ def plot_json(fig, stem: str, meta: str = "") -> str:
 
 
 def importance_json(drops: dict, sel: Head) -> str:
-    return plot_json(importance_figure(drops, sel), "head-importance", "Head importance")
+    return plot_json(hp.importance_figure(drops, sel), "head-importance", "Head importance")
+
+
+def step_outputs(shared: Shared, h: HeadTab, tr, sel: Head, values: dict, panels) -> dict:
+    """The step-by-step view's `panels` (names in `step_figures`) of `sel`, for the page."""
+    model, width = shared.loaded.translator.model, values.get(shared.client_width)
+    figs = hp.step_panels(tr, sel, model, width, panels)
+    return {h.panels[name]: plot_json(*v) if isinstance(v, tuple) else v for name, v in figs.items()}
 
 
 def render(shared: Shared, h: HeadTab, key, sel: Head | None, values: dict, note: str = "") -> dict:
     """The step-by-step view of `sel` (or of what the pickers in `values` say) on the trace of `key`.
 
     Sends only what changed since `values[h.shown]`: the query menu and content vs position stay as
-    they are when only the layer, head or query moved; the maps that outline the head only when it did."""
+    they are when only the layer, head or query moved; the maps that outline the head only when it did;
+    the folded panels only while their fold is open (opening it draws them: `on_fold`)."""
     entry = entry_for(shared, key)
     if entry is None:
-        return {h.status: EXPIRED if key else NOT_YET}
-    tr, translator = entry.trace, shared.loaded.translator
-    sel = sel or selection(tr, *(values[p] for p in h.pickers))
-    before = values.get(h.shown) or {}
-    same_trace, same_kind = before.get("key") == key, before.get("kind") == sel.kind
-    same_head = (
-        same_trace and same_kind and (before.get("layer"), before.get("head")) == (sel.layer, sel.head)
-    )
-    steps = hv.query_steps(tr, sel, pre_norm=translator.model.cfg.pre_norm)
-    figs = step_figures(steps, translator.model, values.get(shared.client_width))
-    stem = f"head-{sel.kind}-{sel.layer + 1}-{sel.head + 1}-q{sel.query + 1}"
-    tag = selection_text(tr, sel)
-    notes = notices_markdown(tr)
-    name = f"{sel.kind}:{sel.layer + 1}:{sel.head + 1}"
-    now = f"Now showing **{name}**, query {sel.query + 1}, in the steps at the top of this tab."
+        return {h.status: EXPIRED if key else hp.NOT_YET}
+    tr = entry.trace
+    sel = sel or hp.selection(tr, *(values[p] for p in h.pickers))
+    was = values.get(h.shown) or {}
+    same_trace, same_kind = was.get("key") == key, was.get("kind") == sel.kind
+    same_head = same_trace and same_kind and was.get("layer") == sel.layer and was.get("head") == sel.head
+    panels = [*hp.STEPS, "scores_note", "summary", *hp.fold_panels(values.get(h.folds))]
     out = {
         h.kind: sel.kind,
         h.layer: str(sel.layer + 1),
         h.head: str(sel.head + 1),
         h.query: sel.query,
-        h.shown: {"key": key, "kind": sel.kind, "layer": sel.layer, "head": sel.head},
-        h.title: selection_title(tr, sel) + (f"\n\n{md_escape(note)}" if note else ""),
-        h.q_plot: plot_json(figs["q"], stem + "-query", tag),
-        h.scores_caption: figs["scores_note"],
-        h.scores_plot: plot_json(figs["scores"], stem + "-scores", tag),
-        h.values_plot: plot_json(figs["values"], stem + "-values", tag),
-        h.summary: figs["summary"],
-        h.kv_plot: plot_json(figs["kv"], stem + "-keys-values", tag),
-        h.out_caption: figs["out_note"],
-        h.out_plot: plot_json(figs["out"], stem + "-residual", tag),
-        h.importance_now: now if values.get(h.drops) is not None else "",
-        h.stats_now: now,
+        h.shown: {"key": key, **hp.shown_of(sel)},
+        h.title: hp.selection_title(tr, sel) + (f"\n\n{md_escape(note)}" if note else ""),
+        **step_outputs(shared, h, tr, sel, values, panels),
+        h.stats_now: hp.now_text(sel),
     }
+    if values.get(h.drops) is not None:  # else the line is empty already: a new trace clears it
+        out[h.importance_now] = hp.now_text(sel)
     if not (same_trace and same_kind):
         n = hv.n_layers(tr, sel.kind)
         out[h.layer] = gr.update(choices=[str(i + 1) for i in range(n)], value=str(sel.layer + 1))
         choices = [(lab, i) for i, lab in enumerate(hv.query_labels(tr, sel.kind))]
         out[h.query] = gr.update(choices=choices, value=sel.query)
     if not same_trace:
-        sentence = f"“{md_escape(tr.text)}” → {md_escape(tr.translation)}"
-        out.update({h.status: sentence + (f"\n{notes}" if notes else ""), h.checks: checks_markdown(tr)})
-    if not (same_trace and same_kind and before.get("head") == sel.head):  # layer 1's terms of this head
-        terms_caption, terms_fig = terms_panel(translator, tr, sel, entry.terms)
-        terms = plot_json(terms_fig, f"head-{sel.kind}-1-{sel.head + 1}-terms") if terms_fig else None
-        out.update(
-            {h.terms_caption: terms_caption, h.terms_plot: gr.update(value=terms, visible=bool(terms))}
-        )
+        sentence, notes = f"“{md_escape(tr.text)}” → {md_escape(tr.translation)}", notices_markdown(tr)
+        out.update({h.status: sentence + (f"\n{notes}" if notes else ""), h.checks: hp.checks_markdown(tr)})
+    if not (same_trace and same_kind and was.get("head") == sel.head):  # layer 1's terms of this head
+        caption, fig = hp.terms_panel(shared.loaded.translator, tr, sel, entry.terms)
+        terms = plot_json(fig, f"head-{sel.kind}-1-{sel.head + 1}-terms") if fig else None
+        out.update({h.terms_caption: caption, h.terms_plot: gr.update(value=terms, visible=bool(terms))})
     if not same_head and values.get(h.drops) is not None:  # its outline moves to the new head
         out[h.importance_plot] = importance_json(values[h.drops], sel)
     return out
@@ -325,7 +297,28 @@ def render(shared: Shared, h: HeadTab, key, sel: Head | None, values: dict, note
 
 @refusing("inside a head")
 def on_pick(shared: Shared, h: HeadTab, values: dict) -> dict:
-    return render(shared, h, values[shared.trace_state], None, values)
+    key, shown = values[shared.trace_state], values.get(h.shown) or {}
+    tr = shared.store.get(key)
+    if tr is not None and shown == {
+        "key": key,
+        **hp.shown_of(hp.selection(tr, *(values[p] for p in h.pickers))),
+    }:
+        return {}  # already drawn (the query menu says so when it loses focus, changed or not)
+    return render(shared, h, key, None, values)
+
+
+@refusing("inside a head")
+def on_fold(shared: Shared, h: HeadTab, fold: str, opened: bool, values: dict) -> dict:
+    """A fold opened (its panels drawn for what the steps show) or closed (emptied: no stale figure
+    shows for a moment when it opens again)."""
+    folds = sorted(set(values[h.folds] or ()) - {fold} | ({fold} if opened else set()))
+    if not opened:
+        return {h.folds: folds, **{h.panels[p]: "" for p in hp.FOLDS[fold]}}
+    key, shown = values[shared.trace_state], dict(values.get(h.shown) or {})
+    entry = entry_for(shared, key) if shown.pop("key", None) == key else None
+    if entry is None:  # nothing drawn yet: the steps draw it with them
+        return {h.folds: folds}
+    return {h.folds: folds, **step_outputs(shared, h, entry.trace, Head(**shown), values, hp.FOLDS[fold])}
 
 
 @refusing("inside a head")
@@ -340,16 +333,15 @@ def on_open(shared: Shared, h: HeadTab, values: dict) -> dict:
 def on_new_trace(shared: Shared, h: HeadTab, values: dict) -> dict:
     key = values[shared.trace_state]
     tr = shared.store.get(key)
-    out = {
-        h.original: tr.translation if tr else "",
-        h.ablated: "",
-        h.ablate_note: "",
-        h.delta_plot: "",
-        h.importance_caption: "",
-        h.importance_plot: "",
-        h.importance_now: "",
-        h.drops: None,
-    }
+    cleared = (
+        h.ablated,
+        h.ablate_note,
+        h.delta_plot,
+        h.importance_caption,
+        h.importance_plot,
+        h.importance_now,
+    )
+    out = {h.original: tr.translation if tr else "", **dict.fromkeys(cleared, ""), h.drops: None}
     if not values[h.active]:  # the visitor has not opened the tab: no second pass over the model
         return out
     return {**out, **render(shared, h, key, None, {**values, h.drops: None})}
@@ -360,7 +352,7 @@ def on_click(shared: Shared, h: HeadTab, values: dict) -> dict:
     key, tr, instead = kept(shared, values, h.status)
     if instead:
         return instead
-    current = selection(tr, *(values[p] for p in h.pickers))
+    current = hp.selection(tr, *(values[p] for p in h.pickers))
     attention = shared.tabs["attention"]
     layer = values[attention.layer]
     layer_index = None if layer in (None, "all") else int(layer) - 1
@@ -371,15 +363,13 @@ def on_click(shared: Shared, h: HeadTab, values: dict) -> dict:
 
 def on_table_select(shared: Shared, h: HeadTab, values: dict, row: list) -> dict:
     """A row of the statistics table (kind, layer, head, …) was clicked."""
-    try:
-        sel = parse_head_names([f"{row[0]}:{row[1]}:{row[2]}"], shape(shared.loaded.translator.model.cfg))[0]
-    except (InputError, IndexError, TypeError):  # e.g. an empty table
+    sel = hv.table_head(row, shape(shared.loaded.translator.model.cfg))
+    key, tr = values[shared.trace_state], shared.store.get(values[shared.trace_state])
+    if sel is None:
         return gr.skip()
-    key = values[shared.trace_state]
-    tr = shared.store.get(key)
     if tr is None:  # no sentence yet: the corpus table still selects the head in the pickers
         return {h.kind: sel.kind, h.layer: str(sel.layer + 1), h.head: str(sel.head + 1)}
-    current = selection(tr, *(values[p] for p in h.pickers))
+    current = hp.selection(tr, *(values[p] for p in h.pickers))
     query = current.query if current.kind == sel.kind else 0
     return {h.active: True, **render(shared, h, key, Head(sel.kind, sel.layer, sel.head, query), values)}
 
@@ -394,19 +384,12 @@ def on_ablate(shared: Shared, h: HeadTab, values: dict) -> dict:
         raise InputError("Pick at least one head to switch off.")
     result = capped_ablate(shared.loaded, tr.text, chosen, tr.decoding.get("beam", 1))
     names = ", ".join(s.name for s in chosen)
-    same = result["ablated_translation"] == result["translation"]
-    total = sum(result["delta_logprob"])
+    delta = delta_figure(result["target_tokens"], result["delta_logprob"])
     return {
         h.original: result["translation"],
         h.ablated: result["ablated_translation"],
-        h.ablate_note: f"Switched off: {names}. "
-        + ("The translation did not change. " if same else "The translation changed. ")
-        + f"Total Δ log p of the original translation: **{total:+.3f}**. Below, Δ log p per output token.",
-        h.delta_plot: plot_json(
-            delta_figure(result["target_tokens"], result["delta_logprob"]),
-            "ablate-delta",
-            f"Δ log p, {names} off",
-        ),
+        h.ablate_note: hp.ablate_note(names, result),
+        h.delta_plot: plot_json(delta, "ablate-delta", f"Δ log p, {names} off"),
     }
 
 
@@ -419,26 +402,24 @@ def on_importance(shared: Shared, h: HeadTab, values: dict, progress) -> dict:
     drops = capped_importance(
         shared.loaded, tr.text, tr.decoding.get("beam", 1), progress=lambda f: progress(f, desc=desc)
     )
-    sel = selection(tr, values[h.kind], values[h.layer], values[h.head], 0)
+    sel = hp.selection(tr, values[h.kind], values[h.layer], values[h.head], 0)
     return {
         h.drops: drops,
-        h.importance_caption: importance_caption(drops, md_escape(tr.translation)),
+        h.importance_caption: hp.importance_caption(drops, md_escape(tr.translation)),
         h.importance_plot: importance_json(drops, sel),
     }
 
 
 def on_stats(shared: Shared, h: HeadTab, values: dict) -> dict:
-    key = values[shared.trace_state]
-    tr = shared.store.get(key)
-    table, fig, caption = stats_view(
-        tr, shared.loaded.head_stats, values[h.stats_source], values[h.stats_stat]
-    )
+    tr = shared.store.get(values[shared.trace_state])
+    source, stat = values[h.stats_source], values[h.stats_stat]
+    table, fig, caption = hp.stats_view(tr, shared.loaded.head_stats, source, stat)
     return {h.stats_table: table, h.stats_plot: plot_json(fig, "head-stats"), h.stats_caption: caption}
 
 
 def on_new_stats(shared: Shared, h: HeadTab, values: dict) -> dict:
     """A new translation changes this sentence's statistics, not the corpus's: redraw only those."""
-    if values[h.stats_source] != SENTENCE:
+    if values[h.stats_source] != hp.SENTENCE:
         return gr.skip()
     return on_stats(shared, h, values)
 
@@ -454,7 +435,14 @@ def wire(shared: Shared, h: HeadTab) -> None:
     def event(fn, inputs: list) -> tuple:
         return handler(fn, inputs, shared, h), inputs
 
-    gr.on([p.input for p in h.pickers], *event(on_pick, view), outputs=h.view_outputs, **sized)
+    # The query menu sends `input` twice per choice (on the choice, and again as it loses focus): its
+    # `blur` comes once, a choice by mouse or keyboard alike.
+    picked = [h.kind.input, h.layer.input, h.head.input, h.query.blur]
+    gr.on(picked, *event(on_pick, view), outputs=h.view_outputs, **sized)
+    for name, fold in (("kv", h.kv_fold), ("out", h.out_fold)):
+        for trigger, opened in ((fold.expand, True), (fold.collapse, False)):
+            outputs = [h.folds, *(h.panels[p] for p in hp.FOLDS[name])]
+            trigger(handler(on_fold, view, shared, h, name, opened), view, outputs, **sized)
     h.tab.select(*event(on_open, view), [h.active, *h.view_outputs], **sized)
     cleared = [h.original, h.ablated, h.ablate_note, h.delta_plot, h.importance_caption, h.importance_plot]
     stats_inputs = [key, h.stats_source, h.stats_stat]
@@ -464,28 +452,22 @@ def wire(shared: Shared, h: HeadTab) -> None:
         list(dict.fromkeys([*cleared, h.importance_now, h.drops, *h.view_outputs])),
         **MODEL_EVENT,
     ).then(*event(on_new_stats, stats_inputs), stats_outputs, **VIEW_EVENT)
-    clicked = [
-        h.click,
-        attention.kind,
-        attention.layer,
-        *view,
-    ]  # the click first, the width last: READ_CLICK_JS
-    h.click_btn.click(
-        *event(on_click, clicked), [h.active, *h.view_outputs], js=READ_CLICK_JS, **MODEL_EVENT
-    ).then(None, js=SHOW_TAB_JS, **PRIVATE)
+    # The click first, the width last: READ_CLICK_JS.
+    clicked = [h.click, attention.kind, attention.layer, *view]
+    read = dict(MODEL_EVENT, js=READ_CLICK_JS, show_progress="hidden")
+    h.click_btn.click(*event(on_click, clicked), [h.active, *h.view_outputs], **read).then(
+        None, js=SHOW_TAB_JS, **PRIVATE
+    )
 
     # Gradio passes the clicked row to the parameter annotated gr.SelectData, placed by position: so the
     # inputs are named here, not taken as *args.
-    def on_table_row(key_, kind, layer, head, query, shown, drops, source, stat, width_, evt: gr.SelectData):
-        values = dict(zip(view, (key_, kind, layer, head, query, shown, drops, source, stat, width_)))
+    def on_table_row(key_, kind, layer, head, query, shown, drops, folds, width_, evt: gr.SelectData):
+        values = dict(zip(view, (key_, kind, layer, head, query, shown, drops, folds, width_)))
         return on_table_select(shared, h, values, evt.row_value or [])
 
     h.stats_table.select(on_table_row, view, [h.active, *h.view_outputs], **sized)
-    h.ablate_btn.click(
-        *event(on_ablate, [key, h.ablate_heads]),
-        [h.original, h.ablated, h.ablate_note, h.delta_plot],
-        **MODEL_EVENT,
-    )
+    ablate_outputs = [h.original, h.ablated, h.ablate_note, h.delta_plot]
+    h.ablate_btn.click(*event(on_ablate, [key, h.ablate_heads]), ablate_outputs, **MODEL_EVENT)
     importance_inputs = [key, h.kind, h.layer, h.head]
 
     def on_importance_click(key_, kind, layer, head, progress=gr.Progress()):  # noqa: B008  (Gradio's tracker)
