@@ -23,24 +23,25 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .figures import FONT, MASKED_BG, Grid, escape
+from .text_fit import key_labels_px, shown_piece, value_axis_left
 
 DIVERGING = "RdBu_r"  # red = positive, as everywhere in the app
 RED, BLUE = "#b2182b", "#2166ac"  # the ends of RdBu_r
 MASKED_TEXT = "masked (−∞)"
 BAR = "#3b75af"
 GREY = "#9a9a9a"
-WORD_START = "▁"  # SentencePiece's mark of a word's first piece
-SHOWN_WORD_START = "␣"  # …as this tab's tick labels show it: "▁." would read as a bare underscore
 TOP = 44  # px above the first panel: Plotly's toolbar, then the first panel's heading
 DEFAULT_WIDTH = 1100
+# The left margin where a panel's y axis has a title but no tick labels ("dim"): its 12 px text on
+# its side, its standoff and Plotly's padding. Margins that already fit the axes' labels spare
+# Plotly a second full draw on every change: its automargin redraws when a label pushes a margin
+# out (automargin stays on, so a label estimated short is still never cut).
+TITLE_LEFT = 24
 
 
 def tick_label(token: str) -> str:
     """A key as its tick label: escaped, a word-start piece marked with a visible space (␣.)."""
-    text = str(token)
-    if text.startswith(WORD_START):
-        text = SHOWN_WORD_START + text[len(WORD_START) :]
-    return escape(text)
+    return escape(shown_piece(token))
 
 
 def key_axis(keys: Sequence[str], width: int | None) -> tuple[int, int]:
@@ -160,7 +161,8 @@ def strips_figure(
             start, stop = highlight[name]
             g.outline(i, start - 0.5, stop - 0.5, -0.5, 0.5, width=3)
     g.x(n - 1, title=dict(text="dimension", standoff=4))
-    return _figure(g, traces, TOP + extra + 50 + plot_px, margin=dict(l=10, r=10, t=TOP + extra, b=50))
+    # l: room for half of the tick label "0" under the first column, however narrow (no automargin redraw)
+    return _figure(g, traces, TOP + extra + 50 + plot_px, margin=dict(l=14, r=10, t=TOP + extra, b=50))
 
 
 def _key_ticks(g: Grid, i: int, keys: Sequence[str], show: bool, width: int | None = None) -> None:
@@ -237,12 +239,20 @@ def scores_figure(
     g.y(2, range=[0, 1.05])
     for i in range(3):
         _key_ticks(g, i, keys, i == 2, width)
-    longest = max((len(t) for t in keys), default=1)
-    bottom = 24 if key_axis(keys, width)[1] == 0 else 14 + 7 * min(longest, 14)
+    # Margins that fit the labels (no automargin redraw): the key labels under the last row, upright
+    # or on their side; the value axes' tick labels on the left.
+    bottom = 28 if key_axis(keys, width)[1] == 0 else math.ceil(18 + key_labels_px(keys))
+    spans = [_span(np.asarray(v, np.float64)[open_]) for v in (raw, scaled)] + [(0.0, 1.05)]
+    left = value_axis_left(*spans)
     extra = 15 * _lines(*(a["text"] for a in g.annotations))
     return _figure(
-        g, traces, TOP + 240 + 3 * extra + bottom, margin=dict(l=10, r=10, t=TOP + extra, b=bottom)
+        g, traces, TOP + 240 + 3 * extra + bottom, margin=dict(l=left, r=10, t=TOP + extra, b=bottom)
     )
+
+
+def _span(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
 
 def keys_values_figure(
@@ -257,7 +267,9 @@ def keys_values_figure(
     for i in range(2):
         _key_ticks(g, i, keys, True, width)
     extra = 15 * _lines(k_title, v_title)
-    return _figure(g, traces, 520 + 2 * extra, margin=dict(l=10, r=10, t=TOP + extra, b=10))
+    bottom = 28 if key_axis(keys, width)[1] == 0 else math.ceil(18 + key_labels_px(keys))
+    margin = dict(l=TITLE_LEFT, r=10, t=TOP + extra, b=bottom)
+    return _figure(g, traces, 520 + 2 * extra, margin=margin)
 
 
 def values_figure(
@@ -287,7 +299,7 @@ def values_figure(
     g.title(1, out_title, align="left")
     g.y(1, showticklabels=False)
     g.x(1, title=dict(text="dimension", standoff=4), range=[-0.5, d - 0.5])
-    margin = dict(l=10, r=10, t=TOP + extra, b=45)
+    margin = dict(l=TITLE_LEFT, r=10, t=TOP + extra, b=45)
     return _figure(g, traces, TOP + extra + plot_px + 45, plot_bgcolor=MASKED_BG, margin=margin)
 
 
@@ -348,9 +360,12 @@ def terms_figure(
     longest = max((len(t) for t in x_labels), default=1)
     per_row = max(170, min(320, 14 * len(ys) + 40 + 6 * longest))
     top = TOP + 50
-    return _figure(
-        g, traces, top + per_row * n_rows, plot_bgcolor=MASKED_BG, margin=dict(l=10, r=10, t=top, b=10)
-    )
+    # Margins that fit (no automargin redraw): the colour bar above the first row, the 9 px key and
+    # query labels; the figure's height is as before, the rows give up that room.
+    left = math.ceil(12 + 0.75 * key_labels_px(y_labels))
+    bottom = 28 if angle == 0 else math.ceil(16 + 0.75 * key_labels_px(x_labels))
+    margin = dict(l=left, r=14, t=top + 26, b=bottom)  # r: half the last key's upright label
+    return _figure(g, traces, top + per_row * n_rows, plot_bgcolor=MASKED_BG, margin=margin)
 
 
 def head_grid_figure(

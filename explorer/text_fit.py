@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
+
+from training.subwords import WORD_START  # SentencePiece's mark of a word's first piece
 
 
 def escape(label: str) -> str:
     return html.escape(str(label), quote=False)
 
 
-WORD_START = "▁"  # SentencePiece's mark of a word's first piece
 SHOWN_WORD_START = "␣"  # …as labels show it: "▁." would read as a bare underscore
 
 
@@ -81,3 +83,47 @@ def _split_to_fit(atom: str, units: int) -> list[str]:
 
 def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+# ---- room for labels: margins that already fit them spare Plotly an automargin redraw -------------
+
+CHAR_PX = 7.0  # a Latin letter or digit at the figures' 12 px, a little over (a Chinese one: two)
+
+
+def text_px(text: str) -> float:
+    """Width in px at 12 px, a little over: CJK characters count double, a point or comma half."""
+    return CHAR_PX * sum(0.5 if c in ".,:;!|'" else char_width(c) for c in str(text))
+
+
+def _number(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}".replace("-", "−")  # Plotly writes a minus sign
+
+
+def number_labels(lo: float, hi: float) -> list[str]:
+    """The longest tick labels Plotly's automatic ticks could give a value axis spanning lo..hi (and 0,
+    as a bar axis does, padded 5%): the end ticks at every 1-2-5 spacing from 3 to 10 ticks."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    span = hi - lo if math.isfinite(hi - lo) and hi > lo else 1.0
+    lo, hi = lo - span / 20, hi + span / 20
+    out = []
+    for n in range(3, 11):
+        rough = span / n
+        power = 10.0 ** math.floor(math.log10(rough))
+        dtick = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+        decimals = max(0, -math.floor(math.log10(dtick) + 1e-9))
+        out += [
+            _number(math.ceil(lo / dtick) * dtick, decimals),
+            _number(math.floor(hi / dtick) * dtick, decimals),
+        ]
+    return out
+
+
+def value_axis_left(*ranges: tuple[float, float]) -> int:
+    """A left margin that holds the tick labels of value axes spanning these ranges (+ Plotly's padding)."""
+    longest = max((text_px(t) for lo, hi in ranges for t in number_labels(lo, hi)), default=CHAR_PX)
+    return math.ceil(12 + longest)
+
+
+def key_labels_px(keys: Sequence[str]) -> float:
+    """The longest key label's width in px at 12 px (as the key axis writes it)."""
+    return max((text_px(shown_piece(k)) for k in keys), default=CHAR_PX)

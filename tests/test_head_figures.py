@@ -24,6 +24,7 @@ from explorer.head_figures import (
     values_figure,
 )
 from explorer.head_view import softmax_unmasked
+from explorer.text_fit import key_labels_px, number_labels, text_px
 
 RNG = np.random.default_rng(0)
 KEYS = ["<s>", "我", "爱", "我", "。"]  # a repeated token keeps its own column
@@ -169,3 +170,33 @@ def test_headings_wrap_by_character_width_and_keep_their_colour_key():
         all(len(line) <= 25 for line in chinese.split("<br>"))
         and chinese.replace("<br>", "") == "这是一个很长的中文标题" * 4
     )
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_margins_already_fit_the_labels_so_plotly_draws_once(width):
+    """Plotly redraws a whole figure when a tick label or axis title pushes a margin out (automargin):
+    the margins set here already hold the longest label, estimated at ≥ 7 px a character (CJK 14)."""
+    keys = ["<s>", "▁extraordinarily", "我们", "。"] * 7  # 28 keys: thinned and on their side at 390 px
+    raw = np.array([-123.456, 7.5, 0.25, 98.0] * 7)
+    masked = np.zeros(28, bool)
+    fig = scores_figure(keys, raw, raw / 8, softmax_unmasked(raw, masked), masked, 64, width=width)
+    # every label Plotly's automatic ticks could write on these value axes fits on the left
+    assert "\u2212100" in number_labels(-123.456, 98.0)
+    longest = max(text_px(t) for lo, hi in [(-123.456, 98.0), (0, 1.05)] for t in number_labels(lo, hi))
+    assert longest >= 7 * len("\u2212100") and fig.layout.margin.l >= 10 + longest
+    # the key labels under the last row: upright (one line) or on their side (their length)
+    assert text_px("我们") == 28 and key_labels_px(keys) == text_px("␣extraordinarily") >= 7 * 16
+    upright = key_axis(keys, width)[1] == 0
+    assert fig.layout.margin.b >= (26 if upright else 10 + key_labels_px(keys))
+    # "dim" (12 px, on its side) needs ~22 px; strips: half a "0" under the first column
+    k = RNG.normal(size=(28, 8))
+    assert keys_values_figure(keys, k, k, width).layout.margin.l >= 22
+    assert values_figure(keys, k, np.ones(28) / 28, k.sum(0), masked, width).layout.margin.l >= 22
+    assert strips_figure([("q", k[0])], width=width).layout.margin.l >= 14
+    # the terms' 9 px query labels
+    terms = {name: RNG.normal(size=(3, 28)) for name in "abcde"}
+    queries = ["▁extraordinarily", "我", "b"]
+    t_fig = terms_figure(terms, sum(terms.values()), keys, queries)
+    assert t_fig.layout.margin.l >= 10 + 0.75 * text_px("␣extraordinarily")
+    # automargin stays on: a label estimated short still moves the margin rather than being cut
+    assert all(ax.automargin is not False for ax in (fig.layout.yaxis, fig.layout.yaxis3, fig.layout.xaxis3))
