@@ -189,7 +189,9 @@ def wire_translate(shared: Shared, demo: gr.Blocks) -> None:
     shared.text.input(None, None, force, js="() => ''", **PRIVATE)
     shared.examples.load_input_event.then(translate, inputs, outputs, **event)  # a click translates
     # A hypothesis clicked in the Beam search tab becomes the Chinese to explain, then translated.
-    beam.choose(shared, shared.tabs["beam"], force).then(translate, inputs, outputs, **event)
+    beam.choose(
+        shared, shared.tabs["beam"], force, inputs, outputs, lambda values: run(shared, values), **event
+    )
     # The first visit: what its link asks for (if anything), translated; else the first example.
     share_link.wire(shared, demo, translate, inputs, outputs, event)
     demo.load(None, js=head.INSTALL_CLICKS_JS, **PRIVATE)  # a click on a map opens "Inside a head"

@@ -141,10 +141,30 @@ def test_the_page_wires_the_tab_and_the_box(page_parts):
     example = next(f for f in demo.fns.values() if f.name == "load_example")
     assert example.outputs == [shared.text, shared.force]
     assert all(e[1] == "" for e in shared.examples.examples)
+    # a click on a hypothesis is one event: it writes the box and translates, in the model's group
     chosen = next(f for f in demo.fns.values() if f.name == "on_row")
-    assert chosen.outputs == [shared.force] and chosen.concurrency_id == "views"
-    # the click's Translate follows it
-    assert any(f.trigger_after == chosen._id for f in runs)
+    (translate,) = [f for f in runs if f.inputs == chosen.inputs and f.trigger_after is None][:1]
+    assert chosen.outputs == [*translate.outputs, shared.force]
+    assert chosen.concurrency_id == translate.concurrency_id != "views"
+
+
+def test_a_click_on_a_hypothesis_translates_it_in_the_same_event(page_parts, loaded):
+    demo, shared = page_parts
+    force = shared.force
+    key = translate(shared, force)[shared.trace_state]
+    hyps = shared.store.get(key).hypotheses
+    chosen = next(f for f in demo.fns.values() if f.name == "on_row")
+    values = {**translate_values(shared, TEXT, 4), force: "", shared.trace_state: key}
+    args = [values.get(c, getattr(c, "value", None)) for c in chosen.inputs]
+    evt = gr.SelectData(None, {"index": [1, 1], "value": hyps[1]["translation"], "selected": True})
+    out = chosen.fn(evt, *args)
+    tr = shared.store.get(out[shared.trace_state])
+    ref = trace(loaded.translator, TEXT, beam=4, force=hyps[1]["translation"], **CAPS)
+    assert out[force] == hyps[1]["translation"] and tr.forced and out[shared.translation] == ref.translation
+    np.testing.assert_array_equal(tr.cross, ref.cross)
+    # a click on no hypothesis changes nothing
+    evt = gr.SelectData(None, {"index": [99, 0], "value": "", "selected": True})
+    assert chosen.fn(evt, *args) == {}
 
 
 def test_choosing_a_hypothesis_reuses_the_search_on_screen_and_lists_what_a_new_search_would(

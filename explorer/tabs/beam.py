@@ -4,8 +4,8 @@ step kept, finished and dropped).
 
 Filled in the Translate event itself (a `TranslateHook`): the hypotheses come from the very search
 that produced the translation, so they cost nothing more. A click on a hypothesis puts its text in
-the page's "Chinese to explain" box and the page translates again with it (page.wire_translate chains
-the page's own Translate to `choose`), so every tab shows the pass of the translation it displays.
+the page's "Chinese to explain" box and the same event translates again with it (the page's own
+Translate, handed to `choose`), so every tab shows the pass of the translation it displays.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import gradio as gr
 
 from ..beam_view import HEADERS, history_html, hypothesis_choice, hypothesis_rows, summary_markdown
 from ..inference import Trace
-from ..policy import VIEW_EVENT
 from .base import Shared, TranslateHook
 
 TITLE = "Beam search"
@@ -66,21 +65,30 @@ def on_translated(t: BeamTab, tr: Trace) -> dict:
 def on_choose(shared: Shared, force: gr.Textbox, values: dict, row: int):
     """A clicked row → the Chinese to explain ("" for the search's choice: the model's own); the
     page's Translate follows. An expired trace or a row that is no hypothesis changes nothing."""
-    tr = shared.store.get(values[shared.trace_state])
-    text = None if tr is None else hypothesis_choice(tr, row)
+    text = chosen_text(shared, values, row)
     return gr.skip() if text is None else {force: text}
+
+
+def chosen_text(shared: Shared, values: dict, row: int) -> str | None:
+    tr = shared.store.get(values[shared.trace_state])
+    return None if tr is None else hypothesis_choice(tr, row)
 
 
 def wire(shared: Shared, t: BeamTab) -> None:
     shared.hooks.append(TranslateHook([], t.outputs, lambda tr, values: on_translated(t, tr)))
 
 
-def choose(shared: Shared, t: BeamTab, force: gr.Textbox):
-    """The table's click, writing the Chinese to explain into `force`: the page chains its Translate."""
+def choose(shared: Shared, t: BeamTab, force: gr.Textbox, inputs: list, outputs: list, translate, **event):
+    """The table's click: the chosen hypothesis becomes the Chinese to explain (`force`) and is translated
+    in the same event (`translate`: the page's values → its outputs), one round trip instead of two."""
 
-    # Gradio passes the clicked cell to the parameter annotated gr.SelectData, placed by position.
-    def on_row(key, evt: gr.SelectData):
+    # Gradio passes the clicked cell to the positional parameter annotated gr.SelectData (here the first).
+    def on_row(evt: gr.SelectData, *args):
+        values = dict(zip(inputs, args))
         index = evt.index if isinstance(evt.index, (list, tuple)) else [evt.index]
-        return on_choose(shared, force, {shared.trace_state: key}, int(index[0]))
+        text = chosen_text(shared, values, int(index[0]))
+        if text is None:
+            return {}  # no hypothesis there (or the trace expired): everything stays as it is
+        return {**translate({**values, force: text}), force: text}
 
-    return t.table.select(on_row, [shared.trace_state], [force], **VIEW_EVENT)
+    return t.table.select(on_row, inputs, [*outputs, force], **event)
