@@ -15,7 +15,7 @@ The parameters (all optional; anything else in the URL is ignored with a notice)
 | `specials` | show <s> and </s> | 0 or 1 |
 | `step` | decoding step | 1 … (clamped to the translation once it is known) |
 | `show` | what to show | weights, value_norm, alti, rollout |
-| `hkind`, `hlayer`, `hhead`, `hquery` | Inside a head: kind, layer, head (1-based), query row (0-based) | |
+| `hkind`, `hlayer`, `hhead`, `hquery` | Inside a head: kind, layer, head, query row (all 1-based, as the tab names them) | |
 
 Parsing never fails: a bad value is dropped or clamped, and each such fix is a notice. Pure: no Gradio.
 """
@@ -139,8 +139,9 @@ def parse_link(params: dict[str, str], limits: Limits) -> Link:
             else:
                 note(f"The link's “{name}” must be 0 or 1; ignored.")
         elif name in ("step", "hquery"):
-            n, _ = _whole(value, 1 if name == "step" else 0, 10_000)
-            setattr(link, name, n)
+            n, _ = _whole(value, 1, 10_000)
+            # the URL counts query rows from 1, as the tab's "query 3" does; the Link holds the row index
+            setattr(link, name, n if name == "step" or n is None else n - 1)
             if n is None:
                 note(f"The link's “{name}” must be a whole number; ignored.")
         elif name == "show":
@@ -169,6 +170,6 @@ def link_query(link: Link) -> str:
         "hkind": link.hkind,
         "hlayer": link.hlayer,
         "hhead": link.hhead,
-        "hquery": link.hquery,
+        "hquery": None if link.hquery is None else link.hquery + 1,
     }
     return urlencode({k: v for k, v in pairs.items() if v is not None})

@@ -27,6 +27,8 @@ def test_every_parameter_round_trips():
     assert back.notices == [] and back == link
     assert link_query(Link()) == ""  # a link that says nothing: the page's own defaults
     assert parse_link({"layer": "all"}, LIMITS).layer == "all"
+    # query rows count from 1 in the URL, as the tab names them; the Link holds the row index
+    assert parse_link({"hquery": "3"}, LIMITS).hquery == 2 and "hquery=3" in link_query(Link(hquery=2))
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_a_link_sets_the_controls_it_names_and_leaves_the_rest(page_parts):
     assert v["source-text"] == "I love you." and v["beam"] == 2
     assert (v["kind"], v["layer"], v["heads"], v["average"]) == ("decoder", "1", ["1", "3"], "average")
     assert (
-        v["head-kind"] == "cross" and v["head-head"] == "2" and v["head-query"] == 4 and "head-layer" not in v
+        v["head-kind"] == "cross" and v["head-head"] == "2" and v["head-query"] == 3 and "head-layer" not in v
     )
     assert v["link-notices"] == "" and "per-map" not in v
     out = restore(shared, params)
@@ -49,8 +49,8 @@ def test_a_hostile_link_is_clamped_or_ignored_with_a_notice(page_parts, params, 
 # Every parameter the issue lists, none at the page's default (the toy model: 2 layers, 4 heads, beam 4).
 LINK = {"s": "She is my sister.", "beam": "2", "tab": "head", "kind": "decoder", "layer": "2", "heads": "1,3",
         "avg": "1", "words": "1", "specials": "0", "step": "3", "hkind": "encoder", "hlayer": "2", "hhead": "3",
-        "hquery": "2"}  # fmt: skip
-HEAD = "encoder self-attention · layer 2 · head 3 · query 3: “my”"  # hquery is 0-based: the third row
+        "hquery": "3"}  # fmt: skip
+HEAD = "encoder self-attention · layer 2 · head 3 · query 3: “my”"  # hquery counts from 1, as the tab does
 CONTROLS = """() => {
   const q = s => document.querySelector(s), on = id => (q('#' + id + ' input:checked') || {}).value;
   // (the pickers of a tab never opened are not on the page: undefined)

@@ -9,6 +9,7 @@
     if (Array.isArray(v)) v = v.join(',');
     if (typeof v === 'boolean') v = v ? '1' : '0';
     if (name === 'avg') v = v === 'average' ? '1' : '0';
+    if (name === 'hquery') v = Number(v) + 1;  // the menu's value is the row index; links count from 1
     params.set(name, String(v));
   });
   const shown = document.querySelector('.tabs [role=tab][aria-selected=true]');
