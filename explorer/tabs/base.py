@@ -85,3 +85,15 @@ def handler(fn: Callable, inputs: list, *bound) -> Callable:
 
     run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     return run
+
+
+def selected(fn: Callable, inputs: list, *bound) -> Callable:
+    """`handler` for a select event: calls `fn(*bound, values, evt)`, `evt` the clicked cell's
+    gr.SelectData, which Gradio passes to the positional parameter annotated with it (here the first,
+    so the inputs can follow as *values)."""
+
+    def run(evt: gr.SelectData, *values):
+        return fn(*bound, dict(zip(inputs, values)), evt)
+
+    run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return run

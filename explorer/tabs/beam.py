@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..beam_view import HEADERS, history_html, hypothesis_choice, hypothesis_rows, summary_markdown
 from ..inference import Trace
-from .base import Shared, TranslateHook
+from .base import Shared, TranslateHook, selected
 
 TITLE = "Beam search"
 
@@ -63,15 +63,21 @@ def on_translated(t: BeamTab, tr: Trace) -> dict:
 
 
 def on_choose(shared: Shared, force: gr.Textbox, values: dict, row: int):
-    """A clicked row → the Chinese to explain ("" for the search's choice: the model's own); the
-    page's Translate follows. An expired trace or a row that is no hypothesis changes nothing."""
-    text = chosen_text(shared, values, row)
+    """A clicked row → the Chinese to explain ("" for the search's choice: the model's own), translated
+    in the same event (`on_row`). An expired trace or a row that is no hypothesis changes nothing."""
+    tr = shared.store.get(values[shared.trace_state])
+    text = None if tr is None else hypothesis_choice(tr, row)
     return gr.skip() if text is None else {force: text}
 
 
-def chosen_text(shared: Shared, values: dict, row: int) -> str | None:
-    tr = shared.store.get(values[shared.trace_state])
-    return None if tr is None else hypothesis_choice(tr, row)
+def on_row(shared: Shared, force: gr.Textbox, translate, values: dict, evt: gr.SelectData) -> dict:
+    """The table's click: the chosen hypothesis becomes the Chinese to explain and is translated
+    (`translate`: the page's values → its outputs) in this one event, one round trip instead of two."""
+    index = evt.index if isinstance(evt.index, (list, tuple)) else [evt.index]
+    chosen = on_choose(shared, force, values, int(index[0]))
+    if force not in chosen:
+        return {}  # no hypothesis there (or the trace expired): everything stays as it is
+    return {**translate({**values, **chosen}), **chosen}
 
 
 def wire(shared: Shared, t: BeamTab) -> None:
@@ -79,16 +85,7 @@ def wire(shared: Shared, t: BeamTab) -> None:
 
 
 def choose(shared: Shared, t: BeamTab, force: gr.Textbox, inputs: list, outputs: list, translate, **event):
-    """The table's click: the chosen hypothesis becomes the Chinese to explain (`force`) and is translated
-    in the same event (`translate`: the page's values → its outputs), one round trip instead of two."""
-
-    # Gradio passes the clicked cell to the positional parameter annotated gr.SelectData (here the first).
-    def on_row(evt: gr.SelectData, *args):
-        values = dict(zip(inputs, args))
-        index = evt.index if isinstance(evt.index, (list, tuple)) else [evt.index]
-        text = chosen_text(shared, values, int(index[0]))
-        if text is None:
-            return {}  # no hypothesis there (or the trace expired): everything stays as it is
-        return {**translate({**values, force: text}), force: text}
-
-    return t.table.select(on_row, inputs, [*outputs, force], **event)
+    """Wire the table's click (`on_row`) over the page's Translate `inputs` and `outputs`, plus the box."""
+    return t.table.select(
+        selected(on_row, inputs, shared, force, translate), inputs, [*outputs, force], **event
+    )

@@ -36,7 +36,7 @@ from ..policy import (
     refusing,
 )
 from ..trace_store import InternalsEntry
-from .base import Shared, handler, kind_picker, read_js
+from .base import Shared, handler, kind_picker, read_js, selected
 
 TITLE = "Inside a head"
 INSTALL_CLICKS_JS = read_js("install_clicks")
@@ -361,9 +361,9 @@ def on_click(shared: Shared, h: HeadTab, values: dict) -> dict:
     return {h.active: True, **render(shared, h, key, sel, values, hv.click_note(tr, payload, sel))}
 
 
-def on_table_select(shared: Shared, h: HeadTab, values: dict, row: list) -> dict:
+def on_table_row(shared: Shared, h: HeadTab, values: dict, evt: gr.SelectData) -> dict:
     """A row of the statistics table (kind, layer, head, …) was clicked."""
-    sel = hv.table_head(row, shape(shared.loaded.translator.model.cfg))
+    sel = hv.table_head(evt.row_value or [], shape(shared.loaded.translator.model.cfg))
     key, tr = values[shared.trace_state], shared.store.get(values[shared.trace_state])
     if sel is None:
         return gr.skip()
@@ -459,13 +459,7 @@ def wire(shared: Shared, h: HeadTab) -> None:
         None, js=SHOW_TAB_JS, **PRIVATE
     )
 
-    # Gradio passes the clicked row to the parameter annotated gr.SelectData, placed by position: so the
-    # inputs are named here, not taken as *args.
-    def on_table_row(key_, kind, layer, head, query, shown, drops, folds, width_, evt: gr.SelectData):
-        values = dict(zip(view, (key_, kind, layer, head, query, shown, drops, folds, width_)))
-        return on_table_select(shared, h, values, evt.row_value or [])
-
-    h.stats_table.select(on_table_row, view, [h.active, *h.view_outputs], **sized)
+    h.stats_table.select(selected(on_table_row, view, shared, h), view, [h.active, *h.view_outputs], **sized)
     ablate_outputs = [h.original, h.ablated, h.ablate_note, h.delta_plot]
     h.ablate_btn.click(*event(on_ablate, [key, h.ablate_heads]), ablate_outputs, **MODEL_EVENT)
     importance_inputs = [key, h.kind, h.layer, h.head]
