@@ -11,6 +11,7 @@ import functools
 import html
 import logging
 import re
+import threading
 from collections.abc import Callable
 
 import gradio as gr
@@ -52,6 +53,16 @@ NOT_YET = "Translate a sentence first."
 PRIVATE = dict(api_visibility="private")
 MODEL_EVENT = dict(PRIVATE, concurrency_id=MODEL_GROUP)
 VIEW_EVENT = dict(PRIVATE, concurrency_id=VIEW_GROUP)
+# Re-renders of a kept trace that a visitor waits on (the Attention tab's toggles, "Inside a head"'s
+# pickers) skip the queue: one POST, no event stream. In the page, a queued event costs ~45 ms more
+# (Gradio updates the loading status of every component any event has filled, at each of the stream's
+# stages). Such a render never runs the model (one that would hands over to a queued event), and
+# RENDERS of them run at a time: the rest wait up to RENDER_WAIT_S, then are refused.
+RENDER_EVENT = dict(PRIVATE, queue=False)
+RENDERS = 2
+RENDER_WAIT_S = 10.0
+BUSY = "The explorer is busy: try again in a moment."
+_render_slots = threading.BoundedSemaphore(RENDERS)
 
 
 def check_beam(beam) -> int:
@@ -87,6 +98,21 @@ def refusing(where: str) -> Callable[[Callable], Callable]:
         return run
 
     return wrap
+
+
+def bounded(fn: Callable) -> Callable:
+    """A RENDER_EVENT's handler: at most RENDERS run at a time, outside the queue (see RENDER_EVENT)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        if not _render_slots.acquire(timeout=RENDER_WAIT_S):
+            raise refusal("render", BUSY)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _render_slots.release()
+
+    return run
 
 
 def md_escape(text: str) -> str:

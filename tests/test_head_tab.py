@@ -204,17 +204,20 @@ def key(shared):
 
 def test_every_model_event_of_the_tab_is_private_and_in_the_model_group(demo):
     for name in (
-        "on_pick",
+        "on_retry",
         "on_fold",
         "on_open",
         "on_new_trace",
-        "on_click",
         "on_table_row",
         "on_ablate",
         "on_importance_click",
     ):
         f = fn(demo, name)
-        assert f.api_visibility == "private" and f.concurrency_id == "model", name
+        assert f.api_visibility == "private" and f.concurrency_id == "model" and f.queue, name
+    # A pick and a map click skip the queue (they never run the model: see the next test)
+    for name in ("on_pick_fast", "on_click_fast"):
+        f = fn(demo, name)
+        assert f.api_visibility == "private" and not f.queue and f.js, name
     assert (
         fn(demo, "on_stats").concurrency_id == "views" and fn(demo, "on_new_stats").concurrency_id == "views"
     )
@@ -308,6 +311,39 @@ def test_a_new_translation_redraws_only_once_the_tab_was_opened(shared, key):
         call(shared, head_tab.on_new_trace, picked(shared, key, "cross", "1", "1", 0, {active: True}))
     )
     assert opened["head-q-plot"] is not None
+
+
+RENDERED = {"pick": head_tab.on_pick, "click": head_tab.on_click}
+
+
+def test_a_pick_or_click_outside_the_queue_never_runs_the_model_it_hands_over_to_a_queued_event(
+    shared, monkeypatch
+):
+    h, attention = shared.tabs["head"], shared.tabs["attention"]
+    ran = []
+    real = head_tab.capped_internals
+    monkeypatch.setattr(head_tab, "capped_internals", lambda *a, **k: ran.append(a) or real(*a, **k))
+    payload = json.dumps({"plot": "attention-plot", "y": "", "row": 1, "panel": "layer 1 · head 2"})
+    clicked = {h.click: payload, attention.kind: "cross", attention.layer: "all"}
+    for name, fast, text in (
+        ("pick", head_tab.on_pick_fast, "He reads a book."),
+        ("click", head_tab.on_click_fast, "He reads a long book."),
+    ):
+        key = run(shared, translate_values(shared, text, 1))[shared.trace_state]
+        values = picked(shared, key, "cross", "1", "2", 1, clicked)
+        assert shared.internals.get(key) is None  # the tab never drew this trace
+        ran.clear()
+        out = call(shared, fast, values)
+        assert set(out) <= {h.retry, h.click} and out[h.retry].startswith(name + " ") and not ran
+        if name == "click":
+            assert out[h.click] == payload  # kept for the queued event, which reads it from the page
+        # The queued event (model group) computes the internals once and draws what the fast one would have.
+        retried = by_id(call(shared, head_tab.on_retry, {**values, h.retry: out[h.retry]}))
+        assert "head-values-plot" in retried and retried["head-head"] == "2" and len(ran) == 1
+        # With the internals kept, the fast path draws by itself, the same.
+        again = by_id(call(shared, fast, values))
+        assert len(ran) == 1 and again == by_id(call(shared, RENDERED[name], values))
+    assert call(shared, head_tab.on_retry, {**values, h.retry: "<script>"}) == gr.skip()
 
 
 def test_expired_trace_asks_to_translate_again(shared):

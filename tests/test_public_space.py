@@ -4,6 +4,7 @@ and how it holds up against hostile requests (issue #14)."""
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import orjson
 import pytest
@@ -153,6 +155,46 @@ def test_every_route_to_the_model_shares_one_bounded_queue_and_direct_posts_are_
     finally:
         gate.set()
         demo.close()
+
+
+def test_renders_outside_the_queue_answer_a_direct_post_and_never_run_the_model(space, monkeypatch):
+    """The re-renders skip the queue (policy.RENDER_EVENT), so POST /run/predict reaches them: from a
+    stranger, with or without sense, they answer in JSON and never run the model."""
+    ran = []
+    monkeypatch.setattr(policy, "trace", lambda *a, **k: ran.append(a))
+    url, _, _, fns = space
+    for name in ("rerender", "on_step", "on_pick_fast", "on_click_fast"):
+        good = event_data(url, name)
+        for data in (
+            good,
+            [None] * len(good),
+            ["<script>"] * len(good),
+            good[:1],
+            [{"a": [1] * 5}] * len(good),
+        ):
+            body = {"data": data, "fn_index": fns[name], "session_hash": new_session()}
+            r = post(url, "/run/predict", json=body)
+            assert r.status_code in (200, 500) and isinstance(r.json(), dict), (name, r.text[:200])
+            if data is good:  # a session with no translation: told what to do
+                assert r.status_code == 200 and re.search("Translate (a sentence|again)", r.text), name
+    assert not ran
+
+
+def test_at_most_renders_run_at_once_and_the_rest_wait_then_are_refused(monkeypatch):
+    gate, inside = threading.Event(), []
+    monkeypatch.setattr(policy, "RENDER_WAIT_S", 0.2)
+    render = policy.bounded(lambda: inside.append(1) or gate.wait(10))
+    threads = [threading.Thread(target=render) for _ in range(policy.RENDERS)]
+    for t in threads:
+        t.start()
+    while len(inside) < policy.RENDERS:
+        time.sleep(0.01)
+    with pytest.raises(gr.Error, match="busy"):
+        render()  # waited 0.2 s for a slot
+    gate.set()
+    for t in threads:
+        t.join()
+    assert render() is True and len(inside) == policy.RENDERS + 1  # the slots are free again
 
 
 # 2. A session holds a key; the traces live in one bounded store.

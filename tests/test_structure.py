@@ -79,7 +79,12 @@ def test_no_explorer_file_is_over_500_lines():
 def test_every_tab_module_is_on_the_page_with_a_build_and_a_wire():
     from explorer import page
 
-    modules = {f.stem for f in (ROOT / "explorer" / "tabs").glob("*.py")} - {"__init__", "base"}
+    # base: what every tab is given; head_layout: the "Inside a head" tab's layout (its own file: 500 lines)
+    modules = {f.stem for f in (ROOT / "explorer" / "tabs").glob("*.py")} - {
+        "__init__",
+        "base",
+        "head_layout",
+    }
     assert {m.__name__.rpartition(".")[2] for m in page.TABS} == modules
     for tab in page.TABS:
         assert isinstance(tab.TITLE, str) and callable(tab.build) and callable(tab.wire), tab.__name__

@@ -48,7 +48,8 @@ def test_only_the_api_endpoints_are_public_and_all_model_calls_share_one_concurr
     # "What to show" may compute contributions (the model): model group; re-renders never run it
     method = fn_named(demo, "on_method")
     assert method.concurrency_id == "model" and [(t[1]) for t in method.targets] == ["change"]
-    assert {fn_named(demo, name).concurrency_id for name in ("rerender", "on_step")} == {"views"}
+    # re-renders skip the queue (one POST: the page saves Gradio's per-stage bookkeeping), bounded by a semaphore
+    assert not any(fn_named(demo, name).queue for name in ("rerender", "on_step"))
 
 
 def test_contributions_are_computed_in_model_group_events_only_and_kept_with_the_trace(

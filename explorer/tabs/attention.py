@@ -30,7 +30,7 @@ from ..contribution_view import (
 )
 from ..inference import Trace
 from ..live_plot import figure_json, live_plot, plotly_loader
-from ..policy import EXPIRED, MODEL_EVENT, VIEW_EVENT, capped_contributions
+from ..policy import EXPIRED, MODEL_EVENT, RENDER_EVENT, bounded, capped_contributions, refusal
 from ..views import View, file_stem, lines_caption, lines_view, step_view, words_note
 from .base import Shared, TranslateHook, handler, kind_picker, read_js
 
@@ -240,17 +240,31 @@ def on_translated(shared: Shared, t: AttentionTab, tr: Trace, values: dict) -> d
     }
 
 
-def rerender(shared: Shared, t: AttentionTab, values: dict) -> dict:
-    """A toggle changed: the maps again, from the kept trace (never the model: see `on_method`)."""
+def maps_again(shared: Shared, t: AttentionTab, values: dict) -> dict:
+    """The maps again, from the kept trace (never the model: see `on_method`); a ValueError for a view
+    this trace cannot show (e.g. a layer its kind lacks: encoder and decoder depths may differ)."""
     tr = shared.store.get(values[shared.trace_state])
     if tr is None:  # never translated, or the trace was evicted or expired
         return {shared.notices: EXPIRED}
     view = view_of(t, values, step=values[t.step], width=values[shared.client_width])
+    return render_maps(shared, t, tr, view, values)
+
+
+def rerender(shared: Shared, t: AttentionTab, values: dict) -> dict:
+    """A toggle changed: its maps, or a toast for a view this trace cannot show (gr.Warning would need
+    the queue, which RENDER_EVENT skips)."""
     try:
-        return render_maps(shared, t, tr, view, values)
-    except ValueError as e:  # e.g. a layer this kind does not have (encoder and decoder depths differ)
-        gr.Warning(str(e))
-        return gr.skip()
+        return maps_again(shared, t, values)
+    except ValueError as e:
+        raise refusal("attention", str(e)) from None
+
+
+def maps_if_any(shared: Shared, t: AttentionTab, values: dict) -> dict:
+    """`maps_again`, or nothing for a view this trace cannot show: the event's other outputs still apply."""
+    try:
+        return maps_again(shared, t, values)
+    except ValueError:
+        return {}
 
 
 def on_method(shared: Shared, t: AttentionTab, values: dict) -> dict:
@@ -263,8 +277,7 @@ def on_method(shared: Shared, t: AttentionTab, values: dict) -> dict:
     tr = shared.store.get(values[shared.trace_state])
     if tr is not None and method != WEIGHTS:
         compute_contributions(shared, tr)
-    shown = rerender(shared, t, values)
-    return {**out, **(shown if isinstance(shown, dict) else {})}
+    return {**out, **maps_if_any(shared, t, values)}
 
 
 def on_step(shared: Shared, t: AttentionTab, values: dict) -> dict:
@@ -273,9 +286,8 @@ def on_step(shared: Shared, t: AttentionTab, values: dict) -> dict:
     if tr is None:
         return {shared.notices: EXPIRED}
     fig, caption = step_view(tr, int(values[t.step]) - 1)
-    shown = rerender(shared, t, values)
     return {
-        **(shown if isinstance(shown, dict) else {}),
+        **maps_if_any(shared, t, values),
         t.step_plot: figure_json(fig, file_stem(tr, "next-token")),
         t.step_caption: caption,
     }
@@ -299,10 +311,10 @@ def wire(shared: Shared, t: AttentionTab) -> None:
         t.display,
         shared.client_width,
     ]  # the width last: WITH_WIDTH
-    render = dict(VIEW_EVENT, js=WITH_WIDTH, show_progress="hidden")
+    render = dict(RENDER_EVENT, js=WITH_WIDTH, show_progress="hidden")
     gr.on(
         [control.change for control in t.controls] + [t.large.change, t.display.change],
-        handler(rerender, inputs, shared, t),
+        bounded(handler(rerender, inputs, shared, t)),
         inputs=inputs,
         outputs=[*shown, shared.notices],
         **render,
@@ -310,7 +322,7 @@ def wire(shared: Shared, t: AttentionTab) -> None:
     t.show_special.change(specials_note, t.show_special, t.specials_note, api_visibility="private")
     t.display.change(None, js=LINES_LEGEND_JS, api_visibility="private")
     t.step.change(
-        handler(on_step, inputs, shared, t),
+        bounded(handler(on_step, inputs, shared, t)),
         inputs,
         [*shown, t.step_plot, t.step_caption, shared.notices],
         **render,

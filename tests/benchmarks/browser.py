@@ -11,7 +11,8 @@ show it).
 Payload is read from Chromium's network log (CDP), outside the page: the bytes of Gradio's queue
 event stream during each action, and the attention figure's JSON inside its `process_completed`
 message, with the server's own processing time for the event and when the message had arrived
-(so each action splits into "result received" and the page's own work after it).
+(so each action splits into "result received" and the page's own work after it). A non-queued event
+(`queue=False`) is one POST to /run/predict instead, whose JSON response is that same output.
 
 `--url A --url B` compares two running apps (say an older checkout and this one): each repetition
 samples both, in alternating order, so a change in the machine's load hits both alike.
@@ -97,9 +98,10 @@ MEASURE_JS = """async ({targets, control, how, value, thenTab, timeoutMs}) => {
 
 
 class EventStreams:
-    """Gradio's queue/data event streams as Chromium received them, from its network log (CDP).
+    """Gradio's queue/data event streams as Chromium received them, from its network log (CDP), and its
+    /run/predict responses (non-queued events), which count as streams of one message.
 
-    Chromium hands the bodies over only because `Network.streamResourceContent` asks for them: Gradio's
+    Chromium hands the streams' bodies over only because `Network.streamResourceContent` asks for them: Gradio's
     client aborts each stream once its events are done, so Playwright's response.body() never has them.
     """
 
@@ -115,19 +117,22 @@ class EventStreams:
         self.cdp.send("Network.enable")
 
     def _sent(self, e: dict) -> None:
-        if "/queue/data" in e["request"]["url"]:
+        url = e["request"]["url"]
+        if "/queue/data" in url or "/run/predict" in url:
             # wallTime and timestamp of the same instant: Chromium's network clock to epoch milliseconds
             self.open[e["requestId"]] = {
                 "bytes": 0,
                 "body": None,
                 "arrivals": [],
                 "clock": (e["wallTime"], e["timestamp"]),
+                "predict": "/run/predict" in url,
             }
-            self._stream(e["requestId"])
+            if "/queue/data" in url:  # a /run/predict fetch keeps its body: it is read once loaded (_end)
+                self._stream(e["requestId"])
 
     def _response(self, e: dict) -> None:
         stream = self.open.get(e["requestId"])
-        if stream is not None and stream["body"] is None:
+        if stream is not None and stream["body"] is None and not stream["predict"]:
             self._stream(e["requestId"])  # asking before the response can fail: ask again
 
     def _stream(self, request_id: str) -> None:
@@ -146,27 +151,47 @@ class EventStreams:
         stream = self.open.get(e["requestId"])
         if stream is not None:
             stream["bytes"] += e["dataLength"]
-            wall, mono = stream["clock"]
-            stream["arrivals"].append((stream["bytes"], 1000 * (wall + e["timestamp"] - mono)))
+            stream["arrivals"].append((stream["bytes"], epoch_ms(stream, e["timestamp"])))
             if stream["body"] is not None and e.get("data"):
                 stream["body"] += base64.b64decode(e["data"])
 
     def _end(self, e: dict) -> None:
         stream = self.open.pop(e["requestId"], None)
-        if stream is not None:
-            self.done.append(stream)
+        if stream is None:
+            return
+        if stream["predict"] and "errorText" not in e:  # loadingFinished: Chromium has the whole response
+            stream["arrivals"].append((stream["bytes"], epoch_ms(stream, e["timestamp"])))
+            try:
+                got = self.cdp.send("Network.getResponseBody", {"requestId": e["requestId"]})
+                body = got["body"]
+                stream["body"] = base64.b64decode(body) if got["base64Encoded"] else body.encode()
+            except PlaywrightError:  # then only its size counts, as with a stream's body missed
+                pass
+        self.done.append(stream)
 
     def take(self) -> list[dict]:
         done, self.done = self.done, []
         return done
 
 
+def epoch_ms(stream: dict, timestamp: float) -> float:
+    """A CDP network `timestamp` of this request's as epoch milliseconds (see the stream's `clock`)."""
+    wall, mono = stream["clock"]
+    return 1000 * (wall + timestamp - mono)
+
+
 def completed_events(streams: list[dict]) -> list[dict]:
     """The `output` of every process_completed message in these streams (Server-Sent Events, JSON data lines),
-    each with `arrived_epoch_ms`: when Chromium had received the whole message."""
+    and of every successful /run/predict response (the same dict, as JSON), each with `arrived_epoch_ms`: when
+    Chromium had received the whole message."""
     out = []
     for s in streams:
         if s["body"] is None:
+            continue
+        if s["predict"]:
+            output = json.loads(s["body"])
+            if "data" in output:  # not an error's payload
+                out.append({**output, "arrived_epoch_ms": s["arrivals"][-1][1]})
             continue
         end = 0
         for line in bytes(s["body"]).split(b"\n"):
@@ -340,7 +365,7 @@ def print_legend() -> None:
         "received by\n   Chromium; page: the rest, what the page spends on it (parse, Svelte, Plotly); "
         "all three p50 ms\n"
         "   figure KB: the attention figure's JSON; stream KB: every byte of the action's event stream "
-        "(min–max over the repetitions)"
+        "(or /run/predict\n   response, for a non-queued event) (min–max over the repetitions)"
     )
 
 
