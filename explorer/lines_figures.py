@@ -93,7 +93,14 @@ def lines_figure(sel: dict) -> go.Figure:
         s, s_keys = ("" if p == 0 else str(p + 1)), str(n_panels + p + 1)
         span = [max(tq, tk) - 0.5, -0.5]
         layout[f"xaxis{s}"] = dict(domain=[x0, x1], range=[-0.06, 1.06], visible=False, fixedrange=True)
-        ticks = dict(tickmode="array", tickfont=dict(size=LABEL_FONT), showgrid=False, zeroline=False)
+        # ticklabeloverflow: see figures.Grid (the labels fit the panel's side by construction: `left`, `right`)
+        ticks = dict(
+            tickmode="array",
+            tickfont=dict(size=LABEL_FONT),
+            showgrid=False,
+            zeroline=False,
+            ticklabeloverflow="allow",
+        )
         layout[f"yaxis{s}"] = dict(
             domain=[y0, y1], anchor=f"x{s}", range=span, fixedrange=True, tickvals=list(range(tq)), ticktext=ys,
             **ticks,

@@ -97,7 +97,8 @@ def render(
     """The step-by-step view of `sel` (or of what the pickers in `values` say) on the trace of `key`.
 
     Sends only what changed since `values[h.shown]`: the query menu and content vs position stay as
-    they are when only the layer, head or query moved; the maps that outline the head only when it did;
+    they are when only the layer, head or query moved; a picker already showing its value, not at all;
+    the maps that outline the head and the lines under them only when it moved;
     the folded panels only while their fold is open (opening it draws them: `on_fold`)."""
     entry = entry_for(shared, key, compute)
     if entry is None:
@@ -108,18 +109,17 @@ def render(
     same_trace, same_kind = was.get("key") == key, was.get("kind") == sel.kind
     same_head = same_trace and same_kind and was.get("layer") == sel.layer and was.get("head") == sel.head
     panels = [*hp.STEPS, "scores_note", "summary", *hp.fold_panels(values.get(h.folds))]
+    picks = {h.kind: sel.kind, h.layer: str(sel.layer + 1), h.head: str(sel.head + 1), h.query: sel.query}
     out = {
-        h.kind: sel.kind,
-        h.layer: str(sel.layer + 1),
-        h.head: str(sel.head + 1),
-        h.query: sel.query,
+        **{c: v for c, v in picks.items() if values.get(c) != v},  # a picker showing it already is left be
         h.shown: {"key": key, **hp.shown_of(sel)},
         h.title: hp.selection_title(tr, sel) + (f"\n\n{md_escape(note)}" if note else ""),
         **step_outputs(shared, h, tr, sel, values, panels),
-        h.stats_now: hp.now_text(sel),
     }
-    if values.get(h.drops) is not None:  # else the line is empty already: a new trace clears it
-        out[h.importance_now] = hp.now_text(sel)
+    if not same_head:  # the lines under the maps that choose a head
+        out[h.stats_now] = hp.now_text(sel)
+        if values.get(h.drops) is not None:  # else the line is empty already: a new trace clears it
+            out[h.importance_now] = hp.now_text(sel)
     if not (same_trace and same_kind):
         n = hv.n_layers(tr, sel.kind)
         out[h.layer] = gr.update(choices=[str(i + 1) for i in range(n)], value=str(sel.layer + 1))
