@@ -102,6 +102,7 @@ def wire(shared: Shared, demo: gr.Blocks, translate, inputs: list, outputs: list
         .replace("__NAMES__", json.dumps(["s", "beam", *names]))
         .replace("__TABS__", tabs)
     )
+    demo.load(None, js=read_js("plot_urls"), **PRIVATE)  # the plots' colour bars follow the address bar
     demo.load(None, js=read_js("link_tabs").replace("__TABS__", tabs), **PRIVATE)  # a tab chosen: its link
     watched = [shared.text, shared.beam, *linked(shared)]
     triggers = [c.change for c in watched[1:]] + [shared.translate_btn.click]

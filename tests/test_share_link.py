@@ -71,6 +71,18 @@ FIGURE = """sel => {
 }"""
 
 
+URL_REFS = """() => {
+  const bases = new Set();
+  for (const el of document.querySelectorAll('.js-plotly-plot [style*="url("], .js-plotly-plot [clip-path]')) {
+    for (const v of [el.style.fill, el.style.stroke, el.getAttribute('clip-path')]) {
+      const m = v && v.match(/url\\(["']?([^#"')]*)#/);
+      if (m) bases.add(m[1]);
+    }
+  }
+  return {here: location.href.split('#')[0], bases: [...bases]};
+}"""
+
+
 def test_in_chromium_a_link_restores_every_parameter_and_a_copied_link_shows_the_same_figure(app_url, shots):
     require_browser()
     from playwright.sync_api import sync_playwright
@@ -133,6 +145,10 @@ def test_in_chromium_a_link_restores_every_parameter_and_a_copied_link_shows_the
             timeout=E2E_WAIT_MS,
         )
         time.sleep(0.5)  # no other redraw on its way
+        # The address bar moved with every change: the plots' colour bars and clip paths (which Plotly names by
+        # the page's full URL, since Gradio's page has a <base>) still refer to this document, so they draw.
+        refs = pg.evaluate(URL_REFS)
+        assert refs["bases"] == [refs["here"]] and "avg=0" in refs["here"], refs
         pg.click("#copy-link")
         copied = pg.evaluate("navigator.clipboard.readText()")
         assert (
