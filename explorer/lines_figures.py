@@ -8,11 +8,11 @@ trace is defaulted, calculated and drawn on its own), shapes about as much as th
 `MIN_WEIGHT` are not drawn (at most 1/MIN_WEIGHT per row and head, whatever the sentence's length): that
 keeps the figure small, and a line that faint cannot be seen anyway.
 
-Showing one query's lines: the legend lists the queries (a dot per query and panel, in legend group "q<i>"),
-so a double-click on a query shows only its dots (again: all), a click hides or shows them; Plotly's legend
-acts on traces only, so every line is named after its query ("q<i>") and explorer/js/lines_legend.js shows
-a query's lines exactly when its dots are. That costs no data per query (a dropdown would carry one
-visibility flag per line for every query). Hovering a query's dot lists its strongest keys per head.
+Showing one query's lines: each query has a dot (a trace in legend group "q<i>") and each line is named
+after its query ("q<i>"); hovering a dot lists the query's strongest keys per head, and
+explorer/js/lines_hover.js hides the other queries' lines meanwhile. That costs no data per query (a
+dropdown would carry one visibility flag per line for every query), and no legend: Plotly's legend, one
+entry per query, cost ~15-25 ms of each draw and a phone screen of its own.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def lines_figure(sel: dict) -> go.Figure:
                     w = float(np.float32(weights[p, h, i, j]))  # the shortest text of the float32 weight
                     lines.append(dict(type="line", xref=f"x{s}", yref=f"y{s}", x0=0, x1=1, y0=i, y1=int(j),
                                       opacity=w, line=line, layer="below", name=f"q{i}"))  # fmt: skip
-        for i in range(tq):  # a dot per query: the legend's entry for its lines, and its hover
+        for i in range(tq):  # a dot per query: its hover, and what shows only its lines
             top_keys = [
                 f"{escape(col_titles[h]) if h < len(col_titles) else ''}: "
                 + ", ".join(f"{xs[j]} {weights[p, h, i, j]:.3f}" for j in np.argsort(-weights[p, h, i])[:3])
@@ -142,7 +142,7 @@ def lines_figure(sel: dict) -> go.Figure:
             queries.append(
                 dict(
                     type="scatter", mode="markers", x=[0], y=[i], name=ys[i], legendgroup=f"q{i}", hoverinfo="all",
-                    showlegend=p == 0, marker=dict(size=10 if hi else 6, color=HIGHLIGHT if hi else "#555"),
+                    showlegend=False, marker=dict(size=10 if hi else 6, color=HIGHLIGHT if hi else "#555"),
                     hovertemplate=f"{ys[i]}<br>" + "<br>".join(top_keys) + "<extra></extra>", **axes,
                 )
             )  # fmt: skip
@@ -159,14 +159,10 @@ def lines_figure(sel: dict) -> go.Figure:
             text=f"{heading}<br><span style='font-size:12px'>{sides}<br>{key}</span>",
         )
     )  # fmt: skip
-    legend = dict(
-        orientation="h", x=0, xanchor="left", y=-12 / plot_h, yanchor="top", font=dict(size=11),
-        title=dict(text="queries (double-click one: only its lines)", side="top"), itemsizing="constant",
-    )  # fmt: skip
+    bottom = 16  # the last row's labels reach half a row below its line
     layout.update(
-        annotations=annotations, shapes=shapes + lines, legend=legend, showlegend=True, hovermode="closest",
-        height=int(top + plot_h + 60 + 24 * (1 + tq // max(1, int(plot_w // 110)))),
-        margin=dict(l=margin_x, r=margin_x, t=top, b=60 + 24 * (1 + tq // max(1, int(plot_w // 110)))),
+        annotations=annotations, shapes=shapes + lines, showlegend=False, hovermode="closest",
+        height=int(top + plot_h + bottom), margin=dict(l=margin_x, r=margin_x, t=top, b=bottom),
         font=dict(family=FONT, size=12), plot_bgcolor="white",
     )  # fmt: skip
     return go.Figure(data=traces + queries, layout=layout, _validate=False)

@@ -253,8 +253,8 @@ def lines_caption(trace: Trace, view: View) -> str:
         "panel per layer (stacked on a phone). "
         f"Pairs under {MIN_WEIGHT} are not drawn: here {int(shown.sum()):,} of {pairs:,} pairs have a line"
         + (", the masked future none" if sel["masked"] is not None else "")
-        + ". Hover a query's dot for its three strongest keys per head; in the legend under the plot, "
-        "double-click a query to show only its lines (double-click again for all), click one to hide them. "
+        + ". Hover a query's dot to see only its lines (in every panel) and its three strongest keys per head; "
+        "move away to see them all. "
         "The step's row is drawn over the others, thicker, its dot orange; dotted marks between labels are "
         "sentence boundaries."
     )

@@ -335,11 +335,13 @@ def test_a_pick_or_click_outside_the_queue_never_runs_the_model_it_hands_over_to
         assert shared.internals.get(key) is None  # the tab never drew this trace
         ran.clear()
         out = call(shared, fast, values)
-        assert set(out) <= {h.retry, h.click} and out[h.retry].startswith(name + " ") and not ran
+        assert set(out) <= {h.retry, h.click, h.shown} and out[h.retry].startswith(name + " ") and not ran
         if name == "click":
             assert out[h.click] == payload  # kept for the queued event, which reads it from the page
+        # The tab, opened by the click meanwhile, leaves the drawing to that event (it would draw its own pick)
+        assert call(shared, head_tab.on_open, {**values, h.shown: out[h.shown]}) == {h.active: True}
         # The queued event (model group) computes the internals once and draws what the fast one would have.
-        retried = call(shared, head_tab.on_retry, {**values, h.retry: out[h.retry]})
+        retried = call(shared, head_tab.on_retry, {**values, h.retry: out[h.retry], h.shown: out[h.shown]})
         assert h.values_plot in retried and retried[h.shown]["head"] == 1 and len(ran) == 1
         # With the internals kept, the fast path draws by itself, the same.
         again = by_id(call(shared, fast, values))

@@ -82,9 +82,10 @@ def test_labels_specials_and_separators_follow_select(tr):
         list(fig.layout.yaxis.ticktext) == sel["y_labels"]
         and list(fig.layout.yaxis2.ticktext) == sel["x_labels"]
     )
-    legend = [t for t in fig.to_dict()["data"] if t.get("showlegend")]
-    assert [t["name"] for t in legend] == sel["y_labels"]  # one legend entry per query: double-click shows
-    assert [t["legendgroup"] for t in legend] == [f"q{i}" for i in range(len(legend))]  # only its lines
+    dots = [t for t in fig.to_dict()["data"] if t.get("legendgroup")]
+    assert [t["name"] for t in dots] == sel["y_labels"]  # one dot per query: hovering it shows only its lines
+    assert [t["legendgroup"] for t in dots] == [f"q{i}" for i in range(len(dots))]  # (lines_hover.js)
+    assert fig.layout.showlegend is False  # no legend: the dots do its work
     fig = lines_figure({**sel, "x_breaks": [1], "y_breaks": [0]})
     assert len(fig.layout.shapes) - len(line_shapes(fig)) == 2  # a separator under each column of labels
 
@@ -120,12 +121,20 @@ def test_the_tab_draws_lines_on_request_and_the_map_unchanged_by_default(page_pa
     assert all(d["type"] == "scatter" for d in fig["data"]) and "opacity the weight" in shown[t.caption]
 
 
-# The query's lines still shown in the live plot (shapes named after their query, explorer/js/lines_legend.js).
-SHOWN_LINES = """() => (document.querySelector('#attention-plot .js-plotly-plot').layout.shapes || [])
-  .filter(s => /^q\\d+$/.test(s.name || '') && s.visible !== false).map(s => s.name)"""
+# The lines on the screen (explorer/js/lines_hover.js hides the paths of the other queries' lines).
+SHOWN_LINES = """() => {
+  const gd = document.querySelector('#attention-plot .js-plotly-plot'), shapes = gd.layout.shapes || [];
+  return [...gd.querySelectorAll('.shapelayer path[data-index]')].filter(p => p.style.display !== 'none')
+    .map(p => shapes[Number(p.dataset.index)].name).filter(n => /^q\\d+$/.test(n || ''));
+}"""
+# Where query i's dot is on the screen (page coordinates).
+DOT = """i => {
+  const gd = document.querySelector('#attention-plot .js-plotly-plot'), L = gd._fullLayout, box = gd.getBoundingClientRect();
+  return {x: box.left + L.xaxis._offset + L.xaxis.l2p(0), y: box.top + L.yaxis._offset + L.yaxis.l2p(i)};
+}"""
 
 
-def test_in_chromium_a_double_click_on_a_query_in_the_legend_leaves_only_its_lines(app_url):
+def test_in_chromium_hovering_a_query_shows_only_its_lines(app_url):
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -138,15 +147,11 @@ def test_in_chromium_a_double_click_on_a_query_in_the_legend_leaves_only_its_lin
         pg.wait_for_function(f"({SHOWN_LINES})().length > 0", timeout=E2E_WAIT_MS)
         every = pg.evaluate(SHOWN_LINES)
         assert len(set(every)) > 2 and every.count("q2")
-        legend = pg.locator("#attention-plot .legend .traces")
-        legend.nth(2).dblclick()  # the third query: only its lines
+        pg.locator("#attention-plot").scroll_into_view_if_needed()
+        dot = pg.evaluate(DOT, 2)
+        pg.mouse.move(dot["x"], dot["y"])  # the third query's dot: only its lines
         pg.wait_for_function(f"({SHOWN_LINES})().every(q => q === 'q2')", timeout=E2E_WAIT_MS)
         assert pg.evaluate(SHOWN_LINES) == [q for q in every if q == "q2"]
-        drawn = "() => document.querySelectorAll('#attention-plot .shapelayer path[data-index]').length"
-        assert pg.evaluate(drawn) == every.count("q2")  # and only those are on the screen
-        legend.nth(2).dblclick()  # again: all of them
+        pg.mouse.move(5, 5)  # away: all of them
         pg.wait_for_function(f"({SHOWN_LINES})().length === {len(every)}", timeout=E2E_WAIT_MS)
-        legend.nth(0).click()  # a click hides the first query's
-        pg.wait_for_function(f"!({SHOWN_LINES})().includes('q0')", timeout=E2E_WAIT_MS)
-        assert pg.evaluate(SHOWN_LINES) == [q for q in every if q != "q0"]
         browser.close()

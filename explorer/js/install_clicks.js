@@ -8,7 +8,9 @@
   const NAME = /^(encoder|decoder|cross):\d+:\d+$/;
   function send(id, gd, ev) {
     const pt = ev && ev.points && ev.points[0];
-    if (!pt) return;
+    const head = pt && typeof pt.customdata === 'string' && NAME.test(pt.customdata) ? pt.customdata : '';
+    // A map's cell, or a head map's named head: not a dot of the lines view, whose row is no label.
+    if (!pt || (!head && pt.data.type !== 'heatmap')) return;
     let panel = '';
     if (pt.xaxis && pt.yaxis) {
       const xd = pt.xaxis.domain, yd = pt.yaxis.domain;
@@ -18,7 +20,6 @@
     }
     const row = Array.isArray(pt.pointNumber) ? pt.pointNumber[0] : pt.pointNumber;
     const x = String(pt.x === undefined ? "" : pt.x);
-    const head = typeof pt.customdata === 'string' && NAME.test(pt.customdata) ? pt.customdata : '';
     window.__headTabClick = JSON.stringify({plot: id, y: String(pt.y === undefined ? '' : pt.y),
       row: typeof row === "number" ? row : null, x: x, panel: panel, head: head, t: Date.now()});
     const btn = document.querySelector('#head-click-btn');

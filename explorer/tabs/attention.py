@@ -43,7 +43,7 @@ HIDDEN_SPECIALS_NOTE = (
     "out, so rows need not sum to 1 (their weight on `<s>`/`</s>` is not shown)."
 )
 WITH_WIDTH = read_js("with_width")
-LINES_LEGEND_JS = read_js("lines_legend")  # the legend's query isolation, for lines drawn as shapes
+LINES_HOVER_JS = read_js("lines_hover")  # a query hovered: only its lines (drawn as shapes)
 
 
 @dataclass
@@ -320,7 +320,7 @@ def wire(shared: Shared, t: AttentionTab) -> None:
         **render,
     )
     t.show_special.change(specials_note, t.show_special, t.specials_note, api_visibility="private")
-    t.display.change(None, js=LINES_LEGEND_JS, api_visibility="private")
+    t.display.change(None, js=LINES_HOVER_JS, api_visibility="private")
     t.step.change(
         bounded(handler(on_step, inputs, shared, t)),
         inputs,

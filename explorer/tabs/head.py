@@ -165,8 +165,8 @@ def on_fold(shared: Shared, h: HeadTab, fold: str, opened: bool, values: dict) -
 
 @refusing("inside a head")
 def on_open(shared: Shared, h: HeadTab, values: dict) -> dict:
-    key = values[shared.trace_state]
-    if key is not None and key == (values[h.shown] or {}).get("key"):
+    key, shown = values[shared.trace_state], values[h.shown] or {}
+    if key is not None and key in (shown.get("key"), shown.get("pending")):  # drawn, or on its way (`fast`)
         return {h.active: True}
     return {h.active: True, **render(shared, h, key, None, values)}
 
@@ -210,11 +210,13 @@ RENDERS = {"pick": on_pick, "click": on_click}  # what `fast` may hand over to `
 def fast(shared: Shared, h: HeadTab, name: str, values: dict) -> dict:
     """RENDERS[name] outside the queue (RENDER_EVENT), from the internals already kept. Without them (the
     tab drew nothing for this trace yet, or they were evicted) it hands over to `on_retry`, queued with
-    the model: `h.retry` changes, and the click it read is kept in `h.click` for it."""
+    the model: `h.retry` changes, and the click it read is kept in `h.click` for it. Meanwhile `h.shown`
+    says a drawing is on its way, so that the tab, opened by the click, does not draw its own selection
+    over it (`on_open`)."""
     try:
         return RENDERS[name](shared, h, values, compute=False)
     except NeedsModel:
-        out = {h.retry: f"{name} {time.monotonic_ns()}"}
+        out = {h.retry: f"{name} {time.monotonic_ns()}", h.shown: {"pending": values[shared.trace_state]}}
         return {**out, h.click: values[h.click]} if h.click in values else out
 
 
