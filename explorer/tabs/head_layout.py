@@ -72,7 +72,7 @@ class HeadTab:
     # Hidden, placed by `wire` outside the tab (a tab's content is not in the page until opened):
     click: gr.Textbox | None = None  # a plot click's JSON, filled in by READ_CLICK_JS
     click_btn: gr.Button | None = None  # clicked by the page's plotly_click listener
-    retry: gr.Textbox | None = None  # a render that needs the model: "pick …" or "click …" (see `fast`)
+    retry: gr.Textbox | None = None  # a render that needs the model: "pick …" or "click …" (head.fast)
 
     @property
     def pickers(self) -> list[gr.components.Component]:
