@@ -204,17 +204,17 @@ def on_click(shared: Shared, h: HeadTab, values: dict, compute: bool = True) -> 
     return {h.active: True, **render(shared, h, key, sel, values, note, compute)}
 
 
-RENDERS = {"pick": on_pick, "click": on_click}  # what `fast` may hand over to `on_retry`, by name
+HANDOVERS = {"pick": on_pick, "click": on_click}  # what `fast` may hand over to `on_retry`, by name
 
 
 def fast(shared: Shared, h: HeadTab, name: str, values: dict) -> dict:
-    """RENDERS[name] outside the queue (RENDER_EVENT), from the internals already kept. Without them (the
+    """HANDOVERS[name] outside the queue (RENDER_EVENT), from the internals already kept. Without them (the
     tab drew nothing for this trace yet, or they were evicted) it hands over to `on_retry`, queued with
     the model: `h.retry` changes, and the click it read is kept in `h.click` for it. Meanwhile `h.shown`
     says a drawing is on its way, so that the tab, opened by the click, does not draw its own selection
     over it (`on_open`)."""
     try:
-        return RENDERS[name](shared, h, values, compute=False)
+        return HANDOVERS[name](shared, h, values, compute=False)
     except NeedsModel:
         out = {h.retry: f"{name} {time.monotonic_ns()}", h.shown: {"pending": values[shared.trace_state]}}
         return {**out, h.click: values[h.click]} if h.click in values else out
@@ -230,7 +230,7 @@ def on_click_fast(shared: Shared, h: HeadTab, values: dict) -> dict:
 
 def on_retry(shared: Shared, h: HeadTab, values: dict) -> dict:
     """What `fast` handed over, in the model's group: the internals computed, then the same render."""
-    fn = RENDERS.get((values[h.retry] or "").split(" ")[0])
+    fn = HANDOVERS.get((values[h.retry] or "").split(" ")[0])
     return fn(shared, h, values) if fn else gr.skip()
 
 
