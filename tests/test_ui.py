@@ -236,3 +236,34 @@ def test_trace_endpoint_explains_a_given_translation(served):
     assert data["forced"] is True and data["target_tokens"] == ["<s>", "我", "爱", "茶", "。"]
     own = client.predict("I love you.", 1, api_name="/trace")  # force left out: the model's own
     assert own["translation"] == "我爱你。" and "forced" not in own
+
+
+def test_a_handler_that_changes_nothing_skips_every_output_through_gradio():
+    """Handlers say "nothing changes" with {} (an unchanged pick, a second look at Compare, a table row that is
+    no hypothesis). Gradio reads a bare {} as one output's value and fails an event with several outputs:
+    through `handler` and `selected` it reaches Gradio as gr.skip(), every output left as it is."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from explorer.tabs.base import handler, selected
+
+    def nothing(values, evt=None):
+        return {}
+
+    with gr.Blocks() as demo:
+        a, b = gr.Textbox("a"), gr.Textbox("b")
+        table = gr.Dataframe([["x"]])
+        bare = gr.Button().click(lambda x: {}, [a], [a, b])
+        through_handler = gr.Button().click(handler(nothing, [a]), [a], [a, b])
+        through_selected = table.select(selected(nothing, [a]), [a], [a, b])
+
+    def call(event, **kwargs):
+        fn = demo.fns[event["id"]]
+        return asyncio.run(demo.process_api(block_fn=fn, inputs=["x"], state=SessionState(demo), **kwargs))
+
+    with pytest.raises(ValueError, match="didn't return enough output values"):
+        call(bare)  # the reference: Gradio's own reading of {}
+    assert call(through_handler)["data"] == [{"__type__": "update"}] * 2
+    clicked = gr.SelectData(table, {"index": [0, 0], "value": "x", "row_value": ["x"]})
+    assert call(through_selected, event_data=clicked)["data"] == [{"__type__": "update"}] * 2

@@ -81,10 +81,16 @@ def handler(fn: Callable, inputs: list, *bound) -> Callable:
     its signature, which Gradio would read to decide what to pass."""
 
     def run(*values):
-        return fn(*bound, dict(zip(inputs, values)))
+        return nothing_is_skip(fn(*bound, dict(zip(inputs, values))))
 
     run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     return run
+
+
+def nothing_is_skip(out):
+    """A handler's {} ("nothing changes") as gr.skip(): Gradio reads an empty dict as the value of one
+    output, so an event with several failed with "didn't return enough output values"."""
+    return gr.skip() if isinstance(out, dict) and not out else out
 
 
 def selected(fn: Callable, inputs: list, *bound) -> Callable:
@@ -93,7 +99,7 @@ def selected(fn: Callable, inputs: list, *bound) -> Callable:
     so the inputs can follow as *values)."""
 
     def run(evt: gr.SelectData, *values):
-        return fn(*bound, dict(zip(inputs, values)), evt)
+        return nothing_is_skip(fn(*bound, dict(zip(inputs, values)), evt))
 
     run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
     return run
