@@ -215,14 +215,19 @@ def pytest_configure(config):
 def app_url(zh_weights, tmp_path_factory):
     from app_process import AppProcess
 
-    app = AppProcess(
-        ["--weights", str(zh_weights), "--threads", "1"], log=tmp_path_factory.mktemp("app") / "app.log"
-    )
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    app = AppProcess(["--weights", str(zh_weights), "--threads", "1"], log=log)
     try:
         app.wait(timeout=90)
         yield app.url
     finally:
         app.stop()
+    # A handler that fails without a word to the visitor still leaves its traceback here: the page
+    # looking right is not enough (an unchanged pick once failed this way on every query-menu blur).
+    text = log.read_text(errors="replace")
+    if "Traceback" in text:
+        start = text.index("Traceback")
+        pytest.fail(f"the app logged a traceback during these browser tests:\n{text[start:start + 3000]}")
 
 
 @pytest.fixture(scope="module")
