@@ -227,7 +227,7 @@ def app_url(zh_weights, tmp_path_factory):
     text = log.read_text(errors="replace")
     if "Traceback" in text:
         start = text.index("Traceback")
-        pytest.fail(f"the app logged a traceback during these browser tests:\n{text[start:start + 3000]}")
+        pytest.fail(f"the app logged a traceback during these browser tests:\n{text[start : start + 3000]}")
 
 
 @pytest.fixture(scope="module")
