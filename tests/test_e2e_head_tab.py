@@ -212,3 +212,41 @@ def test_a_fold_draws_its_plot_when_opened_and_follows_the_pickers(page):
     page.click("#head-title")
     page.wait_for_timeout(500)
     wait_plot(page, "#head-scores-plot", "head 3 · query 3")
+
+
+def animation_frames_per_second(page, seconds: float = 1.0) -> float:
+    """Chromium's animation-frame callbacks on the page's main thread, per second, counted from a trace."""
+    cdp = page.context.new_cdp_session(page)
+    events, done = [], []
+    cdp.on("Tracing.dataCollected", lambda e: events.extend(e["value"]))
+    cdp.on("Tracing.tracingComplete", lambda e: done.append(True))
+    cdp.send("Tracing.start", {"categories": "devtools.timeline", "transferMode": "ReportEvents"})
+    page.wait_for_timeout(seconds * 1000)
+    cdp.send("Tracing.end")
+    while not done:
+        page.wait_for_timeout(50)
+    cdp.detach()
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    main = {thread for thread, name in names.items() if name == "CrRendererMain"}
+    fired = [e for e in events if e.get("name") == "FireAnimationFrame" and (e["pid"], e["tid"]) in main]
+    return len(fired) / seconds
+
+
+def test_switching_kinds_leaves_no_frame_loop_running(page):
+    """Content versus position has a plot for self-attention only. Hidden with visible=False, Gradio unmounted
+    it while its event was pending, and its status tracker kept a frame loop running from then on: one more
+    60-per-second loop for every switch away from a self-attention kind. Now it only collapses."""
+    translate(page, "She is my sister.")
+    page.get_by_role("tab", name="Inside a head").click()
+    wait_plot(page, "#head-scores-plot", "cross-attention · layer 1 · head 1")
+    page.wait_for_timeout(500)
+    before = animation_frames_per_second(page)
+    for kind, title in [("encoder", "encoder self-attention"), ("cross", "cross-attention")] * 3:
+        page.click(f"#head-kind input[type=radio][value='{kind}']")
+        wait_plot(page, "#head-scores-plot", title)
+        # content versus position: drawn for encoder self-attention, collapsed for cross-attention
+        state = "visible" if kind == "encoder" else "hidden"
+        page.wait_for_selector("#head-terms-plot", state=state, timeout=WAIT_MS)
+    page.wait_for_timeout(500)
+    after = animation_frames_per_second(page)
+    assert after < before + 40, (before, after)  # three leaked loops would add ~180 per second

@@ -67,15 +67,15 @@ def test_contributions_are_computed_in_model_group_events_only_and_kept_with_the
     shown = by_id(attention.rerender(shared, t, values))
     assert calls == [] and shared.store.get(key).contributions is None
     assert "Cross-attention" in shown["attention-plot"] and "not computed yet" in shown["maps-caption"]
-    assert shown["share-plot"]["visible"] is False
+    assert shown["share-plot"] == ""  # no figure: it takes no room
     picked = by_id(attention.on_method(shared, t, values))  # the model group: computed once, kept
     assert len(calls) == 1 and shared.store.get(key).contributions is not None
-    assert "ALTI+" in picked["attention-plot"] and picked["share-plot"]["visible"] is True
+    assert "ALTI+" in picked["attention-plot"] and "ALTI+" in picked["share-plot"]
     assert picked["layer"]["interactive"] is False and picked["heads"]["interactive"] is False
     again = by_id(attention.rerender(shared, t, {**values, t.show_special: False}))
     assert len(calls) == 1 and "ALTI+" in again["attention-plot"]  # a toggle only reads them
     back = by_id(attention.on_method(shared, t, {**values, t.method: "weights"}))
-    assert back["layer"]["interactive"] is True and back["share-plot"]["visible"] is False
+    assert back["layer"]["interactive"] is True and back["share-plot"] == ""
     # Translate while a method is picked: computed in the Translate event (the model group) itself
     out = by_id(run(shared, {**translate_values(shared, "I love tea.", 1), t.method: "rollout"}))
     assert len(calls) == 2 and "Attention rollout" in out["attention-plot"]
@@ -175,7 +175,7 @@ def test_plots_carry_a_png_name_from_the_sentence_and_the_width_sets_the_layout(
         return {tuple(v["domain"]) for k, v in layout.items() if k.startswith("xaxis")}
 
     assert len(domains(wide)) == 4 and domains(phone) == {(0.0, 1.0)}  # side by side; stacked on a phone
-    assert wide["large-plot"]["visible"] is False
+    assert wide["large-plot"] == ""
 
 
 def test_one_map_opens_large_in_the_views_kind(page_parts):
@@ -183,9 +183,7 @@ def test_one_map_opens_large_in_the_views_kind(page_parts):
     values = translate_values(
         shared, "I love you.", 1, kind="encoder", heads=("1", "2"), large="layer 2 · head 3"
     )
-    large = by_id(run(shared, values))["large-plot"]
-    assert large["visible"] is True
-    fig = json.loads(large["value"])
+    fig = json.loads(by_id(run(shared, values))["large-plot"])
     maps = [t for t in fig["data"] if t["type"] == "heatmap"]
     assert len(maps) == 1 and any("layer 2 · head 3" in a["text"] for a in fig["layout"]["annotations"])
 
