@@ -334,7 +334,9 @@ def terms_figure(
                 z,
                 lim,
                 showscale=i == 0,
-                colorbar=dict(**bar, ypad=22, title=dict(text="score (red +, blue −)", side="right")),
+                # The title above the bar, not beside it: beside, it takes its width from the bar's,
+                # which on a phone left the bar none (Plotly: "Something went wrong with axis scaling").
+                colorbar=dict(**bar, ypad=22, title=dict(text="score (red +, blue −)", side="top")),
                 customdata=cells,
                 hovertemplate=f"{escape(name)}<br>query %{{customdata[0]}} · key %{{customdata[1]}}<br>%{{z:.4f}}<extra></extra>",
             )

@@ -243,6 +243,8 @@ def page(app_url):
     """The app in headless Chromium at 1400 px, once the first visit's example map is drawn.
 
     `page.dialogs` collects the messages of any dialog (then dismissed): markup must never open one.
+    An error the page's scripts throw and nothing catches fails the test when it ends (a plot Plotly
+    could not draw shows only that).
     """
     from app_process import CHROMIUM, CHROMIUM_ARGS, E2E_WAIT_MS, FIRST_MAP
     from playwright.sync_api import sync_playwright
@@ -252,8 +254,11 @@ def page(app_url):
         pg = browser.new_page(viewport={"width": 1400, "height": 1800})
         pg.dialogs = []
         pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
         pg.goto(app_url)
         pg.wait_for_selector("#source-text textarea, #source-text input", timeout=E2E_WAIT_MS)
         pg.wait_for_selector(FIRST_MAP, timeout=2 * E2E_WAIT_MS)
         yield pg
         browser.close()
+    assert not errors, f"the page threw: {errors[:3]}"

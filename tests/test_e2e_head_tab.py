@@ -185,6 +185,18 @@ def test_phone_width_has_no_sideways_scroll(page, shots):
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     page.screenshot(path=str(shots / "head-phone.png"), full_page=True)
     assert wide <= 390
+    # Content versus position of a long sentence, drawn at phone width (its colour bar's title once left
+    # the bar no length, and Plotly drew nothing: "Something went wrong with axis scaling").
+    long = "When I was a child, my grandmother used to tell me long stories about her village every evening."
+    page.locator("#source-text textarea").fill(long)
+    page.click("#translate-btn")  # the open tab draws the new sentence too
+    page.wait_for_function("() => document.querySelector('#head-status').innerText.includes('grandmother')")
+    page.click("#head-kind input[type=radio][value='encoder']")
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#head-terms-plot .js-plotly-plot');"
+        " return !!(gd && gd._fullLayout && gd.offsetHeight > 600); }",
+        timeout=WAIT_MS,
+    )
 
 
 def test_a_fold_draws_its_plot_when_opened_and_follows_the_pickers(page):
