@@ -24,7 +24,6 @@ const host = element.querySelector('.live-plot');
 let waited = 0, drawn = null, width = 0;
 function draw() {
   const text = props.value;
-  if (host.hasAttribute('data-collapse')) host.toggleAttribute('data-empty', !text);
   if (!window.Plotly) {
     if (text && waited++ < 600) setTimeout(draw, 50);
     return;
@@ -50,17 +49,11 @@ draw();
 """
 
 
-def live_plot(elem_id: str, collapse_empty: bool = False, **kwargs) -> gr.HTML:
-    """A plot that stays on the page; its value is `figure_json`'s text.
-
-    collapse_empty: with no figure ("") it takes no room, for a plot that only some views have. Hiding it
-    with gr.update(visible=False) instead unmounts it while its event is pending, and Gradio's status
-    tracker then keeps a frame loop running for good: one more per hide, for the page's whole life."""
-    # The flag is on the template's <div>: Gradio rewrites the block's own classes on every update.
-    flags = " data-collapse data-empty" if collapse_empty else ""
+def live_plot(elem_id: str, **kwargs) -> gr.HTML:
+    """A plot that stays on the page; its value is `figure_json`'s text."""
     return gr.HTML(
         "",
-        html_template=f'<div class="live-plot"{flags}></div>',
+        html_template='<div class="live-plot"></div>',
         js_on_load=DRAW_JS,
         elem_classes=["live-plot-block"],
         elem_id=elem_id,

@@ -218,7 +218,32 @@ def build(
             tab.wire(shared, shared.tabs[tab.__name__.rsplit(".", 1)[-1]])
         wire_translate(shared, demo)
         api.register(loaded)
+        narrow_progress(demo, gr.Textbox(visible="hidden", elem_id="progress-sink"))
     return demo, shared
+
+
+def narrow_progress(demo: gr.Blocks, sink: gr.Textbox) -> None:
+    """Each event reports its progress on the outputs a visitor watches it on, at most: the plots, text
+    boxes and tables shown from the start; one with hidden progress, and one with none of those, on `sink`.
+
+    At every stage of every event, Gradio's page updates the loading status of each component any
+    event ever reported on (every output, by default: ~50 here, several ms a pass). And an output an
+    event hides while pending (visible=False) leaves its status tracker's frame loop running for good,
+    so no plot that can be hidden (one not shown from the start) is ever a progress target."""
+    for fn in demo.fns.values():
+        shown = (
+            [c for c in fn.outputs if c.visible is True and watched(c)]
+            if fn.show_progress != "hidden"
+            else []
+        )
+        fn.show_progress_on = shown or [sink]
+
+
+def watched(component) -> bool:
+    """A live plot, a text box, a table or a download: where a wait shows."""
+    if isinstance(component, gr.HTML):
+        return "live-plot-block" in (component.elem_classes or [])
+    return isinstance(component, (gr.Textbox, gr.Dataframe, gr.File, gr.DownloadButton))
 
 
 def build_demo(

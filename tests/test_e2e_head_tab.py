@@ -245,9 +245,10 @@ def animation_frames_per_second(page, seconds: float = 1.0) -> float:
 
 
 def test_switching_kinds_leaves_no_frame_loop_running(page):
-    """Content versus position has a plot for self-attention only. Hidden with visible=False, Gradio unmounted
-    it while its event was pending, and its status tracker kept a frame loop running from then on: one more
-    60-per-second loop for every switch away from a self-attention kind. Now it only collapses."""
+    """Content versus position has a plot for self-attention only, hidden for cross-attention. Gradio
+    unmounted it while its event was pending, and its status tracker kept a frame loop running from then on:
+    one more 60-per-second loop for every switch away from a self-attention kind. No event reports its
+    progress on a plot that can be hidden now (page.narrow_progress)."""
     translate(page, "She is my sister.")
     page.get_by_role("tab", name="Inside a head").click()
     wait_plot(page, "#head-scores-plot", "cross-attention · layer 1 · head 1")

@@ -244,7 +244,7 @@ def test_opening_the_tab_draws_the_steps_and_the_trust_checks(shared, key):
     diffs = [float(x) for x in re.findall(r"\*\*([0-9.e+-]+)\*\*", v["head-summary"])]
     assert "match the attention map's row to" in v["head-summary"] and len(diffs) == 3
     assert max(diffs) <= 1e-5
-    assert json.loads(v["head-terms-plot"])["data"] and "to within" in v["head-terms-caption"]
+    assert v["head-terms-plot"]["visible"] is True and "to within" in v["head-terms-caption"]
     # The folds are closed: their panels wait until one opens.
     assert not {"head-kv-plot", "head-out-plot", "head-out-caption"} & set(v)
     # Already drawn for this trace: opening the tab again only marks it open.
@@ -266,7 +266,7 @@ def test_a_query_change_sends_only_what_changed(shared, key):
 def test_picking_cross_attention_hides_the_content_position_split(shared, key):
     h = shared.tabs["head"]
     v = by_id(call(shared, head_tab.on_pick, picked(shared, key, "cross", "1", "1", 0)))
-    assert v["head-terms-plot"] == "" and "Cross-attention's keys" in v["head-terms-caption"]
+    assert v["head-terms-plot"]["visible"] is False and "Cross-attention's keys" in v["head-terms-caption"]
     # Another layer or query of the same head leaves the terms as they are.
     shown = {"key": key, "kind": "cross", "layer": 0, "head": 0, "query": 0}
     again = by_id(call(shared, head_tab.on_pick, picked(shared, key, "cross", "2", "1", 1, {h.shown: shown})))

@@ -67,15 +67,15 @@ def test_contributions_are_computed_in_model_group_events_only_and_kept_with_the
     shown = by_id(attention.rerender(shared, t, values))
     assert calls == [] and shared.store.get(key).contributions is None
     assert "Cross-attention" in shown["attention-plot"] and "not computed yet" in shown["maps-caption"]
-    assert shown["share-plot"] == ""  # no figure: it takes no room
+    assert shown["share-plot"]["visible"] is False
     picked = by_id(attention.on_method(shared, t, values))  # the model group: computed once, kept
     assert len(calls) == 1 and shared.store.get(key).contributions is not None
-    assert "ALTI+" in picked["attention-plot"] and "ALTI+" in picked["share-plot"]
+    assert "ALTI+" in picked["attention-plot"] and picked["share-plot"]["visible"] is True
     assert picked["layer"]["interactive"] is False and picked["heads"]["interactive"] is False
     again = by_id(attention.rerender(shared, t, {**values, t.show_special: False}))
     assert len(calls) == 1 and "ALTI+" in again["attention-plot"]  # a toggle only reads them
     back = by_id(attention.on_method(shared, t, {**values, t.method: "weights"}))
-    assert back["layer"]["interactive"] is True and back["share-plot"] == ""
+    assert back["layer"]["interactive"] is True and back["share-plot"]["visible"] is False
     # Translate while a method is picked: computed in the Translate event (the model group) itself
     out = by_id(run(shared, {**translate_values(shared, "I love tea.", 1), t.method: "rollout"}))
     assert len(calls) == 2 and "Attention rollout" in out["attention-plot"]
@@ -175,7 +175,7 @@ def test_plots_carry_a_png_name_from_the_sentence_and_the_width_sets_the_layout(
         return {tuple(v["domain"]) for k, v in layout.items() if k.startswith("xaxis")}
 
     assert len(domains(wide)) == 4 and domains(phone) == {(0.0, 1.0)}  # side by side; stacked on a phone
-    assert wide["large-plot"] == ""
+    assert wide["large-plot"]["visible"] is False
 
 
 def test_one_map_opens_large_in_the_views_kind(page_parts):
@@ -183,7 +183,9 @@ def test_one_map_opens_large_in_the_views_kind(page_parts):
     values = translate_values(
         shared, "I love you.", 1, kind="encoder", heads=("1", "2"), large="layer 2 · head 3"
     )
-    fig = json.loads(by_id(run(shared, values))["large-plot"])
+    large = by_id(run(shared, values))["large-plot"]
+    assert large["visible"] is True
+    fig = json.loads(large["value"])
     maps = [t for t in fig["data"] if t["type"] == "heatmap"]
     assert len(maps) == 1 and any("layer 2 · head 3" in a["text"] for a in fig["layout"]["annotations"])
 
@@ -265,3 +267,23 @@ def test_a_handler_that_changes_nothing_skips_every_output_through_gradio():
     assert call(through_handler)["data"] == [{"__type__": "update"}] * 2
     clicked = gr.SelectData(table, {"index": [0, 0], "value": "x", "row_value": ["x"]})
     assert call(through_selected, event_data=clicked)["data"] == [{"__type__": "update"}] * 2
+
+
+def test_events_report_progress_only_on_watched_outputs_shown_from_the_start(page_parts):
+    """Gradio's page updates the loading status of every component any event reported on, at every stage of
+    every event, and leaks a frame loop for an output hidden while pending: so progress goes to few
+    outputs, never to one that can be hidden (not shown from the start), and a hidden one to the sink."""
+    demo, shared = page_parts
+    sink = next(c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "progress-sink")
+    events = [fn for fn in demo.fns.values() if fn.fn is not None]
+    hideable = {c.elem_id for c in demo.blocks.values() if isinstance(c, gr.HTML) and c.visible is not True}
+    assert {"large-plot", "share-plot", "head-terms-plot"} <= hideable
+    for fn in events:
+        targets = fn.show_progress_on
+        assert targets and set(targets) <= set(fn.outputs) | {sink}, fn.name
+        assert not hideable & {getattr(c, "elem_id", None) for c in targets}, fn.name
+        if fn.show_progress == "hidden":
+            assert targets == [sink], fn.name
+    translate = next(fn for fn in events if fn.name == "run")
+    ids = {c.elem_id for c in translate.show_progress_on}
+    assert {"translation", "attention-plot"} <= ids and len(ids) < len(translate.outputs) / 2

@@ -123,7 +123,7 @@ def build(shared: Shared) -> AttentionTab:
             label="Open one map large",
             elem_id="large",
         )
-        large_plot = live_plot("large-plot", collapse_empty=True)
+        large_plot = live_plot("large-plot", visible=False)
         with gr.Row():
             with gr.Column(scale=2, min_width=280):
                 step = gr.Slider(
@@ -132,7 +132,7 @@ def build(shared: Shared) -> AttentionTab:
                 step_caption = gr.Markdown()
             with gr.Column(scale=3, min_width=280):
                 step_plot = live_plot("step-plot")
-                share_plot = live_plot("share-plot", collapse_empty=True)
+                share_plot = live_plot("share-plot", visible=False)
         return AttentionTab(
             kind, layer, heads, average, show_special, per_map, words, specials_note, plot, large, large_plot,
             step, step_caption, step_plot, method, note, caption, share_plot, display,
@@ -204,17 +204,18 @@ def render_maps(shared: Shared, t: AttentionTab, tr: Trace, view: View, values: 
     stem = file_stem(tr, "attention" if method == WEIGHTS else method.replace("_", "-"))
     out = {t.plot: figure_json(draw(view), stem)}
     one = None if one_matrix(method) else large_view(view, values[t.large])
-    out[t.large_plot] = ""  # no figure: the plot takes no room (live_plot's collapse_empty)
-    if one is not None:
+    if one is None:
+        out[t.large_plot] = gr.update(visible=False, value=None)
+    else:
         try:
-            out[t.large_plot] = figure_json(draw(one), stem + "-large")
+            out[t.large_plot] = gr.update(visible=True, value=figure_json(draw(one), stem + "-large"))
         except ValueError:  # e.g. layer 3 of a 2-layer encoder
-            pass
+            out[t.large_plot] = gr.update(visible=False, value=None)
     if method == ALTI:
         shares = share_view(tr, view.show_special, view.step)
-        out[t.share_plot] = figure_json(shares, file_stem(tr, "alti-shares"))
+        out[t.share_plot] = gr.update(visible=True, value=figure_json(shares, file_stem(tr, "alti-shares")))
     else:
-        out[t.share_plot] = ""
+        out[t.share_plot] = gr.update(visible=False, value=None)
     layers = tr.n_encoder_layers if view.kind == "encoder" else tr.n_decoder_layers
     subwords = shared.loaded.translator.subwords is not None
     caption = lines_caption(tr, view) if lines else maps_caption(method, view.kind, subwords, layers)

@@ -131,7 +131,7 @@ def render(
     if not (same_trace and same_kind and was.get("head") == sel.head):  # layer 1's terms of this head
         caption, fig = hp.terms_panel(shared.loaded.translator, tr, sel, entry.terms)
         terms = plot_json(fig, f"head-{sel.kind}-1-{sel.head + 1}-terms") if fig else None
-        out.update({h.terms_caption: caption, h.terms_plot: terms or ""})
+        out.update({h.terms_caption: caption, h.terms_plot: gr.update(value=terms, visible=bool(terms))})
     if not same_head and values.get(h.drops) is not None:  # its outline moves to the new head
         out[h.importance_plot] = importance_json(values[h.drops], sel)
     return out

@@ -142,7 +142,7 @@ def build(shared: Shared) -> HeadTab:
 
         gr.Markdown(hp.TERMS_INTRO)
         terms_caption = gr.Markdown(elem_id="head-terms-caption")
-        terms_plot = live_plot("head-terms-plot", collapse_empty=True)
+        terms_plot = live_plot("head-terms-plot", visible=False)  # cross-attention, the first kind, has none
 
         gr.Markdown(hp.ABLATE_INTRO)
         with gr.Row():
