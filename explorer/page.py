@@ -223,8 +223,9 @@ def build(
 
 
 def narrow_progress(demo: gr.Blocks, sink: gr.Textbox) -> None:
-    """Each event reports its progress on the outputs a visitor watches it on, at most: the plots, text
-    boxes and tables shown from the start; one with hidden progress, and one with none of those, on `sink`.
+    """Each event reports its progress only on the outputs a visitor watches: its plots, text boxes, tables
+    and downloads shown from the start. An event with hidden progress, or with none of those, reports on
+    `sink`, a hidden component.
 
     At every stage of every event, Gradio's page updates the loading status of each component any
     event ever reported on (every output, by default: ~50 here, several ms a pass). And an output an
