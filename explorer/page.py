@@ -230,8 +230,11 @@ def narrow_progress(demo: gr.Blocks, sink: gr.Textbox) -> None:
     At every stage of every event, Gradio's page updates the loading status of each component any
     event ever reported on (every output, by default: ~50 here, several ms a pass). And an output an
     event hides while pending (visible=False) leaves its status tracker's frame loop running for good,
-    so no plot that can be hidden (one not shown from the start) is ever a progress target."""
+    so no plot that can be hidden (one not shown from the start) is ever a progress target. An event
+    wired with its own `show_progress_on` keeps it."""
     for fn in demo.fns.values():
+        if fn.show_progress_on:
+            continue
         shown = (
             [c for c in fn.outputs if c.visible is True and watched(c)]
             if fn.show_progress != "hidden"

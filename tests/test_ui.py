@@ -284,6 +284,8 @@ def test_events_report_progress_only_on_watched_outputs_shown_from_the_start(pag
         assert not hideable & {getattr(c, "elem_id", None) for c in targets}, fn.name
         if fn.show_progress == "hidden":
             assert targets == [sink], fn.name
+    measure = next(fn for fn in events if fn.name == "on_importance_click")  # its own targets, kept
+    assert {c.elem_id for c in measure.show_progress_on} == {"importance-caption", "head-importance-plot"}
     translate = next(fn for fn in events if fn.name == "run")
     ids = {c.elem_id for c in translate.show_progress_on}
     assert {"translation", "attention-plot"} <= ids and len(ids) < len(translate.outputs) / 2

@@ -352,7 +352,9 @@ def wire(shared: Shared, h: HeadTab) -> None:
         return on_importance(shared, h, values, progress)
 
     importance_outputs = [h.drops, h.importance_caption, h.importance_plot]
-    h.importance_btn.click(on_importance_click, importance_inputs, importance_outputs, **MODEL_EVENT)
+    # Its progress bar shows on the caption too: the plot is empty (no room) until the first measure.
+    on_caption = dict(MODEL_EVENT, show_progress_on=[h.importance_caption, h.importance_plot])
+    h.importance_btn.click(on_importance_click, importance_inputs, importance_outputs, **on_caption)
     stats_changes = [h.stats_source.input, h.stats_stat.input]
     gr.on(stats_changes, *event(on_stats, stats_inputs), stats_outputs, **VIEW_EVENT)
     for up in h.to_steps:
