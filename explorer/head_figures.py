@@ -423,7 +423,7 @@ def head_grid_figure(
                 zmax=max(zmax, zmin + 1e-9),
                 colorscale=scale,
                 showscale=i == keyed,
-                colorbar=dict(**bar, title=dict(text=escape(colorbar), side="right")),
+                colorbar=dict(**bar, title=dict(text=escape(colorbar), side="top")),  # as terms_figure's
                 customdata=[
                     [f"{kind}:{layer + 1}:{head + 1}" for head in range(n_h)] for layer in range(n_l)
                 ],

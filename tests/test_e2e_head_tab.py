@@ -197,6 +197,16 @@ def test_phone_width_has_no_sideways_scroll(page, shots):
         " return !!(gd && gd._fullLayout && gd.offsetHeight > 600); }",
         timeout=WAIT_MS,
     )
+    # The importance map's colour bar had its title beside it too: at 390 px the bar kept ~20 px.
+    page.click("#importance-btn")
+    page.wait_for_function(
+        "() => !!document.querySelector('#head-importance-plot .js-plotly-plot .colorbar .cbfill')",
+        timeout=WAIT_MS,
+    )
+    bar = page.evaluate(
+        "() => document.querySelector('#head-importance-plot .colorbar .cbfill').getBoundingClientRect().width"
+    )
+    assert bar > 150, bar
 
 
 def test_a_fold_draws_its_plot_when_opened_and_follows_the_pickers(page):
